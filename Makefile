@@ -1,0 +1,68 @@
+# Every step a user or CI runs is a target here. The README's two commands:
+#   make demo   set everything up, run the tutorial against a local socklab, keep the dashboard up
+#   make test   set everything up and run every check and test
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export VIRTUAL_ENV := $(abspath $(VENV))
+export PYO3_PYTHON := $(abspath $(PY))
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+export CARGO_TERM_COLOR := never
+SOCKLAB := target/release/socklab
+
+.PHONY: setup venv system-deps build demo test lint fmt rust-test py-test wheel stubtest bench clean
+
+setup: system-deps venv build
+
+system-deps:
+	bash scripts/install-system-deps.sh
+
+$(VENV)/.installed: requirements-dev.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+build: venv
+	cargo build --release -p socklab
+	maturin develop --release -q
+	$(PY) -c "import usocket, sys; print('usocket', usocket.__file__)"
+
+demo: setup
+	bash scripts/demo.sh
+
+lint: venv
+	cargo fmt --all -- --check
+	cargo clippy --release --workspace --all-targets -- -D warnings
+	$(VENV)/bin/ruff check python tests examples benches scripts
+	$(VENV)/bin/ruff format --check python tests examples benches scripts
+
+fmt: venv
+	cargo fmt --all
+	$(VENV)/bin/ruff format python tests examples benches scripts
+
+rust-test:
+	cargo test --release --workspace
+
+py-test: build
+	$(PY) -m pytest -q tests
+
+stubtest: build
+	$(PY) -m mypy.stubtest usocket._usocket --allowlist python/usocket/stubtest-allowlist.txt
+
+# A wheel builds from the sdist-free tree, as `pip install .` would do.
+wheel: venv
+	maturin build --release -q -o target/wheels
+	ls target/wheels/usocket-*.whl
+
+test: setup lint rust-test stubtest wheel py-test
+
+bench: setup
+	$(PY) benches/usocket_vs_cpython.py
+	$(PY) benches/socklab_bench.py
+
+clean:
+	cargo clean
+	rm -rf $(VENV)
