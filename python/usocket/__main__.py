@@ -1,0 +1,127 @@
+"""Command line: ``python -m usocket run [options] SCRIPT [args...]`` and ``usocket-run``.
+
+``usocket-run SCRIPT`` is the same as ``python -m usocket run SCRIPT``: the console script
+has the ``run`` subcommand built in. Options come before SCRIPT; everything after it is
+the script's own ``sys.argv[1:]``. The run itself is :func:`usocket.runner.run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from usocket.runner import PROFILES, RunOptions, parse_map_rule, run
+
+_DESCRIPTION = (
+    "Run an unmodified QuecPython device script on this PC, with the companion modules "
+    "(utime, _thread, log, checkNet, dataCall, usys, uselect, ...) importable for that run "
+    "only and the script's folder importable as package 'usr'."
+)
+
+_EPILOG = """\
+exit status: the script's (SystemExit code; 1 after an uncaught exception),
+124 when --timeout expires, 130 after Ctrl-C, 2 for bad options.
+example:
+  usocket-run --map 112.125.89.8:37982=127.0.0.1:7000 --timeout 30 main.py
+"""
+
+
+def _non_negative_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"seconds must be finite and >= 0: {text!r}")
+    return value
+
+
+def _map_rule(text: str):  # type: ignore[no-untyped-def]
+    try:
+        return parse_map_rule(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--profile",
+        choices=PROFILES,
+        help="usocket behaviour: quecpython (default, current firmware), legacy (2021 "
+        "firmware) or micropython (upstream MicroPython's socket)",
+    )
+    parser.add_argument(
+        "--net-ready-after",
+        type=_non_negative_seconds,
+        metavar="SECONDS",
+        help="checkNet/dataCall report the network up only SECONDS after the start",
+    )
+    parser.add_argument(
+        "--no-network",
+        action="store_true",
+        help="checkNet/dataCall never report the network up (waitNetworkReady times out)",
+    )
+    parser.add_argument(
+        "--map",
+        type=_map_rule,
+        action="append",
+        default=[],
+        metavar="FROM=TO",
+        help="redirect a hard-coded server: HOST:PORT=HOST:PORT, or HOST=HOST for any "
+        "port (IPv6 in brackets: [::1]:7000); repeatable",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_non_negative_seconds,
+        metavar="SECONDS",
+        help="end the run after SECONDS with exit status 124",
+    )
+    parser.add_argument("script", metavar="SCRIPT", help="the device script (e.g. main.py)")
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the script")
+
+
+def _build_parser(console_script: bool) -> argparse.ArgumentParser:
+    if console_script:
+        parser = argparse.ArgumentParser(
+            prog="usocket-run",
+            description=_DESCRIPTION,
+            epilog=_EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        _add_run_arguments(parser)
+        return parser
+    parser = argparse.ArgumentParser(prog="python -m usocket", description=_DESCRIPTION)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    run_parser = commands.add_parser(
+        "run",
+        help="run a device script",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_run_arguments(run_parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of both ``python -m usocket`` and the ``usocket-run`` console script."""
+    console_script = os.path.basename(sys.argv[0]).startswith("usocket-run")
+    parser = _build_parser(console_script)
+    ns = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    options = RunOptions(
+        script=ns.script,
+        args=list(ns.args),
+        profile=ns.profile,
+        net_ready_after=ns.net_ready_after,
+        no_network=ns.no_network,
+        maps=list(ns.map),
+        timeout=ns.timeout,
+    )
+    if options.no_network and options.net_ready_after is not None:
+        parser.error("--no-network and --net-ready-after exclude each other")
+    sys.exit(run(options))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""QuecPython's ``checkNet`` for device scripts run by ``usocket-run``.
+
+``waitNetworkReady(timeout=60)`` (an alias of ``wait_network_connected``, as in current
+firmware) and ``CheckNetwork(project_name, project_version).wait_network_connected(
+timeout_s=60)`` return ``(stage, state)``: ``(3, 1)`` means SIM ready, registered and data
+call (PDP context) active. A timeout outside 1..3600 raises
+``OSError('timeout_s should be in [1, 3600]s!')``.
+
+The runner decides what the network does, through the environment variables that
+``dataCall`` documents:
+
+* default: ready at once, ``(3, 1)`` without waiting;
+* ``--net-ready-after S`` (``USOCKET_NET_READY_AT``): the call waits until the network is
+  up and returns ``(3, 1)``, or returns ``(3, 0)`` when ``timeout`` ends first;
+* ``--no-network`` (``USOCKET_NO_NETWORK=1``): waits the whole timeout, returns ``(3, 0)``.
+
+The SIM is always ready (``sim.getStatus()`` would be 1); registration always succeeds; only
+the data call stage (3) ever fails. ``CheckNetwork.poweron_print_once()`` prints the
+device's banner with PROJECT_NAME, PROJECT_VERSION, FIRMWARE_VERSION and SIM_CARD_STATUS.
+"""
+
+from __future__ import annotations
+
+import time
+
+import dataCall
+
+#: What FIRMWARE_VERSION shows in the power-on banner.
+FIRMWARE_VERSION = "usocket-rs-PC"
+#: ``sim.getStatus()`` value for "SIM ready".
+SIM_READY = 1
+_SLICE_S = 0.05
+
+
+def _check_timeout(timeout_s: float) -> None:
+    if not isinstance(timeout_s, (int, float)):
+        raise TypeError(f"can't convert {type(timeout_s).__name__} to int")
+    if timeout_s < 1 or timeout_s > 3600:
+        raise OSError("timeout_s should be in [1, 3600]s!")
+
+
+def wait_network_connected(timeout_s: int = 60) -> tuple[int, int]:
+    """Wait up to ``timeout_s`` seconds for the data call; ``(3, 1)`` when it is up."""
+    _check_timeout(timeout_s)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if dataCall.getInfo(1, 0)[2][0] == 1:
+            return (3, 1)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return (3, 0)
+        time.sleep(min(left, _SLICE_S))
+
+
+def waitNetworkReady(timeout: int = 60) -> tuple[int, int]:
+    """Same as :func:`wait_network_connected`."""
+    return wait_network_connected(timeout)
+
+
+class CheckNetwork:
+    """The device's network checker with a power-on banner."""
+
+    def __init__(self, project_name: str, project_version: str) -> None:
+        self.PROJECT_NAME = project_name
+        self.PROJECT_VERSION = project_version
+        self.FIRMWARE_VERSION = FIRMWARE_VERSION
+
+    def poweron_print_once(self) -> None:
+        """Print the banner with project, firmware and SIM status."""
+        print("==================================================")
+        print(f"PROJECT_NAME     : {self.PROJECT_NAME}")
+        print(f"PROJECT_VERSION  : {self.PROJECT_VERSION}")
+        print(f"FIRMWARE_VERSION : {self.FIRMWARE_VERSION}")
+        print(f"SIM_CARD_STATUS  : {SIM_READY}")
+        print("==================================================")
+
+    @staticmethod
+    def check_datacall_status() -> int:
+        """1 if a data call is active, else 0."""
+        return 1 if dataCall.getInfo(1, 0)[2][0] == 1 else 0
+
+    def wait_network_connected(self, timeout_s: int = 60) -> tuple[int, int]:
+        """Same as the module-level :func:`wait_network_connected`."""
+        return wait_network_connected(timeout_s)
