@@ -39,8 +39,9 @@
     filter: 'all', // 'online' | 'all'
     pageOffset: 0, // sessions fetched from the API for the current filter
     pageTotal: 0, // total the API reported for the current filter
-    onlineCount: 0,
-    sessionCount: 0,
+    onlineInMap: 0, // sessions in `sessions` that are online (kept up to date by putSession)
+    onlineExtra: 0, // online sessions the API reported but that were not fetched (beyond a page)
+    sessionExtra: 0, // sessions the API reported that are not in `sessions`
     listeners: new Map(),
     totals: { up: 0, down: 0 },
     statsSeenAt: 0, // last time a {"type":"stats"} event arrived (then totals come from it)
@@ -263,6 +264,11 @@
     const old = model.sessions.get(s.id);
     const next = authoritative ? s : fresher(old, s);
     model.sessions.set(s.id, next);
+    const wasOnline = !!(old && old.online);
+    if (wasOnline !== !!next.online) {
+      model.onlineInMap += next.online ? 1 : -1;
+      dirty.listeners = true;
+    }
     if (!old || old.online !== next.online) dirty.list = true;
     dirty.rows.add(s.id);
     if (s.id === log.sid) dirty.detail = true;
@@ -288,8 +294,6 @@
       for (const s of r.sessions || []) putSession(s, false);
       model.pageOffset = offset + (r.sessions || []).length;
       model.pageTotal = typeof r.total === 'number' ? r.total : model.pageOffset;
-      if (filter === 'all') model.sessionCount = Math.max(model.sessionCount, model.pageTotal);
-      else model.onlineCount = model.pageTotal;
       dirty.list = true;
       dirty.totals = true;
       schedule();
@@ -310,19 +314,21 @@
         onlineIds.add(s.id);
         putSession(s, false);
       }
-      model.onlineCount = typeof on.total === 'number' ? on.total : onlineIds.size;
-      model.sessionCount = typeof all.total === 'number' ? all.total : model.sessions.size;
-      // After a reconnect: sessions we still think online may have ended meanwhile.
-      if ((on.sessions || []).length >= (on.total || 0)) {
+      const onTotal = typeof on.total === 'number' ? on.total : onlineIds.size;
+      model.onlineExtra = Math.max(0, onTotal - onlineIds.size);
+      const allTotal = typeof all.total === 'number' ? all.total : 0;
+      model.sessionExtra = Math.max(0, allTotal - model.sessions.size);
+      // After a reconnect, sessions we still think online may have ended meanwhile: ask for
+      // each (an offline answer wins in putSession; a newer online one changes nothing).
+      if ((on.sessions || []).length >= onTotal) {
         const stale = [];
-        for (const s of model.sessions.values()) if (s.online && !onlineIds.has(s.id)) stale.push(s);
-        for (const s of stale.slice(0, 50)) {
-          api('GET', 'api/sessions/' + s.id).then((fresh) => {
-            putSession(fresh, true);
+        for (const s of model.sessions.values()) if (s.online && !onlineIds.has(s.id)) stale.push(s.id);
+        for (const id of stale.slice(0, 100)) {
+          api('GET', 'api/sessions/' + id).then((fresh) => {
+            putSession(fresh, false);
             schedule();
           }).catch(() => {});
         }
-        for (const s of stale) putSession(Object.assign({}, s, { online: false }), true);
       }
       dirty.totals = true;
       schedule();
@@ -677,16 +683,16 @@
     }
     if (!ev || typeof ev !== 'object') return;
     switch (ev.type) {
-      case 'online': {
-        const old = putSession(ev.session, true);
-        if (!old) model.sessionCount += 1;
-        if (!old || !old.online) model.onlineCount += 1;
+      case 'online':
+        putSession(ev.session, true);
         break;
-      }
       case 'offline': {
         const old = putSession(ev.session, true);
-        if (!old) model.sessionCount += 1;
-        if (!old || old.online) model.onlineCount = Math.max(0, model.onlineCount - 1);
+        // An online session we never fetched: it was counted in onlineExtra.
+        if (!old) {
+          model.onlineExtra = Math.max(0, model.onlineExtra - 1);
+          model.sessionExtra = Math.max(0, model.sessionExtra - 1);
+        }
         break;
       }
       case 'data':
@@ -719,9 +725,10 @@
     const len = typeof m.len === 'number' ? m.len : messageBytes(m).length;
     if (ev.session) {
       const old = putSession(ev.session, true);
-      if (!old) {
-        model.sessionCount += 1;
-        if (ev.session.online) model.onlineCount += 1;
+      if (!old && ev.session.online) {
+        // Traffic of an online session we never fetched: it was counted in onlineExtra.
+        model.onlineExtra = Math.max(0, model.onlineExtra - 1);
+        model.sessionExtra = Math.max(0, model.sessionExtra - 1);
       }
     }
     if (!statsActive()) {
@@ -764,7 +771,7 @@
   let stream = null;
   let retryMs = RETRY_MIN_MS;
   let retryTimer = null;
-  let everOpened = false;
+  let missedEvents = false; // set by a stream error: the next open must catch up
 
   function setStreamState(st, text) {
     const chip = $('stream-state');
@@ -783,8 +790,8 @@
       retryMs = RETRY_MIN_MS;
       setStreamState('live', 'live');
       // Events missed while disconnected are recovered from the API.
-      if (everOpened) resync();
-      everOpened = true;
+      if (missedEvents) resync();
+      missedEvents = false;
     };
     const handler = (e) => onEvent(e.data);
     es.onmessage = handler;
@@ -795,6 +802,7 @@
       if (stream !== es) return;
       es.close();
       stream = null;
+      missedEvents = true;
       setStreamState('error', 'reconnecting in ' + Math.round(retryMs / 1000) + ' s');
       retryTimer = setTimeout(connect, retryMs);
       retryMs = Math.min(retryMs * 2, RETRY_MAX_MS);
@@ -853,6 +861,10 @@
     const options = [el('option', null, 'all listeners')];
     options[0].value = '';
     const sorted = [...model.listeners.values()].sort((a, b) => a.id - b.id);
+    const onlineBy = new Map();
+    for (const s of model.sessions.values()) {
+      if (s.online) onlineBy.set(s.listener_id, (onlineBy.get(s.listener_id) || 0) + 1);
+    }
     for (const l of sorted) {
       const li = el('li', 'listener');
       li.dataset.testid = 'listener-row';
@@ -863,7 +875,9 @@
       li.appendChild(name);
       const meta = el('span', 'listener-meta muted');
       const rules = (l.auto_replies || []).length;
-      meta.textContent = (typeof l.online === 'number' ? l.online + ' online' : '') +
+      // Every online session is in the model unless the API had more than a page of them.
+      const online = model.onlineExtra === 0 ? (onlineBy.get(l.id) || 0) : l.online;
+      meta.textContent = (typeof online === 'number' ? online + ' online' : '') +
         (rules ? ' \u00b7 ' + rules + ' auto-repl' + (rules === 1 ? 'y' : 'ies') : '');
       li.appendChild(meta);
       const label = el('label', 'check');
@@ -1003,8 +1017,8 @@
   }
 
   function renderTotals() {
-    $('total-online').textContent = fmtInt(model.onlineCount);
-    $('total-sessions').textContent = fmtInt(Math.max(model.sessionCount, model.sessions.size));
+    $('total-online').textContent = fmtInt(model.onlineInMap + model.onlineExtra);
+    $('total-sessions').textContent = fmtInt(model.sessions.size + model.sessionExtra);
     const up = $('total-up');
     const down = $('total-down');
     up.textContent = fmtBytes(model.totals.up);
