@@ -337,3 +337,32 @@ def test_event_stream_reconnects_and_catches_up(blank, socklab, devices):
     # And the stream is live again: new traffic shows up without a reload.
     dev.send(b"back")
     expect(blank.payloads()).to_have_text(["while away", "back"])
+
+
+def test_echo_toggle_and_auto_reply_rules(dash, devices):
+    """Echo mode and auto-reply rules set from the dashboard act on the device's traffic."""
+    listener = dash.page.locator('[data-testid="listener-row"][data-listener-id="0"]')
+    echo = listener.get_by_test_id("listener-echo")
+    echo.check()
+    expect(listener).to_have_attribute("data-echo", "true")  # the server confirmed it
+    dev = devices()
+    dev.send(b"abc")
+    assert dev.recv_exactly(3) == b"abc"
+    echo.uncheck()
+    expect(listener).to_have_attribute("data-echo", "false")
+
+    listener.get_by_test_id("listener-rules").click()
+    editor = dash.testid("rules-editor")
+    editor.get_by_test_id("rule-add").click()
+    rule = editor.get_by_test_id("rule-row").last
+    rule.get_by_test_id("rule-match").select_option("regex")
+    rule.get_by_test_id("rule-pattern").fill("([")
+    rule.get_by_test_id("rule-reply").fill("pong")
+    editor.get_by_test_id("rules-save").click()
+    expect(dash.testid("error-banner")).to_have_attribute("data-status", "400")
+    rule.get_by_test_id("rule-match").select_option("exact")
+    rule.get_by_test_id("rule-pattern").fill("ping")
+    editor.get_by_test_id("rules-save").click()
+    expect(editor).to_be_hidden()
+    dev.send(b"ping\r\n")
+    assert dev.recv_exactly(4) == b"pong"

@@ -869,6 +869,7 @@
       const li = el('li', 'listener');
       li.dataset.testid = 'listener-row';
       li.dataset.listenerId = String(l.id);
+      li.dataset.echo = l.echo ? 'true' : 'false'; // the server's state, not the checkbox's
       const name = el('span', 'listener-name');
       name.appendChild(el('span', 'proto proto-' + l.proto, l.proto));
       name.appendChild(el('span', 'mono', ' ' + l.addr));
@@ -889,6 +890,12 @@
       label.appendChild(box);
       label.appendChild(document.createTextNode(' echo'));
       li.appendChild(label);
+      const rulesBtn = el('button', 'small', 'rules');
+      rulesBtn.type = 'button';
+      rulesBtn.title = 'Edit auto-reply rules';
+      rulesBtn.dataset.testid = 'listener-rules';
+      rulesBtn.addEventListener('click', () => openRules(l.id));
+      li.appendChild(rulesBtn);
       items.push(li);
       const opt = el('option', null, l.proto + ' ' + l.addr);
       opt.value = String(l.id);
@@ -898,6 +905,116 @@
     list.replaceChildren(...items);
     select.replaceChildren(...options);
     select.value = options.some((o) => o.value === chosen) ? chosen : '';
+  }
+
+  // ------------------------------------------------------------------ auto-reply rules
+
+  const MATCH_KINDS = [
+    ['exact', 'text equals'],
+    ['hex', 'contains hex'],
+    ['regex', 'matches regex'],
+  ];
+
+  function option(value, label, selected) {
+    const o = el('option', null, label);
+    o.value = value;
+    o.selected = value === selected;
+    return o;
+  }
+
+  function ruleRow(rule) {
+    const row = el('div', 'rule');
+    row.dataset.testid = 'rule-row';
+    const match = el('select', 'rule-match');
+    match.dataset.testid = 'rule-match';
+    match.setAttribute('aria-label', 'Match kind');
+    for (const [v, label] of MATCH_KINDS) match.appendChild(option(v, label, rule.match || 'exact'));
+    const pattern = el('input', 'rule-pattern mono');
+    pattern.dataset.testid = 'rule-pattern';
+    pattern.placeholder = 'pattern';
+    pattern.value = rule.pattern || '';
+    const replyMode = el('select', 'rule-reply-mode');
+    replyMode.dataset.testid = 'rule-reply-mode';
+    replyMode.setAttribute('aria-label', 'Reply format');
+    const isHex = rule.reply_hex != null && rule.reply_text == null;
+    replyMode.append(option('text', 'reply text', isHex ? 'hex' : 'text'), option('hex', 'reply hex', isHex ? 'hex' : 'text'));
+    const reply = el('input', 'rule-reply mono');
+    reply.dataset.testid = 'rule-reply';
+    reply.placeholder = 'reply';
+    reply.value = (isHex ? rule.reply_hex : rule.reply_text) || '';
+    const remove = el('button', 'row-close', '\u00d7');
+    remove.type = 'button';
+    remove.title = 'Remove rule';
+    remove.dataset.testid = 'rule-remove';
+    remove.addEventListener('click', () => row.remove());
+    const l1 = el('div', 'rule-line');
+    l1.append(match, pattern, remove);
+    const l2 = el('div', 'rule-line');
+    l2.append(replyMode, reply);
+    row.append(l1, l2);
+    return row;
+  }
+
+  /** Opens the rule editor of one listener, filled with its current rules. */
+  function openRules(id) {
+    const l = model.listeners.get(id);
+    const box = $('rules-editor');
+    if (!l) return;
+    box.dataset.listenerId = String(id);
+    const head = el('div', 'rules-head', 'Auto-replies of ' + l.proto + ' ' + l.addr);
+    const rows = el('div', 'rules-rows');
+    for (const rule of l.auto_replies || []) rows.appendChild(ruleRow(rule));
+    const add = el('button', 'link-btn', '+ add rule');
+    add.type = 'button';
+    add.dataset.testid = 'rule-add';
+    add.addEventListener('click', () => rows.appendChild(ruleRow({})));
+    const save = el('button', 'primary small', 'Save');
+    save.type = 'button';
+    save.dataset.testid = 'rules-save';
+    save.addEventListener('click', () => saveRules(id, rows, save));
+    const cancel = el('button', 'small', 'Cancel');
+    cancel.type = 'button';
+    cancel.addEventListener('click', closeRules);
+    const actions = el('div', 'rules-actions');
+    actions.append(add, cancel, save);
+    const hint = el('div', 'hint', 'First match answers. Text equals ignores one trailing line end.');
+    box.replaceChildren(head, rows, actions, hint);
+    box.hidden = false;
+  }
+
+  function closeRules() {
+    const box = $('rules-editor');
+    box.hidden = true;
+    box.replaceChildren();
+  }
+
+  async function saveRules(id, rows, button) {
+    const rules = [];
+    for (const row of rows.querySelectorAll('[data-testid="rule-row"]')) {
+      const pattern = row.querySelector('.rule-pattern').value;
+      const reply = row.querySelector('.rule-reply').value;
+      if (!pattern && !reply) continue;
+      const hex = row.querySelector('.rule-reply-mode').value === 'hex';
+      rules.push({
+        match: row.querySelector('.rule-match').value,
+        pattern,
+        reply_text: hex ? null : reply,
+        reply_hex: hex ? reply.replace(/[\s:]/g, '') : null,
+      });
+    }
+    button.disabled = true;
+    try {
+      const l = await api('PUT', 'api/listeners/' + id + '/auto-replies', { rules });
+      if (l && l.id != null) model.listeners.set(l.id, l);
+      dirty.listeners = true;
+      schedule();
+      hideError();
+      closeRules();
+    } catch (e) {
+      showError('Saving auto-reply rules', e);
+    } finally {
+      button.disabled = false;
+    }
   }
 
   // ------------------------------------------------------------------ rendering
