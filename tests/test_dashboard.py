@@ -310,6 +310,8 @@ def test_fast_device_keeps_the_page_bounded(dash, devices):
     expect(dash.testid("detail-bytes-up")).to_have_text("2,048,000")
     assert dash.page.locator('[data-testid="log-row"]').count() <= 500
     expect(dash.testid("total-up")).to_have_text("2.0 MiB")
+    # The throughput chart saw the burst (its peak over the last 60 s is not zero).
+    expect(dash.testid("throughput-chart")).not_to_have_attribute("data-peak-up", "0")
 
 
 def test_event_stream_reconnects_and_catches_up(blank, socklab, devices):

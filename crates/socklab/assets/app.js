@@ -417,6 +417,11 @@
     log.buffer.push(...recent);
     $('log-info').textContent = 'loading\u2026';
     try {
+      if (!model.sessions.has(sid)) {
+        // Selected from the URL or an old page: fetch it (a 404 shows as an error).
+        putSession(await api('GET', 'api/sessions/' + sid), false);
+        if (gen !== log.gen) return;
+      }
       const s = model.sessions.get(sid);
       const guess = s ? (s.msgs_up || 0) + (s.msgs_down || 0) : 0;
       let offset = Math.max(0, guess - LOG_CAP);
@@ -621,7 +626,11 @@
     const nowSec = Math.floor(Date.now() / 1000);
     const up = chartSeries('up', nowSec);
     const down = chartSeries('down', nowSec);
-    const max = niceMax(Math.max(...up, ...down));
+    const peakUp = Math.max(...up);
+    const peakDown = Math.max(...down);
+    const max = niceMax(Math.max(peakUp, peakDown));
+    canvas.dataset.peakUp = String(peakUp); // bytes/s, for tests and curious users
+    canvas.dataset.peakDown = String(peakDown);
     const css = getComputedStyle(document.documentElement);
     const top = 12;
     const plotH = h - top - 2;
@@ -765,6 +774,10 @@
     model.statsSeenAt = Date.now();
     model.totals.up = ev.bytes_up;
     model.totals.down = ev.bytes_down;
+    if (typeof ev.online === 'number') {
+      // The server's exact count: online sessions not in the model are the difference.
+      model.onlineExtra = Math.max(0, ev.online - model.onlineInMap);
+    }
     dirty.totals = true;
   }
 
@@ -810,12 +823,17 @@
   }
 
   let resyncQueued = false;
+  let resyncAt = 0;
+  /** Resyncs run at most this often (a lagging stream may report lag every second). */
+  const RESYNC_MIN_MS = 2000;
 
   function resync() {
     if (resyncQueued) return;
     resyncQueued = true;
+    const wait = Math.max(100, resyncAt + RESYNC_MIN_MS - Date.now());
     setTimeout(() => {
       resyncQueued = false;
+      resyncAt = Date.now();
       loadSessions(true);
       loadCounts();
       loadListeners();
@@ -825,7 +843,7 @@
         log.sid = null;
         select(sid);
       }
-    }, 100);
+    }, wait);
   }
 
   // ------------------------------------------------------------------ listeners
