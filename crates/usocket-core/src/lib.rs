@@ -1,1 +1,36 @@
-//! Placeholder; see issue 2.
+//! The socket engine behind QuecPython's `usocket` on a PC: OS sockets with the device's
+//! semantics (modes and timeouts, errno numbering, the FIN rule, lwIP TCP states), and no
+//! knowledge of Python.
+//!
+//! # Layout
+//!
+//! * [`error`]: [`Error`], the device errno numbers and their uerrno names.
+//! * [`profile`]: the process-wide [`Profile`] (quecpython, legacy, micropython) and the
+//!   constant tables each profile exposes.
+//! * [`interrupt`]: the 100 ms wait slice, the caller's [`Checkpoint`] and the per-thread
+//!   stop marks used by `_thread.stop_thread`.
+//! * `fd`: the descriptor with an in-flight count, so `close()` from another thread wakes
+//!   blocked calls and the real `close(2)` waits until none is inside a syscall.
+//! * `sys`: the thin `libc` wrappers; one choke point turns `-1` into an errno.
+//! * [`addr`]: address parsing, resolution and formatting (`getaddrinfo`).
+//! * [`addrmap`]: the runner's `--map` rules applied before resolution.
+//! * [`socket`]: [`Socket`], one method per `usocket` method.
+//! * `stream`: the read buffer shared by `recv`, `read` and `readline`.
+//! * [`state`]: Linux `TCP_INFO` states translated to lwIP's numbering.
+#![deny(missing_docs)]
+
+pub mod addr;
+pub mod addrmap;
+pub mod error;
+mod fd;
+pub mod interrupt;
+pub mod profile;
+pub mod socket;
+pub mod state;
+mod stream;
+mod sys;
+
+pub use error::{Error, Result};
+pub use interrupt::{Checkpoint, Waiter};
+pub use profile::Profile;
+pub use socket::{Mode, Socket};

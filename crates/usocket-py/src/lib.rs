@@ -1,1 +1,45 @@
-//! Placeholder; see issue 2.
+//! `usocket._usocket`: the PyO3 layer over `usocket-core`. It extracts arguments, releases
+//! the GIL around every call that can block, and turns core errors into the device's
+//! exceptions. The Python package `usocket` re-exports it per profile.
+//!
+//! # Layout
+//!
+//! * `sock`: the `socket` class, one method per device method.
+//! * `hooks`: `getaddrinfo`, `inet_pton`/`inet_ntop` and the private hooks (profile,
+//!   thread stop, address map, constant tables).
+//! * `args`: argument extraction (addresses, send data, sizes, buffers).
+//! * `run`: running a core call detached with a signal checkpoint; receive buffers.
+//! * `errors`: the one `OSError` constructor and `DeviceCompatibilityWarning`.
+
+mod args;
+mod errors;
+mod hooks;
+mod run;
+mod sock;
+
+use pyo3::prelude::*;
+
+/// The whole Python surface of the extension, in one place.
+#[pymodule]
+mod _usocket {
+    use pyo3::prelude::*;
+
+    #[pymodule_export]
+    use crate::sock::PySocket;
+
+    #[pymodule_export]
+    use crate::hooks::{
+        _clear_thread_stop, _constants, _get_profile, _request_thread_stop, _reset_warnings,
+        _set_address_map, _set_profile, getaddrinfo, inet_ntop, inet_pton,
+    };
+
+    #[pymodule_init]
+    fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        let py = m.py();
+        m.add(
+            "DeviceCompatibilityWarning",
+            py.get_type::<crate::errors::DeviceCompatibilityWarning>(),
+        )?;
+        Ok(())
+    }
+}

@@ -1,0 +1,115 @@
+//! The socket's descriptor, safe to close from another thread.
+//!
+//! `close()` must wake a thread blocked in `recv`/`accept`/`connect` on the same socket
+//! without the classic fd-reuse race (closing a descriptor another thread is about to use,
+//! which may by then name a different file). So every call holds a [`Guard`] (an in-flight
+//! count) while it uses the descriptor; `close()` marks the handle closed and calls
+//! `shutdown(2)`, which on Linux wakes every waiter on the socket (TCP, UDP, listening and
+//! connecting sockets alike), and the real `close(2)` runs when the last guard drops.
+
+use crate::error::{Error, Result, errno};
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+/// An owned descriptor with an in-flight count and a deferred close.
+#[derive(Debug)]
+pub(crate) struct Handle {
+    /// The OS descriptor; valid until `released` is set.
+    fd: RawFd,
+    /// Set by `close()`: new calls fail with EBADF, running ones stop at their next check.
+    closed: AtomicBool,
+    /// Calls currently using `fd`; `close(2)` waits for this to reach zero.
+    inflight: AtomicUsize,
+    /// Set once `close(2)` has run, so it runs exactly once.
+    released: AtomicBool,
+}
+
+/// Proof that a call may use the descriptor; dropping it may perform a deferred close.
+pub(crate) struct Guard<'a> {
+    handle: &'a Handle,
+}
+
+impl Handle {
+    /// Takes ownership of `fd`.
+    pub(crate) fn new(fd: RawFd) -> Handle {
+        Handle {
+            fd,
+            closed: AtomicBool::new(false),
+            inflight: AtomicUsize::new(0),
+            released: AtomicBool::new(false),
+        }
+    }
+
+    /// Enters a call: `Err(OSError(9))` if the socket is closed.
+    pub(crate) fn enter(&self) -> Result<Guard<'_>> {
+        self.inflight.fetch_add(1, Ordering::SeqCst);
+        let guard = Guard { handle: self };
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(Error::Os(errno::EBADF));
+        }
+        Ok(guard)
+    }
+
+    /// Whether `close()` has been called.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// The descriptor, or -1 after `close()`.
+    pub(crate) fn raw(&self) -> RawFd {
+        if self.is_closed() { -1 } else { self.fd }
+    }
+
+    /// Closes the socket: idempotent; wakes blocked calls; `close(2)` once none is inside.
+    pub(crate) fn close(&self) {
+        // Hold a guard so a call leaving meanwhile cannot release the fd under shutdown().
+        self.inflight.fetch_add(1, Ordering::SeqCst);
+        let _guard = Guard { handle: self };
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        // SAFETY: fd is still open (released only after inflight reaches zero, and we hold
+        // one). ENOTCONN from an unconnected socket is expected and ignored.
+        unsafe { libc::shutdown(self.fd, libc::SHUT_RDWR) };
+    }
+
+    fn release_if_idle(&self) {
+        if self.inflight.load(Ordering::SeqCst) == 0
+            && self.closed.load(Ordering::SeqCst)
+            && !self.released.swap(true, Ordering::SeqCst)
+        {
+            // SAFETY: no call holds a guard and none can enter (closed is set), so nobody
+            // uses fd any more; `released` makes this the only close.
+            unsafe { libc::close(self.fd) };
+        }
+    }
+}
+
+impl Guard<'_> {
+    /// The descriptor, valid while the guard lives.
+    pub(crate) fn fd(&self) -> RawFd {
+        self.handle.fd
+    }
+
+    /// Whether `close()` was called while this call was running.
+    pub(crate) fn closed(&self) -> bool {
+        self.handle.is_closed()
+    }
+}
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        if self.handle.inflight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.handle.release_if_idle();
+        }
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        if !self.released.swap(true, Ordering::SeqCst) {
+            // SAFETY: we own fd and nothing else can use it once the handle is dropped.
+            unsafe { libc::close(self.fd) };
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! Sending, receiving, accepting and connecting, all through one wait driver ([`Socket::io`]).
+
+use super::{Mode, Socket};
+use crate::addr;
+use crate::error::{Error, Result, errno};
+use crate::fd::Guard;
+use crate::interrupt::{self, Checkpoint, Waiter};
+use crate::profile::{self, Profile};
+use crate::sys::{self, Errno};
+use socket2::SockAddr;
+use std::mem::MaybeUninit;
+use std::sync::atomic::Ordering;
+
+impl Socket {
+    /// Runs `op` until it completes, in the socket's mode (or non-blocking when `dontwait`).
+    ///
+    /// Blocking: `op` is a blocking syscall the kernel ends after one slice; EAGAIN/EINTR
+    /// run the checkpoint and retry. Timed: poll one slice (bounded by `w`'s deadline) then
+    /// `op` with `MSG_DONTWAIT`; the deadline gives `OSError(110)`. Non-blocking: `op` once,
+    /// EAGAIN is `OSError(11)`. If `close()` ran meanwhile the result is `OSError(9)`.
+    pub(super) fn io<T>(
+        &self,
+        g: &Guard<'_>,
+        w: &Waiter,
+        events: i16,
+        dontwait: bool,
+        check: Checkpoint<'_>,
+        mut op: impl FnMut(i32) -> std::result::Result<T, Errno>,
+    ) -> Result<T> {
+        let closed_or = |r: Result<T>| {
+            if g.closed() {
+                Err(Error::Os(errno::EBADF))
+            } else {
+                r
+            }
+        };
+        let mode = if dontwait {
+            Mode::NonBlocking
+        } else {
+            self.mode()
+        };
+        if mode == Mode::NonBlocking {
+            return closed_or(op(libc::MSG_DONTWAIT).map_err(Error::os));
+        }
+        interrupt::check_thread_stop()?;
+        loop {
+            if mode == Mode::Blocking {
+                match op(0) {
+                    Err(libc::EAGAIN) | Err(libc::EINTR) => {}
+                    r => return closed_or(r.map_err(Error::os)),
+                }
+            } else {
+                match sys::poll_one(g.fd(), events, w.next_slice()?) {
+                    Ok(0) | Err(libc::EINTR) => {}
+                    Ok(_) => match op(libc::MSG_DONTWAIT) {
+                        Err(libc::EAGAIN) | Err(libc::EINTR) => {}
+                        r => return closed_or(r.map_err(Error::os)),
+                    },
+                    Err(e) => return closed_or(Err(Error::os(e))),
+                }
+            }
+            if g.closed() {
+                return Err(Error::Os(errno::EBADF));
+            }
+            interrupt::between_slices(check)?;
+        }
+    }
+
+    /// `send(data)`: loops until every byte is written, the timeout expires (returns the
+    /// partial count, or `OSError(110)` if nothing went out) or, non-blocking, the buffer is
+    /// full (partial count, or `OSError(11)`). `send(b'')` is 0, or `OSError(110)` in the
+    /// legacy profile. `flags` are extra `MSG_*` flags (micropython profile).
+    pub fn send(&self, data: &[u8], flags: i32, check: Checkpoint<'_>) -> Result<usize> {
+        let g = self.handle.enter()?;
+        if data.is_empty() {
+            return if profile::current() == Profile::Legacy {
+                Err(Error::Os(errno::ETIMEDOUT))
+            } else {
+                Ok(0)
+            };
+        }
+        let w = self.waiter();
+        let dontwait = flags & libc::MSG_DONTWAIT != 0;
+        let mut sent = 0;
+        while sent < data.len() {
+            let rest = &data[sent..];
+            match self.io(&g, &w, libc::POLLOUT, dontwait, check, |f| {
+                sys::send(g.fd(), rest, f | flags)
+            }) {
+                Ok(n) => sent += n,
+                Err(Error::Os(errno::EAGAIN | errno::ETIMEDOUT)) if sent > 0 => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(sent)
+    }
+
+    /// `sendall(data)`: like [`send`](Self::send), but a partial write is `OSError(110)`
+    /// (`OSError(11)` on a non-blocking socket).
+    pub fn sendall(&self, data: &[u8], check: Checkpoint<'_>) -> Result<()> {
+        let sent = self.send(data, 0, check)?;
+        if sent < data.len() {
+            let code = if self.mode() == Mode::NonBlocking {
+                errno::EAGAIN
+            } else {
+                errno::ETIMEDOUT
+            };
+            return Err(Error::Os(code));
+        }
+        Ok(())
+    }
+
+    /// `sendto(data, (host, port))`: one datagram. The host must be numeric (a name is
+    /// `ValueError("invalid arguments")`) unless an address-map rule rewrote it.
+    pub fn sendto(
+        &self,
+        data: &[u8],
+        host: &str,
+        port: u16,
+        flags: i32,
+        check: Checkpoint<'_>,
+    ) -> Result<usize> {
+        let g = self.handle.enter()?;
+        let dest = addr::destination(self.family, host, port, true)?;
+        let w = self.waiter();
+        let dontwait = flags & libc::MSG_DONTWAIT != 0;
+        self.io(&g, &w, libc::POLLOUT, dontwait, check, |f| {
+            sys::sendto(g.fd(), data, f | flags, &dest)
+        })
+    }
+
+    /// `recv(bufsize)` into `buf`: waits for at least one byte, returns how many arrived.
+    ///
+    /// Bytes `readline` buffered come first. On a stream whose peer closed, the FIN rule
+    /// applies ([`Socket::on_eof`]). Timeout: `OSError(110)`; non-blocking with nothing to
+    /// read: `OSError(11)`; reset: `OSError(104)`; closed: `OSError(9)`.
+    pub fn recv(
+        &self,
+        buf: &mut [MaybeUninit<u8>],
+        flags: i32,
+        check: Checkpoint<'_>,
+    ) -> Result<usize> {
+        self.recv_from(buf, flags, check).map(|(n, _)| n)
+    }
+
+    /// `recvfrom(bufsize)` into `buf`: the count and the sender (the peer for TCP).
+    pub fn recvfrom(
+        &self,
+        buf: &mut [MaybeUninit<u8>],
+        flags: i32,
+        check: Checkpoint<'_>,
+    ) -> Result<(usize, Option<(String, u16)>)> {
+        let (n, addr) = self.recv_from(buf, flags, check)?;
+        let addr = match addr {
+            Some(a) => Some(a),
+            None => {
+                let g = self.handle.enter()?;
+                sys::peer_addr(g.fd()).ok()
+            }
+        };
+        Ok((n, addr.as_ref().map(addr::split)))
+    }
+
+    fn recv_from(
+        &self,
+        buf: &mut [MaybeUninit<u8>],
+        flags: i32,
+        check: Checkpoint<'_>,
+    ) -> Result<(usize, Option<SockAddr>)> {
+        let g = self.handle.enter()?;
+        let peek = flags & libc::MSG_PEEK != 0;
+        {
+            let mut rb = self.rbuf.lock().unwrap_or_else(|e| e.into_inner());
+            if !rb.is_empty() {
+                return Ok((rb.copy_out(buf, peek), None));
+            }
+        }
+        if buf.is_empty() && self.is_stream() {
+            return Ok((0, None));
+        }
+        let w = self.waiter();
+        let dontwait = flags & libc::MSG_DONTWAIT != 0;
+        let (n, from) = self.io(&g, &w, libc::POLLIN, dontwait, check, |f| {
+            if self.is_stream() {
+                sys::recv(g.fd(), buf, f | flags).map(|n| (n, None))
+            } else {
+                sys::recvfrom(g.fd(), buf, f | flags)
+            }
+        })?;
+        if n == 0 {
+            self.on_eof()?;
+        }
+        Ok((n, from))
+    }
+
+    /// `accept()`: the new connection (blocking, no timeout, whatever the listener's mode)
+    /// and the peer's `(ip, port)`. Timeout: `OSError(110)`; non-blocking with no pending
+    /// connection: `OSError(11)`; closed (also from another thread): `OSError(9)`.
+    pub fn accept(&self, check: Checkpoint<'_>) -> Result<(Socket, (String, u16))> {
+        let g = self.handle.enter()?;
+        let w = self.waiter();
+        let (fd, peer) = self.io(&g, &w, libc::POLLIN, false, check, |_| sys::accept(g.fd()))?;
+        let conn = Socket::from_accepted(fd, self.family, self.kind)?;
+        Ok((conn, addr::split(&peer)))
+    }
+
+    /// `connect((host, port))`: host names are resolved (after the address map).
+    ///
+    /// Device profiles: a second `connect()` on a stream socket (after success or failure)
+    /// is `OSError(114)`; refused is `OSError(104)`; a DNS failure `OSError(-202)` (202 in
+    /// legacy). Timeout: `OSError(110)`; non-blocking: `OSError(115)` once started; closed
+    /// (also from another thread while connecting): `OSError(9)`.
+    pub fn connect(&self, host: &str, port: u16, check: Checkpoint<'_>) -> Result<()> {
+        let g = self.handle.enter()?;
+        if self.is_stream()
+            && profile::current().is_device()
+            && self.connect_attempted.swap(true, Ordering::SeqCst)
+        {
+            return Err(Error::Os(errno::EALREADY));
+        }
+        let dest = addr::destination(self.family, host, port, false)?;
+        let mode = self.mode();
+        if mode == Mode::NonBlocking || !self.is_stream() {
+            return sys::connect(g.fd(), &dest).map_err(Error::os);
+        }
+        sys::set_nonblocking(g.fd(), true).map_err(Error::os)?;
+        let started = sys::connect(g.fd(), &dest);
+        sys::set_nonblocking(g.fd(), false).map_err(Error::os)?;
+        match started {
+            Ok(()) => return Ok(()),
+            Err(libc::EINPROGRESS) => {}
+            Err(e) => return Err(Error::os(e)),
+        }
+        let w = self.waiter();
+        interrupt::check_thread_stop()?;
+        loop {
+            let revents = sys::poll_one(g.fd(), libc::POLLOUT, w.next_slice()?);
+            if g.closed() {
+                return Err(Error::Os(errno::EBADF));
+            }
+            match revents {
+                Ok(0) | Err(libc::EINTR) => interrupt::between_slices(check)?,
+                Ok(_) => break,
+                Err(e) => return Err(Error::os(e)),
+            }
+        }
+        match sys::getsockopt_int(g.fd(), libc::SOL_SOCKET, libc::SO_ERROR) {
+            Ok(0) => Ok(()),
+            Ok(e) | Err(e) => Err(Error::os(e)),
+        }
+    }
+}

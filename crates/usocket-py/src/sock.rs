@@ -1,0 +1,452 @@
+//! The `usocket.socket` class: argument extraction, then the core call detached.
+
+use crate::args::{self, Data, RawBuffer, int_arg, size_arg};
+use crate::errors::{Leniency, to_py};
+use crate::run::{BytesOut, announce_mappings, detached, write_to};
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyTuple};
+use usocket_core::profile::{self, Profile};
+use usocket_core::socket::{OptValue, ReadOutcome, SetOpt};
+use usocket_core::{Mode, Socket};
+
+/// A QuecPython socket: TCP or UDP, IPv4 or IPv6, and a byte stream itself.
+#[pyclass(name = "socket", module = "usocket", frozen)]
+pub struct PySocket {
+    /// The engine; every method below is one call into it.
+    inner: Socket,
+}
+
+/// Rejects the `flags` argument outside the micropython profile (the device's methods
+/// take no flags), and returns it as an int.
+fn flags_arg(flags: Option<&Bound<'_, PyAny>>, method: &str, max_args: usize) -> PyResult<i32> {
+    match flags {
+        None => Ok(0),
+        Some(_) if profile::current() != Profile::MicroPython => {
+            Err(PyTypeError::new_err(format!(
+                "function {method}() takes {max_args} positional arguments but {} were given",
+                max_args + 1
+            )))
+        }
+        Some(f) => Ok(int_arg(f, "flags")?.clamp(0, i64::from(i32::MAX)) as i32),
+    }
+}
+
+fn core_err(py: Python<'_>, e: usocket_core::Error) -> PyErr {
+    to_py(py, e, None)
+}
+
+impl PySocket {
+    fn wrap(py: Python<'_>, inner: Socket) -> PyResult<Bound<'_, PySocket>> {
+        Bound::new(py, PySocket { inner })
+    }
+
+    fn bytes_read<'py>(
+        py: Python<'py>,
+        outcome: ReadOutcome<Vec<u8>>,
+    ) -> Option<Bound<'py, PyBytes>> {
+        match outcome {
+            ReadOutcome::Data(v) => Some(PyBytes::new(py, &v)),
+            ReadOutcome::WouldBlock => None,
+        }
+    }
+}
+
+#[pymethods]
+impl PySocket {
+    /// `socket(af=AF_INET, type=SOCK_STREAM, proto=0)`: positional only, like the device.
+    #[new]
+    #[pyo3(signature = (af = 2, r#type = 1, proto = 0, /))]
+    fn py_new(py: Python<'_>, af: i32, r#type: i32, proto: i32) -> PyResult<PySocket> {
+        let inner = Socket::new(af, r#type, proto).map_err(|e| core_err(py, e))?;
+        Ok(PySocket { inner })
+    }
+
+    /// Closes the socket (idempotent); wakes threads blocked on it with `OSError(9)`.
+    fn close(&self) {
+        self.inner.close();
+    }
+
+    /// `bind((host, port))`; `''` is every interface.
+    fn bind(&self, py: Python<'_>, address: &Bound<'_, PyAny>) -> PyResult<()> {
+        let a = args::address(address)?;
+        let sock = &self.inner;
+        detached(py, |_| sock.bind(&a.host, a.port))
+    }
+
+    /// `listen([backlog])`.
+    #[pyo3(signature = (backlog = None, /))]
+    fn listen(&self, py: Python<'_>, backlog: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let backlog = match backlog {
+            Some(b) => int_arg(b, "backlog")?.clamp(0, i64::from(i32::MAX)) as i32,
+            None => 0,
+        };
+        self.inner.listen(backlog).map_err(|e| core_err(py, e))
+    }
+
+    /// `accept()` → `(conn, ip, port)`; `(conn, (ip, port))` in the micropython profile.
+    fn accept<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let sock = &self.inner;
+        let (conn, (ip, port)) = detached(py, |check| sock.accept(check))?;
+        let conn = PySocket::wrap(py, conn)?;
+        if profile::current().accept_three_tuple() {
+            PyTuple::new(
+                py,
+                [
+                    conn.into_any(),
+                    ip.into_pyobject(py)?.into_any(),
+                    port.into_pyobject(py)?.into_any(),
+                ],
+            )
+        } else {
+            let addr = (ip, port).into_pyobject(py)?.into_any();
+            PyTuple::new(py, [conn.into_any(), addr])
+        }
+    }
+
+    /// `connect((host, port))`; host names are resolved.
+    fn connect(&self, py: Python<'_>, address: &Bound<'_, PyAny>) -> PyResult<()> {
+        let a = args::address(address)?;
+        let sock = &self.inner;
+        let r = detached(py, |check| sock.connect(&a.host, a.port, check));
+        announce_mappings(py);
+        r
+    }
+
+    /// `send(data)` → bytes written; `str` is sent as UTF-8.
+    #[pyo3(signature = (data, flags = None, /))]
+    fn send(
+        &self,
+        py: Python<'_>,
+        data: &Bound<'_, PyAny>,
+        flags: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<usize> {
+        let flags = flags_arg(flags, "send", 2)?;
+        let data = Data::extract(data)?;
+        let bytes = data.as_bytes()?;
+        if bytes.is_empty() && profile::current() == Profile::QuecPython && !self.inner.is_closed()
+        {
+            Leniency::SendEmpty.warn_once(py)?;
+        }
+        let sock = &self.inner;
+        detached(py, |check| sock.send(bytes, flags, check))
+    }
+
+    /// `sendall(data)`.
+    fn sendall(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let data = Data::extract(data)?;
+        let bytes = data.as_bytes()?;
+        let sock = &self.inner;
+        detached(py, |check| sock.sendall(bytes, check))
+    }
+
+    /// `sendto(data, (ip, port))` (`sendto(data, flags, address)` in micropython).
+    #[pyo3(signature = (data, flags_or_address, address = None, /))]
+    fn sendto(
+        &self,
+        py: Python<'_>,
+        data: &Bound<'_, PyAny>,
+        flags_or_address: &Bound<'_, PyAny>,
+        address: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<usize> {
+        let (flags, address) = match address {
+            None => (0, flags_or_address),
+            Some(a) => (flags_arg(Some(flags_or_address), "sendto", 3)?, a),
+        };
+        let data = Data::extract(data)?;
+        let a = args::address(address)?;
+        let bytes = data.as_bytes()?;
+        let sock = &self.inner;
+        let r = detached(py, |check| {
+            sock.sendto(bytes, &a.host, a.port, flags, check)
+        });
+        announce_mappings(py);
+        r
+    }
+
+    /// `recv(bufsize)` → `bytes`.
+    #[pyo3(signature = (bufsize, flags = None, /))]
+    fn recv<'py>(
+        &self,
+        py: Python<'py>,
+        bufsize: &Bound<'py, PyAny>,
+        flags: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let n = size_arg(bufsize, "buffersize")?;
+        let flags = flags_arg(flags, "recv", 2)?;
+        let mut out = BytesOut::new(py, n)?;
+        let buf = out.as_uninit_mut();
+        let sock = &self.inner;
+        let got = detached(py, |check| sock.recv(buf, flags, check))?;
+        out.finish(py, got)
+    }
+
+    /// `recvfrom(bufsize)` → `(bytes, (ip, port))`.
+    #[pyo3(signature = (bufsize, flags = None, /))]
+    fn recvfrom<'py>(
+        &self,
+        py: Python<'py>,
+        bufsize: &Bound<'py, PyAny>,
+        flags: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let n = size_arg(bufsize, "buffersize")?;
+        let flags = flags_arg(flags, "recvfrom", 2)?;
+        let mut out = BytesOut::new(py, n)?;
+        let buf = out.as_uninit_mut();
+        let sock = &self.inner;
+        let (got, from) = detached(py, |check| sock.recvfrom(buf, flags, check))?;
+        let data = out.finish(py, got)?;
+        let addr = from.unwrap_or_default().into_pyobject(py)?;
+        PyTuple::new(py, [data.into_any(), addr.into_any()])
+    }
+
+    /// `read([n])`: `n` bytes (fewer only at end of stream), or everything until the end.
+    #[pyo3(signature = (size = None, /))]
+    fn read<'py>(
+        &self,
+        py: Python<'py>,
+        size: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let want = match size {
+            None => None,
+            Some(s) if s.is_none() => None,
+            Some(s) => {
+                let n = int_arg(s, "size")?;
+                if n < 0 {
+                    None
+                } else {
+                    Some(size_arg(s, "size")?)
+                }
+            }
+        };
+        let sock = &self.inner;
+        let outcome = detached(py, |check| sock.read(want, check))?;
+        Ok(PySocket::bytes_read(py, outcome))
+    }
+
+    /// `readinto(buf[, nbytes])` → bytes read into `buf`.
+    #[pyo3(signature = (buf, nbytes = None, /))]
+    fn readinto(
+        &self,
+        py: Python<'_>,
+        buf: &Bound<'_, PyAny>,
+        nbytes: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Option<usize>> {
+        let mut raw = RawBuffer::get(buf, true)?;
+        let limit = match nbytes {
+            Some(n) => Some(size_arg(n, "nbytes")?),
+            None => None,
+        };
+        let slice = raw.as_uninit_mut();
+        let len = limit.map_or(slice.len(), |l| l.min(slice.len()));
+        let target = &mut slice[..len];
+        let sock = &self.inner;
+        match detached(py, |check| sock.readinto(target, check))? {
+            ReadOutcome::Data(n) => Ok(Some(n)),
+            ReadOutcome::WouldBlock => Ok(None),
+        }
+    }
+
+    /// `readline([limit])`: one line including `\n` (or `limit` bytes, or what is left at
+    /// the end of the stream).
+    #[pyo3(signature = (limit = None, /))]
+    fn readline<'py>(
+        &self,
+        py: Python<'py>,
+        limit: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let limit = match limit {
+            None => None,
+            Some(l) if l.is_none() => None,
+            Some(l) => usize::try_from(int_arg(l, "limit")?).ok(),
+        };
+        if limit == Some(0) {
+            return Ok(Some(PyBytes::new(py, b"")));
+        }
+        let sock = &self.inner;
+        if let Some(line) = sock.buffered_line(limit, |s| PyBytes::new(py, s)) {
+            return Ok(Some(line));
+        }
+        let w = sock.waiter();
+        loop {
+            match detached(py, |check| sock.fill_buffer(&w, check))? {
+                ReadOutcome::Data(0) => {
+                    if let Some(rest) = sock.take_buffered(limit, |s| PyBytes::new(py, s)) {
+                        return Ok(Some(rest));
+                    }
+                    sock.end_of_stream().map_err(|e| core_err(py, e))?;
+                    return Ok(Some(PyBytes::new(py, b"")));
+                }
+                ReadOutcome::Data(_) => {
+                    if let Some(line) = sock.buffered_line(limit, |s| PyBytes::new(py, s)) {
+                        return Ok(Some(line));
+                    }
+                }
+                ReadOutcome::WouldBlock => {
+                    return Ok(sock.take_buffered(limit, |s| PyBytes::new(py, s)));
+                }
+            }
+        }
+    }
+
+    /// `write(buf[, max_len])` or `write(buf, off, max_len)` → bytes written.
+    #[pyo3(signature = (buf, off_or_len = None, max_len = None, /))]
+    fn write(
+        &self,
+        py: Python<'_>,
+        buf: &Bound<'_, PyAny>,
+        off_or_len: Option<&Bound<'_, PyAny>>,
+        max_len: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Option<usize>> {
+        let data = Data::extract(buf)?;
+        let bytes = data.as_bytes()?;
+        let (off, len) = match (off_or_len, max_len) {
+            (None, _) => (0, bytes.len()),
+            (Some(l), None) => (0, size_arg(l, "length")?),
+            (Some(o), Some(l)) => (
+                size_arg(o, "offset")?.min(bytes.len()),
+                size_arg(l, "length")?,
+            ),
+        };
+        let rest = &bytes[off..];
+        let part = &rest[..len.min(rest.len())];
+        if part.is_empty() {
+            return Ok(Some(0));
+        }
+        let sock = &self.inner;
+        match detached(py, |check| sock.send(part, 0, check)) {
+            Ok(n) => Ok(Some(n)),
+            Err(e) if is_errno(py, &e, 11) && !profile::current().streams_raise_eagain() => {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `makefile(...)` → the socket itself (the socket is its own stream).
+    #[pyo3(signature = (*args))]
+    fn makefile<'py>(
+        slf: &Bound<'py, Self>,
+        args: &Bound<'py, PyTuple>,
+    ) -> PyResult<Bound<'py, Self>> {
+        if args.len() > 2 {
+            return Err(PyTypeError::new_err(format!(
+                "function makefile() takes at most 3 positional arguments but {} were given",
+                args.len() + 1
+            )));
+        }
+        Ok(slf.clone())
+    }
+
+    /// The OS descriptor (-1 after close), usable with `select`/`selectors`.
+    fn fileno(&self) -> i32 {
+        self.inner.fileno()
+    }
+
+    /// `setblocking(flag)`: true blocks without limit, false never blocks.
+    fn setblocking(&self, py: Python<'_>, flag: &Bound<'_, PyAny>) -> PyResult<()> {
+        let mode = if flag.is_truthy()? {
+            Mode::Blocking
+        } else {
+            Mode::NonBlocking
+        };
+        self.inner.set_mode(mode).map_err(|e| core_err(py, e))
+    }
+
+    /// `settimeout(value)`: `None` blocks, 0 never blocks, x > 0 waits x seconds.
+    fn settimeout(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let seconds = if value.is_none() {
+            None
+        } else if value.is_instance_of::<pyo3::types::PyString>()
+            || value.is_instance_of::<PyBytes>()
+        {
+            return Err(PyTypeError::new_err(format!(
+                "can't convert {} to float",
+                args::type_name(value)
+            )));
+        } else {
+            Some(value.extract::<f64>()?)
+        };
+        let mode = Mode::from_timeout_secs(seconds).map_err(|e| core_err(py, e))?;
+        self.inner.set_mode(mode).map_err(|e| core_err(py, e))
+    }
+
+    /// `setsockopt(level, optname, value)`; unknown device options print a warning line.
+    fn setsockopt(
+        &self,
+        py: Python<'_>,
+        level: &Bound<'_, PyAny>,
+        optname: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let level = int_arg(level, "level")?.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
+        let optname =
+            int_arg(optname, "optname")?.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
+        let device = profile::current().is_device();
+        let holder;
+        let value = if args::is_int(value) {
+            OptValue::Int(int_arg(value, "value")?)
+        } else if device && optname != 2 && optname != 4 {
+            OptValue::Int(0) // the device ignores the value of options it does not implement
+        } else if device {
+            return Err(PyTypeError::new_err(format!(
+                "value must be int, not {}",
+                args::type_name(value)
+            )));
+        } else {
+            holder = RawBuffer::get(value, false)?;
+            OptValue::Bytes(holder.as_slice())
+        };
+        match self
+            .inner
+            .setsockopt(level, optname, value)
+            .map_err(|e| core_err(py, e))?
+        {
+            SetOpt::Applied => Ok(()),
+            SetOpt::NotImplemented => {
+                write_to(
+                    py,
+                    "stdout",
+                    "Warning: lwip.setsockopt() option not implemented\n",
+                );
+                Ok(())
+            }
+        }
+    }
+
+    /// `getsocketsta()`: the TCP state in lwIP numbering (0–10), 0 for UDP, -1 after close.
+    fn getsocketsta(&self) -> i32 {
+        self.inner.tcp_state()
+    }
+
+    /// `sock.getaddrinfo(host, port)`: the tutorial's call on an instance. It works here
+    /// (delegating to `usocket.getaddrinfo`) and warns once: the device has no such method.
+    #[pyo3(signature = (*args))]
+    fn getaddrinfo<'py>(
+        &self,
+        py: Python<'py>,
+        args: &Bound<'py, PyTuple>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        Leniency::InstanceGetaddrinfo.warn_once(py)?;
+        let module = py.import("usocket")?;
+        module.getattr("getaddrinfo")?.call1(args.clone())
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<socket fd={} state={}>",
+            self.inner.fileno(),
+            self.inner.tcp_state()
+        )
+    }
+}
+
+fn is_errno(py: Python<'_>, err: &PyErr, errno: i32) -> bool {
+    err.is_instance_of::<pyo3::exceptions::PyOSError>(py)
+        && err
+            .value(py)
+            .getattr("errno")
+            .and_then(|e| e.extract::<i32>())
+            .ok()
+            == Some(errno)
+}
