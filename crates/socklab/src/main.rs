@@ -1,1 +1,90 @@
-fn main() {}
+//! The `socklab` binary: parses flags, then serves until SIGINT/SIGTERM, or exports.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+use socklab::cli::{Cli, Command};
+use socklab::{Server, shutdown};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_level = if cli.quiet {
+        "socklab=warn"
+    } else {
+        "socklab=info"
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match &cli.command {
+        Some(Command::Export { session, db, .. }) => export(*session, db.clone()),
+        None => serve(&cli),
+    }
+}
+
+fn export(session: u64, db: Option<std::path::PathBuf>) -> ExitCode {
+    let db = db.unwrap_or_else(socklab::config::default_db_path);
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let result = socklab::store::export_jsonl(&db, session, &mut out);
+    let _ = out.flush();
+    match result {
+        Ok(Some(_)) => ExitCode::SUCCESS,
+        Ok(None) => {
+            eprintln!("socklab export: no session {session} in {}", db.display());
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("socklab export: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(cli: &Cli) -> ExitCode {
+    let config = cli.config();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("socklab: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let server = Server::bind(config.clone()).await?;
+        let addrs = server.addrs();
+        let query = addrs
+            .token
+            .as_ref()
+            .map(|t| format!("?token={t}"))
+            .unwrap_or_default();
+        let listeners: Vec<String> = (addrs.tcp.iter().map(|a| format!("tcp {a}")))
+            .chain(addrs.udp.iter().map(|a| format!("udp {a}")))
+            .collect();
+        println!("socklab: devices on {}", listeners.join(", "));
+        println!("socklab: dashboard http://{}/{query}", addrs.http);
+        if let Some(token) = &addrs.token {
+            println!("socklab: API token {token} (Authorization: Bearer TOKEN)");
+        }
+        println!(
+            "socklab: history in {}; type help for commands",
+            config.db.display()
+        );
+        server.run(shutdown::signal()).await
+    });
+    // The stdin reader thread may still be blocked in a read; do not wait for it.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("socklab: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

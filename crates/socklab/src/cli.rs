@@ -1,0 +1,171 @@
+//! Command-line interface: `socklab [OPTIONS]` serves, `socklab export` dumps a session.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::{Config, DEFAULT_DEVICE_PORT, DEFAULT_HTTP_PORT, default_db_path, parse_addr};
+use crate::rules::Rule;
+
+/// socklab: the TCP/UDP server your device scripts talk to. Watch devices come online,
+/// read what they send, send data down, keep the history; console, HTTP API and dashboard.
+#[derive(Debug, Parser)]
+#[command(name = "socklab", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// A subcommand; without one, socklab serves.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// TCP device listener HOST:PORT, [IPV6]:PORT or PORT (= 127.0.0.1:PORT); repeatable.
+    /// Without --tcp and --udp: both on 127.0.0.1:34187.
+    #[arg(long = "tcp", value_name = "ADDR", value_parser = parse_addr)]
+    pub tcp: Vec<std::net::SocketAddr>,
+
+    /// UDP device listener (same forms as --tcp); repeatable.
+    #[arg(long = "udp", value_name = "ADDR", value_parser = parse_addr)]
+    pub udp: Vec<std::net::SocketAddr>,
+
+    /// Dashboard and HTTP API address. A non-loopback address requires a token.
+    #[arg(long, value_name = "ADDR", value_parser = parse_addr,
+          default_value_t = std::net::SocketAddr::from(([127, 0, 0, 1], DEFAULT_HTTP_PORT)))]
+    pub http: std::net::SocketAddr,
+
+    /// SQLite database [default: socklab.db in the user data directory].
+    #[arg(long, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+
+    /// Delete the oldest closed sessions while the database is larger than this.
+    #[arg(long, value_name = "MB")]
+    pub max_db_mb: Option<u64>,
+
+    /// Do not print live events on the console (commands still work).
+    #[arg(long, short)]
+    pub quiet: bool,
+
+    /// Require this token on every API call and the dashboard (generated and printed
+    /// when --http is not loopback and no token is given).
+    #[arg(long, value_name = "TOKEN")]
+    pub token: Option<String>,
+
+    /// Seconds of silence after which a UDP peer goes offline (fractions allowed).
+    #[arg(long, value_name = "SECS", default_value_t = 120.0, value_parser = parse_secs)]
+    pub udp_idle_timeout: f64,
+
+    /// Start every listener in echo mode (send back what arrives).
+    #[arg(long)]
+    pub echo: bool,
+
+    /// Auto-reply rule MATCHER=>REPLY, repeatable, first match wins. MATCHER is
+    /// exact:TEXT (whole read, a trailing \r\n or \n ignored), hex:HEX (contains bytes) or
+    /// regex:RE; REPLY is text:TEXT or hex:HEX. TEXT understands \r \n \t \0 \\ \xHH.
+    /// Example: --auto-reply 'exact:1234567890=>text:0123456789'
+    #[arg(long = "auto-reply", value_name = "RULE", value_parser = Rule::parse_flag)]
+    pub auto_reply: Vec<Rule>,
+
+    /// Write {"http", "tcp", "udp", "token"} as JSON to PATH once listening.
+    #[arg(long, value_name = "PATH")]
+    pub ready_file: Option<PathBuf>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write one session's messages to stdout, one JSON object per line.
+    Export {
+        /// Session id.
+        session: u64,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
+        format: ExportFormat,
+        /// SQLite database [default: socklab.db in the user data directory].
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+    },
+}
+
+/// Export formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// One JSON message object per line.
+    Jsonl,
+}
+
+fn parse_secs(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v < 1e9 => Ok(v),
+        _ => Err(format!("{s:?} is not a positive number of seconds")),
+    }
+}
+
+impl Cli {
+    /// The server configuration these flags describe.
+    pub fn config(&self) -> Config {
+        let (mut tcp, mut udp) = (self.tcp.clone(), self.udp.clone());
+        if tcp.is_empty() && udp.is_empty() {
+            let default = std::net::SocketAddr::from(([127, 0, 0, 1], DEFAULT_DEVICE_PORT));
+            tcp.push(default);
+            udp.push(default);
+        }
+        Config {
+            tcp,
+            udp,
+            http: self.http,
+            db: self.db.clone().unwrap_or_else(default_db_path),
+            max_db_bytes: self.max_db_mb.map(|mb| mb.saturating_mul(1024 * 1024)),
+            token: self.token.clone().filter(|t| !t.is_empty()),
+            udp_idle_timeout: Duration::from_secs_f64(self.udp_idle_timeout),
+            echo: self.echo,
+            auto_replies: self.auto_reply.clone(),
+            console_input: true,
+            console_live: !self.quiet,
+            ready_file: self.ready_file.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// No listener flags means the tutorial's port on loopback for both protocols.
+    #[test]
+    fn defaults_to_tutorial_port() {
+        let cfg = Cli::parse_from(["socklab"]).config();
+        assert_eq!(cfg.tcp, vec!["127.0.0.1:34187".parse().unwrap()]);
+        assert_eq!(cfg.udp, cfg.tcp);
+        assert_eq!(cfg.http, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(cfg.udp_idle_timeout, Duration::from_secs(120));
+    }
+
+    /// Repeated flags, rules and the export subcommand parse; bad values are errors.
+    #[test]
+    fn flags_parse() {
+        let cli = Cli::parse_from([
+            "socklab",
+            "--tcp",
+            "9000",
+            "--tcp",
+            "[::1]:9001",
+            "--auto-reply",
+            "exact:a=>text:b",
+            "--udp-idle-timeout",
+            "0.5",
+            "--max-db-mb",
+            "2",
+        ]);
+        let cfg = cli.config();
+        assert_eq!(cfg.tcp.len(), 2);
+        assert!(cfg.udp.is_empty());
+        assert_eq!(cfg.auto_replies.len(), 1);
+        assert_eq!(cfg.max_db_bytes, Some(2 * 1024 * 1024));
+        let cli = Cli::parse_from(["socklab", "export", "7", "--format", "jsonl"]);
+        assert!(matches!(
+            cli.command,
+            Some(Command::Export { session: 7, .. })
+        ));
+        assert!(Cli::try_parse_from(["socklab", "--auto-reply", "x"]).is_err());
+        assert!(Cli::try_parse_from(["socklab", "--udp-idle-timeout", "-1"]).is_err());
+        assert!(Cli::try_parse_from(["socklab", "--tcp", "nohost:1"]).is_err());
+    }
+}

@@ -1,0 +1,103 @@
+//! What a server runs with. The CLI ([`crate::cli`]) builds a [`Config`]; tests build one
+//! with [`Config::for_test`] (everything on loopback port 0).
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::rules::Rule;
+
+/// The tutorial's port, used when no listener is given.
+pub const DEFAULT_DEVICE_PORT: u16 = 34187;
+
+/// Default dashboard/API port.
+pub const DEFAULT_HTTP_PORT: u16 = 8080;
+
+/// Default UDP idle timeout.
+pub const DEFAULT_UDP_IDLE: Duration = Duration::from_secs(120);
+
+/// Everything a server needs to start.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// TCP device listeners, in order (their index is the listener id; TCP ones first).
+    pub tcp: Vec<SocketAddr>,
+    /// UDP device listeners, numbered after the TCP ones.
+    pub udp: Vec<SocketAddr>,
+    /// Dashboard and API address.
+    pub http: SocketAddr,
+    /// SQLite database file.
+    pub db: PathBuf,
+    /// Retention: delete oldest closed sessions while the database exceeds this.
+    pub max_db_bytes: Option<u64>,
+    /// API token. `None` on a loopback `http` means no token; on any other address the
+    /// server generates one (see [`crate::server::Server::bind`]).
+    pub token: Option<String>,
+    /// A UDP peer silent this long goes offline.
+    pub udp_idle_timeout: Duration,
+    /// Initial echo mode of every listener.
+    pub echo: bool,
+    /// Initial auto-reply rules of every listener.
+    pub auto_replies: Vec<Rule>,
+    /// Read commands from stdin (the binary; never in tests).
+    pub console_input: bool,
+    /// Print every event on stdout (off with `--quiet`).
+    pub console_live: bool,
+    /// Where to write the bound addresses as JSON once listening.
+    pub ready_file: Option<PathBuf>,
+}
+
+impl Config {
+    /// A configuration for tests: one TCP and one UDP listener and the API, all on
+    /// 127.0.0.1 port 0, no console, the database at `db`.
+    pub fn for_test(db: &Path) -> Config {
+        let any = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        Config {
+            tcp: vec![any],
+            udp: vec![any],
+            http: any,
+            db: db.to_path_buf(),
+            max_db_bytes: None,
+            token: None,
+            udp_idle_timeout: DEFAULT_UDP_IDLE,
+            echo: false,
+            auto_replies: Vec::new(),
+            console_input: false,
+            console_live: false,
+            ready_file: None,
+        }
+    }
+}
+
+/// The default database: `socklab.db` in the user's data directory
+/// (`~/.local/share/socklab` on Linux), or the current directory if there is none.
+pub fn default_db_path() -> PathBuf {
+    directories::ProjectDirs::from("", "", "socklab")
+        .map(|d| d.data_dir().join("socklab.db"))
+        .unwrap_or_else(|| PathBuf::from("socklab.db"))
+}
+
+/// Parses a listener address: `HOST:PORT`, `[V6]:PORT`, or a bare `PORT` meaning loopback.
+pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+    }
+    s.parse().map_err(|_| {
+        format!("{s:?} is not an address: use HOST:PORT, [IPV6]:PORT or PORT (meaning 127.0.0.1)")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A bare port binds loopback; IPv6 needs brackets; names are rejected clearly.
+    #[test]
+    fn addresses() {
+        assert_eq!(
+            parse_addr("9000").unwrap(),
+            "127.0.0.1:9000".parse().unwrap()
+        );
+        assert_eq!(parse_addr("[::1]:9").unwrap(), "[::1]:9".parse().unwrap());
+        assert!(parse_addr("localhost:9").unwrap_err().contains("HOST:PORT"));
+    }
+}

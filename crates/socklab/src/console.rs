@@ -1,0 +1,274 @@
+//! The terminal console: live events on stdout and operator commands from stdin.
+//!
+//! Stdin is read on a plain thread (a blocked read must not hold up runtime shutdown) and
+//! lines come to the console task through a channel. End of input only stops the
+//! commands; the server and the live view keep running. Output goes through tokio's
+//! stdout so a slow terminal blocks no worker thread; the console is an ordinary hub
+//! subscriber and skips events when it falls behind.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::{broadcast, mpsc};
+
+use crate::clock;
+use crate::hub::Hub;
+use crate::model::{Event, MessageInfo, SessionInfo};
+use crate::rules::{decode_hex, escape, unescape};
+
+/// Payload bytes shown per event; the rest is summarised (history has everything).
+const SHOW_BYTES: usize = 64;
+
+const HELP: &str = "commands:
+  list                 online sessions
+  send ID TEXT         send text (escapes \\r \\n \\t \\xHH) to a session
+  sendhex ID HEX       send bytes given as hex
+  broadcast TEXT       send text to every online session
+  close ID             close a session
+  echo on|off          echo mode on every listener
+  history ID           last 20 messages of a session
+  help                 this text";
+
+/// Runs the console until the process ends: prints events if `live`, executes commands
+/// from stdin if `input`.
+pub async fn run(hub: Arc<Hub>, live: bool, input: bool) {
+    let mut out = tokio::io::stdout();
+    let mut events = live.then(|| hub.subscribe());
+    let mut lines = if input {
+        Some(spawn_stdin_reader())
+    } else {
+        None
+    };
+    loop {
+        tokio::select! {
+            event = recv_event(&mut events) => match event {
+                Ok(event) => print(&mut out, &render_event(&event)).await,
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    print(&mut out, &format!("... {n} events skipped (console too slow)")).await;
+                }
+                Err(broadcast::error::RecvError::Closed) => events = None,
+            },
+            line = recv_line(&mut lines) => match line {
+                Some(line) => {
+                    let reply = execute(&hub, line.trim()).await;
+                    if !reply.is_empty() {
+                        print(&mut out, &reply).await;
+                    }
+                }
+                None => lines = None,
+            },
+            else => return,
+        }
+    }
+}
+
+async fn recv_event(
+    events: &mut Option<broadcast::Receiver<Arc<Event>>>,
+) -> Result<Arc<Event>, broadcast::error::RecvError> {
+    match events {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn recv_line(lines: &mut Option<mpsc::Receiver<String>>) -> Option<String> {
+    match lines {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn spawn_stdin_reader() -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel(16);
+    let spawned = std::thread::Builder::new()
+        .name("socklab-stdin".into())
+        .spawn(move || {
+            for line in std::io::stdin().lines() {
+                let Ok(line) = line else { break };
+                if tx.blocking_send(line).is_err() {
+                    break;
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("console: no stdin reader: {e}");
+    }
+    rx
+}
+
+async fn print<W: AsyncWrite + Unpin>(out: &mut W, text: &str) {
+    let _ = out.write_all(format!("{text}\n").as_bytes()).await;
+    let _ = out.flush().await;
+}
+
+fn payload(data: &[u8]) -> String {
+    let shown = &data[..data.len().min(SHOW_BYTES)];
+    let more = data.len() - shown.len();
+    let tail = if more > 0 {
+        format!(" ... (+{more} bytes)")
+    } else {
+        String::new()
+    };
+    format!("\"{}\" [{}]{tail}", escape(shown), hex::encode(shown))
+}
+
+fn header(ts_ms: i64, s: &SessionInfo) -> String {
+    format!(
+        "{} #{} {} {}",
+        clock::format_clock(ts_ms),
+        s.id,
+        s.proto.as_str(),
+        s.peer
+    )
+}
+
+/// One event as a console line.
+pub fn render_event(event: &Event) -> String {
+    match event {
+        Event::Online(s) => format!(
+            "{} online (listener {} {})",
+            header(s.started_ms, s),
+            s.listener_id,
+            s.local
+        ),
+        Event::Data(m, s) => {
+            format!(
+                "{} {} {} B {}",
+                header(m.ts_ms, s),
+                m.direction.as_str(),
+                m.data.len(),
+                payload(&m.data)
+            )
+        }
+        Event::Offline(s) => format!(
+            "{} offline: {} (up {} B / {} msgs, down {} B / {} msgs)",
+            header(s.ended_ms.unwrap_or(s.started_ms), s),
+            s.end_reason.map(|r| r.as_str()).unwrap_or("?"),
+            s.counters.bytes_up,
+            s.counters.msgs_up,
+            s.counters.bytes_down,
+            s.counters.msgs_down
+        ),
+        Event::Listener(l) => format!(
+            "listener {} {} {}: echo {}, {} auto-reply rule(s)",
+            l.id,
+            l.proto.as_str(),
+            l.addr,
+            if l.echo { "on" } else { "off" },
+            l.auto_replies.len()
+        ),
+    }
+}
+
+fn render_message(m: &MessageInfo) -> String {
+    format!(
+        "{} {} {} B {}",
+        clock::format_ms(m.ts_ms),
+        m.direction.as_str(),
+        m.data.len(),
+        payload(&m.data)
+    )
+}
+
+fn parse_id(s: &str) -> Result<u64, String> {
+    s.trim_start_matches('#')
+        .parse()
+        .map_err(|_| format!("{s:?} is not a session id"))
+}
+
+/// Executes one command line and returns what to print.
+pub async fn execute(hub: &Hub, line: &str) -> String {
+    match run_command(hub, line).await {
+        Ok(text) => text,
+        Err(text) => format!("error: {text}"),
+    }
+}
+
+async fn run_command(hub: &Hub, line: &str) -> Result<String, String> {
+    let (cmd, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+    let rest = rest.trim_start();
+    let (arg, tail) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    match cmd {
+        "" => Ok(String::new()),
+        "help" | "?" => Ok(HELP.to_string()),
+        "list" => {
+            let sessions = hub.online_sessions();
+            let mut text = format!("{} online", sessions.len());
+            for s in sessions {
+                let c = s.counters;
+                text.push_str(&format!(
+                    "\n  #{} {} {} since {} up {} B down {} B",
+                    s.id,
+                    s.proto.as_str(),
+                    s.peer,
+                    clock::format_clock(s.started_ms),
+                    c.bytes_up,
+                    c.bytes_down
+                ));
+            }
+            Ok(text)
+        }
+        "send" | "sendhex" => {
+            let id = parse_id(arg)?;
+            let data = if cmd == "send" {
+                unescape(tail)?
+            } else {
+                decode_hex(tail)?
+            };
+            if data.is_empty() {
+                return Err("nothing to send".into());
+            }
+            let n = hub
+                .send(id, Bytes::from(data))
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(format!("sent {n} B to #{id}"))
+        }
+        "broadcast" => {
+            let data = unescape(rest)?;
+            if data.is_empty() {
+                return Err("nothing to send".into());
+            }
+            let (sessions, bytes) = hub
+                .broadcast(None, Bytes::from(data))
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(format!("sent {bytes} B to {sessions} session(s)"))
+        }
+        "close" => {
+            let id = parse_id(arg)?;
+            hub.close(id).await.map_err(|e| e.to_string())?;
+            Ok(format!("closed #{id}"))
+        }
+        "echo" => {
+            let on = match arg {
+                "on" => true,
+                "off" => false,
+                _ => return Err("usage: echo on|off".into()),
+            };
+            for id in 0..hub.listener_count() as u32 {
+                hub.set_echo(id, on).map_err(|e| e.to_string())?;
+            }
+            Ok(format!("echo {arg} on every listener"))
+        }
+        "history" => {
+            let id = parse_id(arg)?;
+            let store = hub.store();
+            store.flush().await;
+            let messages = store
+                .last_messages(id, 20)
+                .await
+                .map_err(|e| e.to_string())?;
+            if messages.is_empty() {
+                return Ok(format!("#{id}: no messages"));
+            }
+            Ok(messages
+                .iter()
+                .map(render_message)
+                .collect::<Vec<_>>()
+                .join("\n"))
+        }
+        other => Err(format!("unknown command {other:?}; type help")),
+    }
+}

@@ -1,0 +1,160 @@
+//! TCP devices: an accept loop per listener and one task per connection.
+//!
+//! The connection task owns its socket and is the only writer to it, so data from the
+//! operator, echo and auto-replies go out in order. It waits for the store to accept each
+//! chunk before reading the next one: when the store falls behind, socklab stops reading
+//! and TCP flow control slows the device down.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+use super::{OUTBOX_CAPACITY, READ_CHUNK_BYTES};
+use crate::hub::Hub;
+use crate::model::{Direction, EndReason};
+use crate::session::{ListenerState, Outlet, SessionHandle};
+use crate::shutdown::Shutdown;
+
+/// Held by every task `run` must wait for; dropped when the task ends.
+pub(crate) type TaskGuard = mpsc::Sender<()>;
+
+/// Accepts connections until shutdown, spawning a connection task for each.
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    state: Arc<ListenerState>,
+    hub: Arc<Hub>,
+    mut shutdown: Shutdown,
+    guard: TaskGuard,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.wait() => break,
+            r = listener.accept() => r,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(serve_connection(
+                    stream,
+                    peer,
+                    state.clone(),
+                    hub.clone(),
+                    shutdown.clone(),
+                    guard.clone(),
+                ));
+            }
+            Err(e) => {
+                // Usually EMFILE/ENFILE: back off instead of spinning; the pending
+                // connections stay in the kernel's backlog.
+                tracing::warn!("tcp {}: accept failed: {e}", state.addr);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// One device connection from start to end.
+async fn serve_connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    listener: Arc<ListenerState>,
+    hub: Arc<Hub>,
+    mut shutdown: Shutdown,
+    _guard: TaskGuard,
+) {
+    let (tx, mut outbox) = mpsc::channel(OUTBOX_CAPACITY);
+    let handle = hub.open_session(&listener, peer, Outlet::Tcp(tx)).await;
+    let reason = drive(
+        &mut stream,
+        &handle,
+        &mut outbox,
+        &listener,
+        &hub,
+        &mut shutdown,
+    )
+    .await;
+    if matches!(
+        reason,
+        EndReason::ClosedByOperator | EndReason::ServerShutdown
+    ) {
+        // An orderly FIN so the device's recv() returns b"" rather than an error.
+        let _ = stream.shutdown().await;
+    }
+    hub.end_session(&handle, reason).await;
+}
+
+/// Moves data both ways until the session ends; returns why it ended.
+async fn drive(
+    stream: &mut TcpStream,
+    handle: &SessionHandle,
+    outbox: &mut mpsc::Receiver<Bytes>,
+    listener: &ListenerState,
+    hub: &Hub,
+    shutdown: &mut Shutdown,
+) -> EndReason {
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.wait() => return EndReason::ServerShutdown,
+            _ = handle.close_requested.notified() => return EndReason::ClosedByOperator,
+            Some(data) = outbox.recv() => {
+                if let Err(reason) = write(stream, handle, hub, shutdown, data).await {
+                    return reason;
+                }
+            }
+            ready = stream.readable() => {
+                if ready.is_err() {
+                    return EndReason::Reset;
+                }
+                let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+                match stream.try_read_buf(&mut buf) {
+                    Ok(0) => return EndReason::ClosedByDevice,
+                    Ok(_) => {
+                        let data = buf.freeze();
+                        let replies = listener.replies(&data);
+                        // Awaits room in the store queue: the back-pressure point.
+                        hub.record(handle, Direction::Up, data).await;
+                        for reply in replies {
+                            if let Err(reason) = write(stream, handle, hub, shutdown, reply).await {
+                                return reason;
+                            }
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    Err(e) => return reason_for(&e),
+                }
+            }
+        }
+    }
+}
+
+/// Records and writes one message to the device. The record comes first so that anyone who
+/// sees the device receive it also finds it in the history.
+async fn write(
+    stream: &mut TcpStream,
+    handle: &SessionHandle,
+    hub: &Hub,
+    shutdown: &mut Shutdown,
+    data: Bytes,
+) -> Result<(), EndReason> {
+    hub.record(handle, Direction::Down, data.clone()).await;
+    // A device that does not read can block this write forever; operator close and
+    // shutdown must still get through.
+    tokio::select! {
+        r = stream.write_all(&data) => r.map_err(|e| reason_for(&e)),
+        _ = shutdown.wait() => Err(EndReason::ServerShutdown),
+        _ = handle.close_requested.notified() => Err(EndReason::ClosedByOperator),
+    }
+}
+
+/// Maps a socket error to an end reason: everything but an orderly close is a reset.
+fn reason_for(e: &io::Error) -> EndReason {
+    tracing::debug!("tcp session error: {e}");
+    EndReason::Reset
+}

@@ -1,0 +1,267 @@
+//! The data model every part of socklab speaks: sessions, messages, listeners and the
+//! events the hub fans out, plus their JSON shapes (the API contract in
+//! `notes/socklab-api.md`: snake_case fields, RFC 3339 times next to Unix milliseconds).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::Serialize;
+use serde::ser::{SerializeStruct, Serializer};
+
+use crate::clock;
+use crate::rules::RuleSpec;
+
+/// Transport of a listener and of the sessions it accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    /// A TCP listener; a session is one accepted connection.
+    Tcp,
+    /// A UDP socket; a session is a peer address seen within the idle timeout.
+    Udp,
+}
+
+impl Proto {
+    /// The lowercase name used in JSON and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+
+    /// Parses the name written by [`Proto::as_str`].
+    pub fn parse(s: &str) -> Option<Proto> {
+        match s {
+            "tcp" => Some(Proto::Tcp),
+            "udp" => Some(Proto::Udp),
+            _ => None,
+        }
+    }
+}
+
+/// Which way a message travelled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Device to server.
+    Up,
+    /// Server to device (operator send, broadcast, echo or auto-reply).
+    Down,
+}
+
+impl Direction {
+    /// The lowercase name used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Up => "up",
+            Direction::Down => "down",
+        }
+    }
+}
+
+/// Why a session ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// The device closed the connection in order (TCP FIN, read returned 0).
+    ClosedByDevice,
+    /// The connection broke: reset by the peer or another read/write error.
+    Reset,
+    /// A UDP peer sent nothing for the idle timeout.
+    IdleTimeout,
+    /// An operator closed it from the console, the API or the dashboard.
+    ClosedByOperator,
+    /// socklab shut down (or crashed, found at the next start) while it was online.
+    ServerShutdown,
+}
+
+impl EndReason {
+    /// The snake_case name used in JSON, in the database and on the console.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::ClosedByDevice => "closed_by_device",
+            EndReason::Reset => "reset",
+            EndReason::IdleTimeout => "idle_timeout",
+            EndReason::ClosedByOperator => "closed_by_operator",
+            EndReason::ServerShutdown => "server_shutdown",
+        }
+    }
+
+    /// Parses the name written by [`EndReason::as_str`].
+    pub fn parse(s: &str) -> Option<EndReason> {
+        [
+            EndReason::ClosedByDevice,
+            EndReason::Reset,
+            EndReason::IdleTimeout,
+            EndReason::ClosedByOperator,
+            EndReason::ServerShutdown,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+    }
+}
+
+impl fmt::Display for EndReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Byte and message counts of one session, each way.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Bytes received from the device.
+    pub bytes_up: u64,
+    /// Bytes sent to the device.
+    pub bytes_down: u64,
+    /// Reads (TCP) or datagrams (UDP) received from the device.
+    pub msgs_up: u64,
+    /// Writes or datagrams sent to the device.
+    pub msgs_down: u64,
+}
+
+/// A snapshot of one session, online or from history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// Unique across restarts (allocated after the largest id in the database).
+    pub id: u64,
+    /// Index of the listener in the order given on the command line.
+    pub listener_id: u32,
+    /// Transport of the listener.
+    pub proto: Proto,
+    /// The device's address.
+    pub peer: SocketAddr,
+    /// The listener's local address the device reached.
+    pub local: SocketAddr,
+    /// When the session started, Unix milliseconds.
+    pub started_ms: i64,
+    /// When it ended; `None` while online.
+    pub ended_ms: Option<i64>,
+    /// Why it ended; `None` while online.
+    pub end_reason: Option<EndReason>,
+    /// Traffic so far.
+    pub counters: Counters,
+}
+
+impl SessionInfo {
+    /// Whether the session is still online.
+    pub fn online(&self) -> bool {
+        self.ended_ms.is_none()
+    }
+}
+
+impl Serialize for SessionInfo {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut st = s.serialize_struct("Session", 15)?;
+        st.serialize_field("id", &self.id)?;
+        st.serialize_field("listener_id", &self.listener_id)?;
+        st.serialize_field("proto", &self.proto)?;
+        st.serialize_field("peer", &self.peer.to_string())?;
+        st.serialize_field("local", &self.local.to_string())?;
+        st.serialize_field("online", &self.online())?;
+        st.serialize_field("started_at", &clock::format_ms(self.started_ms))?;
+        st.serialize_field("started_at_ms", &self.started_ms)?;
+        st.serialize_field("ended_at", &self.ended_ms.map(clock::format_ms))?;
+        st.serialize_field("ended_at_ms", &self.ended_ms)?;
+        st.serialize_field("end_reason", &self.end_reason)?;
+        st.serialize_field("bytes_up", &self.counters.bytes_up)?;
+        st.serialize_field("bytes_down", &self.counters.bytes_down)?;
+        st.serialize_field("msgs_up", &self.counters.msgs_up)?;
+        st.serialize_field("msgs_down", &self.counters.msgs_down)?;
+        st.end()
+    }
+}
+
+/// One read from or write to a device, as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageInfo {
+    /// Unique across restarts, increasing in arrival order.
+    pub id: u64,
+    /// The session it belongs to.
+    pub session_id: u64,
+    /// When it was read or written, Unix milliseconds.
+    pub ts_ms: i64,
+    /// Which way it went.
+    pub direction: Direction,
+    /// The exact bytes (shared, not copied, between the store and the subscribers).
+    pub data: Bytes,
+}
+
+impl Serialize for MessageInfo {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut st = s.serialize_struct("Message", 8)?;
+        st.serialize_field("id", &self.id)?;
+        st.serialize_field("session_id", &self.session_id)?;
+        st.serialize_field("ts", &clock::format_ms(self.ts_ms))?;
+        st.serialize_field("ts_ms", &self.ts_ms)?;
+        st.serialize_field("direction", &self.direction)?;
+        st.serialize_field("len", &self.data.len())?;
+        st.serialize_field("hex", &hex::encode(&self.data))?;
+        st.serialize_field("text", &String::from_utf8_lossy(&self.data))?;
+        st.end()
+    }
+}
+
+/// A listener and its current modes.
+#[derive(Clone, Debug, Serialize)]
+pub struct ListenerInfo {
+    /// Index in the order given on the command line.
+    pub id: u32,
+    /// Transport.
+    pub proto: Proto,
+    /// Bound local address (with the real port when bound to port 0).
+    pub addr: String,
+    /// Whether incoming data is sent back.
+    pub echo: bool,
+    /// Auto-reply rules, first match wins.
+    pub auto_replies: Vec<RuleSpec>,
+    /// Sessions online on this listener.
+    pub online: usize,
+}
+
+/// What the hub fans out to subscribers (console, live stream).
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// A session started.
+    Online(SessionInfo),
+    /// Data went up or down; the session snapshot has the updated counters.
+    Data(Arc<MessageInfo>, SessionInfo),
+    /// A session ended.
+    Offline(SessionInfo),
+    /// A listener's echo mode or auto-reply rules changed.
+    Listener(ListenerInfo),
+}
+
+impl Serialize for Event {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Event::Online(session) | Event::Offline(session) => {
+                let kind = if matches!(self, Event::Online(_)) {
+                    "online"
+                } else {
+                    "offline"
+                };
+                let mut st = s.serialize_struct("Event", 2)?;
+                st.serialize_field("type", kind)?;
+                st.serialize_field("session", session)?;
+                st.end()
+            }
+            Event::Data(message, session) => {
+                let mut st = s.serialize_struct("Event", 3)?;
+                st.serialize_field("type", "data")?;
+                st.serialize_field("message", &**message)?;
+                st.serialize_field("session", session)?;
+                st.end()
+            }
+            Event::Listener(listener) => {
+                let mut st = s.serialize_struct("Event", 2)?;
+                st.serialize_field("type", "listener")?;
+                st.serialize_field("listener", listener)?;
+                st.end()
+            }
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! Binding and running a server: [`Server::bind`] opens the store and every socket (so
+//! callers learn the real ports before anything runs), [`Server::run`] serves until the
+//! shutdown future completes, then ends every session with `server_shutdown`, waits for
+//! their tasks and flushes the store.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Serialize;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::mpsc;
+
+use crate::config::Config;
+use crate::hub::Hub;
+use crate::listener::{tcp, udp};
+use crate::model::Proto;
+use crate::session::ListenerState;
+use crate::shutdown::{self, Shutdown, Trigger};
+use crate::store::{Store, StoreError};
+use crate::web::{self, AppState};
+
+/// Errors that stop a server from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A socket could not be bound (port in use, address not local, no permission).
+    #[error("cannot listen on {proto} {addr}: {source}")]
+    Bind {
+        /// `tcp`, `udp` or `http`.
+        proto: &'static str,
+        /// The requested address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The database could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The ready file could not be written.
+    #[error("cannot write ready file {path}: {source}")]
+    ReadyFile {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+}
+
+/// The addresses a bound server listens on (real ports), as written to the ready file.
+#[derive(Clone, Debug, Serialize)]
+pub struct BoundAddrs {
+    /// Dashboard and API.
+    pub http: SocketAddr,
+    /// TCP device listeners.
+    pub tcp: Vec<SocketAddr>,
+    /// UDP device listeners.
+    pub udp: Vec<SocketAddr>,
+    /// The token in force, if any.
+    pub token: Option<String>,
+}
+
+/// A server with every socket bound, ready to run.
+#[derive(Debug)]
+pub struct Server {
+    config: Config,
+    tcp: Vec<(TcpListener, Arc<ListenerState>)>,
+    udp: Vec<(Arc<UdpSocket>, Arc<ListenerState>)>,
+    http: TcpListener,
+    hub: Arc<Hub>,
+    token: Option<String>,
+    trigger: Trigger,
+    shutdown: Shutdown,
+}
+
+fn bind_err(proto: &'static str, addr: SocketAddr) -> impl FnOnce(io::Error) -> ServerError {
+    move |source| ServerError::Bind {
+        proto,
+        addr,
+        source,
+    }
+}
+
+impl Server {
+    /// Opens the store and binds every listener and the HTTP socket. A non-loopback HTTP
+    /// address without a configured token gets a generated one.
+    pub async fn bind(config: Config) -> Result<Server, ServerError> {
+        let store = Arc::new(Store::open(&config.db, config.max_db_bytes)?);
+        let mut states = Vec::new();
+        let mut tcp_sockets = Vec::new();
+        for addr in &config.tcp {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(bind_err("tcp", *addr))?;
+            let local = listener.local_addr().map_err(bind_err("tcp", *addr))?;
+            let state = listener_state(states.len(), Proto::Tcp, local, &config);
+            states.push(state.clone());
+            tcp_sockets.push((listener, state));
+        }
+        let mut udp_sockets = Vec::new();
+        for addr in &config.udp {
+            let socket = UdpSocket::bind(addr)
+                .await
+                .map_err(bind_err("udp", *addr))?;
+            let local = socket.local_addr().map_err(bind_err("udp", *addr))?;
+            let state = listener_state(states.len(), Proto::Udp, local, &config);
+            states.push(state.clone());
+            udp_sockets.push((Arc::new(socket), state));
+        }
+        let http = TcpListener::bind(config.http)
+            .await
+            .map_err(bind_err("http", config.http))?;
+        let token = config.token.clone().or_else(|| {
+            (!config.http.ip().is_loopback()).then(|| hex::encode(rand::random::<[u8; 16]>()))
+        });
+        let hub = Arc::new(Hub::new(states, store));
+        let (trigger, shutdown) = shutdown::channel();
+        Ok(Server {
+            config,
+            tcp: tcp_sockets,
+            udp: udp_sockets,
+            http,
+            hub,
+            token,
+            trigger,
+            shutdown,
+        })
+    }
+
+    /// The bound addresses and the token in force.
+    pub fn addrs(&self) -> BoundAddrs {
+        BoundAddrs {
+            http: self.http.local_addr().unwrap_or(self.config.http),
+            tcp: self.tcp.iter().map(|(_, s)| s.addr).collect(),
+            udp: self.udp.iter().map(|(_, s)| s.addr).collect(),
+            token: self.token.clone(),
+        }
+    }
+
+    /// The hub (for tests and embedding).
+    pub fn hub(&self) -> Arc<Hub> {
+        self.hub.clone()
+    }
+
+    /// The HTTP router of this server, for driving routes without a socket.
+    pub fn router(&self) -> axum::Router {
+        web::app(AppState {
+            hub: self.hub.clone(),
+            token: self.token.as_deref().map(Arc::from),
+            shutdown: self.shutdown.clone(),
+        })
+    }
+
+    /// Serves until `signal` completes, then shuts down gracefully: every session ends with
+    /// `server_shutdown`, their tasks finish, the HTTP server drains, the store commits.
+    pub async fn run(self, signal: impl Future<Output = ()>) -> Result<(), ServerError> {
+        let addrs = self.addrs();
+        let router = self.router();
+        let Server {
+            config,
+            tcp,
+            udp,
+            http,
+            hub,
+            trigger,
+            shutdown,
+            ..
+        } = self;
+        // The sockets are already listening (connections wait in the backlog), so the
+        // ready file can go out before the tasks start; an error then leaves nothing running.
+        if let Some(path) = &config.ready_file {
+            write_ready_file(path, &addrs)?;
+        }
+        // Every device task holds a clone of `guard`; `recv` returns `None` once all are gone.
+        let (guard, mut all_done) = mpsc::channel::<()>(1);
+        for (listener, state) in tcp {
+            tokio::spawn(tcp::accept_loop(
+                listener,
+                state,
+                hub.clone(),
+                shutdown.clone(),
+                guard.clone(),
+            ));
+        }
+        for (socket, state) in udp {
+            let idle = config.udp_idle_timeout;
+            tokio::spawn(udp::serve(
+                socket,
+                state,
+                hub.clone(),
+                idle,
+                shutdown.clone(),
+                guard.clone(),
+            ));
+        }
+        drop(guard);
+        let mut http_shutdown = shutdown.clone();
+        let http_task = tokio::spawn(async move {
+            axum::serve(http, router)
+                .with_graceful_shutdown(async move { http_shutdown.wait().await })
+                .await
+        });
+        let console = (config.console_live || config.console_input).then(|| {
+            tokio::spawn(crate::console::run(
+                hub.clone(),
+                config.console_live,
+                config.console_input,
+            ))
+        });
+        tracing::info!(
+            "socklab running: {}",
+            serde_json::to_string(&addrs).unwrap_or_default()
+        );
+
+        signal.await;
+        tracing::info!("socklab shutting down");
+        trigger.fire();
+        while all_done.recv().await.is_some() {}
+        match http_task.await {
+            Ok(Err(e)) => tracing::warn!("http server: {e}"),
+            Err(e) => tracing::warn!("http server task: {e}"),
+            Ok(Ok(())) => {}
+        }
+        hub.store().close().await;
+        if let Some(console) = console {
+            console.abort();
+        }
+        tracing::info!(
+            "socklab stopped; history saved in {}",
+            hub.store().path().display()
+        );
+        Ok(())
+    }
+}
+
+fn listener_state(
+    id: usize,
+    proto: Proto,
+    addr: SocketAddr,
+    config: &Config,
+) -> Arc<ListenerState> {
+    Arc::new(ListenerState::new(
+        id as u32,
+        proto,
+        addr,
+        config.echo,
+        config.auto_replies.clone(),
+    ))
+}
+
+/// Writes the addresses atomically (temp file, then rename) so a poller never reads half.
+fn write_ready_file(path: &Path, addrs: &BoundAddrs) -> Result<(), ServerError> {
+    let err = |source| ServerError::ReadyFile {
+        path: path.to_path_buf(),
+        source,
+    };
+    let tmp = path.with_extension("tmp");
+    let json = serde_json::to_vec(addrs).unwrap_or_default();
+    std::fs::write(&tmp, json).map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)
+}
+
+/// Binds with `config` and runs until `signal` completes.
+pub async fn run(config: Config, signal: impl Future<Output = ()>) -> Result<(), ServerError> {
+    Server::bind(config).await?.run(signal).await
+}

@@ -1,0 +1,219 @@
+//! Per-session and per-listener live state held by the hub.
+//!
+//! A [`SessionHandle`] is what the hub keeps for an online session: identity, live
+//! counters, and the way to reach the device ([`Outlet`]). It is deliberately small
+//! (a few atomics and one bounded channel) because socklab aims at tens of thousands of
+//! idle connections; read buffers are allocated only while data is being read.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use bytes::Bytes;
+use tokio::net::UdpSocket;
+use tokio::sync::{Notify, mpsc};
+
+use crate::model::{Counters, Direction, ListenerInfo, Proto, SessionInfo};
+use crate::rules::Rule;
+
+/// How the hub reaches a device.
+#[derive(Debug)]
+pub enum Outlet {
+    /// Data for a TCP device goes through its connection task, which owns the socket and
+    /// writes in order; the channel is bounded so a device that stops reading pushes back
+    /// on the sender instead of growing a queue.
+    Tcp(mpsc::Sender<Bytes>),
+    /// UDP datagrams are sent straight from the shared listener socket.
+    Udp(Arc<UdpSocket>),
+}
+
+/// Live state of one online session.
+#[derive(Debug)]
+pub struct SessionHandle {
+    /// Session id (unique across restarts).
+    pub id: u64,
+    /// The listener that accepted it.
+    pub listener_id: u32,
+    /// Transport.
+    pub proto: Proto,
+    /// Device address.
+    pub peer: SocketAddr,
+    /// Local address of the listener.
+    pub local: SocketAddr,
+    /// Start time, Unix milliseconds.
+    pub started_ms: i64,
+    /// Bytes/messages each way, updated by whoever moves the data.
+    bytes_up: AtomicU64,
+    bytes_down: AtomicU64,
+    msgs_up: AtomicU64,
+    msgs_down: AtomicU64,
+    /// Route to the device.
+    pub(crate) outlet: Outlet,
+    /// Signalled by an operator close; the TCP task notices it even while blocked in a
+    /// write to a device that does not read.
+    pub(crate) close_requested: Notify,
+    /// Set once when the session has ended (the registry removal is the real guard).
+    ended: AtomicBool,
+    /// Wakes everyone waiting for the end (an API close waits so its answer is final).
+    ended_notify: Notify,
+}
+
+impl SessionHandle {
+    /// Creates the live state of a new session.
+    pub(crate) fn new(
+        id: u64,
+        listener: &ListenerState,
+        peer: SocketAddr,
+        started_ms: i64,
+        outlet: Outlet,
+    ) -> SessionHandle {
+        SessionHandle {
+            id,
+            listener_id: listener.id,
+            proto: listener.proto,
+            peer,
+            local: listener.addr,
+            started_ms,
+            bytes_up: AtomicU64::new(0),
+            bytes_down: AtomicU64::new(0),
+            msgs_up: AtomicU64::new(0),
+            msgs_down: AtomicU64::new(0),
+            outlet,
+            close_requested: Notify::new(),
+            ended: AtomicBool::new(false),
+            ended_notify: Notify::new(),
+        }
+    }
+
+    /// Adds one message of `len` bytes to the counters.
+    pub(crate) fn count(&self, direction: Direction, len: usize) {
+        let len = len as u64;
+        match direction {
+            Direction::Up => {
+                self.bytes_up.fetch_add(len, Ordering::Relaxed);
+                self.msgs_up.fetch_add(1, Ordering::Relaxed);
+            }
+            Direction::Down => {
+                self.bytes_down.fetch_add(len, Ordering::Relaxed);
+                self.msgs_down.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Current counters.
+    pub fn counters(&self) -> Counters {
+        Counters {
+            bytes_up: self.bytes_up.load(Ordering::Relaxed),
+            bytes_down: self.bytes_down.load(Ordering::Relaxed),
+            msgs_up: self.msgs_up.load(Ordering::Relaxed),
+            msgs_down: self.msgs_down.load(Ordering::Relaxed),
+        }
+    }
+
+    /// A snapshot for the API and events; `ended` fills in the end when it is known.
+    pub fn info(&self, ended: Option<(i64, crate::model::EndReason)>) -> SessionInfo {
+        SessionInfo {
+            id: self.id,
+            listener_id: self.listener_id,
+            proto: self.proto,
+            peer: self.peer,
+            local: self.local,
+            started_ms: self.started_ms,
+            ended_ms: ended.map(|e| e.0),
+            end_reason: ended.map(|e| e.1),
+            counters: self.counters(),
+        }
+    }
+
+    /// Whether the session has ended.
+    pub fn is_ended(&self) -> bool {
+        self.ended.load(Ordering::Acquire)
+    }
+
+    /// Marks the session ended and wakes the waiters.
+    pub(crate) fn mark_ended(&self) {
+        self.ended.store(true, Ordering::Release);
+        self.ended_notify.notify_waiters();
+    }
+
+    /// Waits until the session has ended (returns at once if it already has).
+    pub async fn wait_ended(&self) {
+        loop {
+            let notified = self.ended_notify.notified();
+            tokio::pin!(notified);
+            // Register before checking the flag so a concurrent `mark_ended` is not missed.
+            notified.as_mut().enable();
+            if self.is_ended() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Live state of one listener: its address and the modes operators can change.
+#[derive(Debug)]
+pub struct ListenerState {
+    /// Index in command-line order.
+    pub id: u32,
+    /// Transport.
+    pub proto: Proto,
+    /// Bound address (real port).
+    pub addr: SocketAddr,
+    /// Echo mode: send every incoming chunk back.
+    echo: AtomicBool,
+    /// Auto-reply rules; replaced whole, read by every incoming chunk (cheap `Arc` clone).
+    rules: RwLock<Arc<Vec<Rule>>>,
+}
+
+impl ListenerState {
+    /// Creates a listener's state with its initial modes.
+    pub fn new(id: u32, proto: Proto, addr: SocketAddr, echo: bool, rules: Vec<Rule>) -> Self {
+        ListenerState {
+            id,
+            proto,
+            addr,
+            echo: AtomicBool::new(echo),
+            rules: RwLock::new(Arc::new(rules)),
+        }
+    }
+
+    /// Turns echo mode on or off.
+    pub fn set_echo(&self, on: bool) {
+        self.echo.store(on, Ordering::Relaxed);
+    }
+
+    /// Replaces the auto-reply rules.
+    pub fn set_rules(&self, rules: Vec<Rule>) {
+        *self.rules.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(rules);
+    }
+
+    fn rules(&self) -> Arc<Vec<Rule>> {
+        self.rules.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// What to send back for one incoming chunk: the echo (if on), then the reply of the
+    /// first matching rule.
+    pub fn replies(&self, data: &Bytes) -> Vec<Bytes> {
+        let mut out = Vec::new();
+        if self.echo.load(Ordering::Relaxed) && !data.is_empty() {
+            out.push(data.clone());
+        }
+        if let Some(rule) = self.rules().iter().find(|r| r.matches(data)) {
+            out.push(rule.reply());
+        }
+        out
+    }
+
+    /// A snapshot for the API, with the number of sessions online on it.
+    pub fn info(&self, online: usize) -> ListenerInfo {
+        ListenerInfo {
+            id: self.id,
+            proto: self.proto,
+            addr: self.addr.to_string(),
+            echo: self.echo.load(Ordering::Relaxed),
+            auto_replies: self.rules().iter().map(|r| r.spec().clone()).collect(),
+            online,
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! History in SQLite: every session and every byte read from or written to a device.
+//!
+//! One dedicated writer thread owns the write connection and drains a bounded channel,
+//! committing whatever has queued up in one transaction (batching is what makes SQLite
+//! keep up with many devices). Device tasks `await` room in that channel before they read
+//! more, so when the disk falls behind, TCP back-pressure reaches the device instead of
+//! socklab dropping data or buffering without bound. Queries use a second connection
+//! (WAL lets it read while the writer writes), run on tokio's blocking pool.
+//!
+//! Layout: `mod.rs` (handle, schema, open), [`writer`] (the thread, retention),
+//! [`query`] (reads and export).
+
+mod query;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::model::{MessageInfo, SessionInfo};
+
+pub use query::export_jsonl;
+
+/// How many operations may wait for the writer. With reads of at most
+/// [`crate::listener::READ_CHUNK_BYTES`], this bounds the data socklab holds for the store.
+pub const STORE_QUEUE_OPS: usize = 512;
+
+/// The most operations committed in one transaction.
+const BATCH_OPS: usize = 2048;
+
+/// Errors opening or querying the database.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite said no.
+    #[error("database {path}: {source}")]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// The directory for the database could not be created.
+    #[error("cannot create {path}: {source}")]
+    Io {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The writer thread or the blocking pool went away (only during shutdown).
+    #[error("store is closed")]
+    Closed,
+}
+
+/// One unit of work for the writer thread.
+#[derive(Debug)]
+pub(crate) enum StoreOp {
+    /// Insert a new session row.
+    SessionStart(SessionInfo),
+    /// Insert one message.
+    Message(Arc<MessageInfo>),
+    /// Record the end and final counters of a session.
+    SessionEnd(SessionInfo),
+    /// Answer once everything queued before it is committed.
+    Barrier(oneshot::Sender<()>),
+    /// Commit and stop the thread.
+    Close,
+}
+
+/// Handle to the database: the writer's queue plus a read connection.
+#[derive(Debug)]
+pub struct Store {
+    /// Queue to the writer thread (bounded: see [`STORE_QUEUE_OPS`]).
+    tx: mpsc::Sender<StoreOp>,
+    /// Connection for queries; SQLite connections are not `Sync`, queries take turns.
+    reader: Arc<Mutex<Connection>>,
+    /// Joined on close so the last commit has happened when `close` returns.
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Largest session and message ids in the database at open.
+    max_ids: (u64, u64),
+    /// The database file (for messages).
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`, marks sessions left online by a
+    /// crash as ended with `server_shutdown`, and starts the writer thread.
+    /// `max_db_bytes` enables retention: oldest closed sessions are deleted first.
+    pub fn open(path: &Path, max_db_bytes: Option<u64>) -> Result<Store, StoreError> {
+        let sql_err = |source| StoreError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let conn = Connection::open(path).map_err(sql_err)?;
+        init_schema(&conn).map_err(sql_err)?;
+        let reader = Connection::open(path).map_err(sql_err)?;
+        reader
+            .busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(sql_err)?;
+        let max_ids = query::max_ids(&reader).map_err(sql_err)?;
+        let (tx, rx) = mpsc::channel(STORE_QUEUE_OPS);
+        let writer = std::thread::Builder::new()
+            .name("socklab-store".into())
+            .spawn(move || writer::run(conn, rx, max_db_bytes))
+            .map_err(|source| StoreError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(Store {
+            tx,
+            reader: Arc::new(Mutex::new(reader)),
+            writer: Mutex::new(Some(writer)),
+            max_ids,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Largest (session id, message id) found at open; new ids continue after them.
+    pub fn max_ids(&self) -> (u64, u64) {
+        self.max_ids
+    }
+
+    /// Operations waiting for the writer (a metric).
+    pub fn queue_depth(&self) -> usize {
+        STORE_QUEUE_OPS - self.tx.capacity()
+    }
+
+    /// Queues an operation, waiting for room: this wait is the back-pressure.
+    pub(crate) async fn submit(&self, op: StoreOp) {
+        if self.tx.send(op).await.is_err() {
+            tracing::error!("store writer is gone; an operation was not saved");
+        }
+    }
+
+    /// Waits until everything queued so far is committed, so a query that follows sees it.
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        self.submit(StoreOp::Barrier(tx)).await;
+        let _ = rx.await;
+    }
+
+    /// Commits what is queued and stops the writer thread; later submissions are lost
+    /// (with an error logged), so call it after every session has ended.
+    pub async fn close(&self) {
+        let _ = self.tx.send(StoreOp::Close).await;
+        let handle = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(handle) = handle {
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+    }
+
+    /// Runs a query on the read connection in the blocking pool.
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let reader = self.reader.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = reader.lock().unwrap_or_else(|e| e.into_inner());
+            f(&conn).map_err(|source| StoreError::Sqlite { path, source })
+        })
+        .await
+        .map_err(|_| StoreError::Closed)?
+    }
+
+    /// One session from history (online sessions have no end there yet).
+    pub async fn session(&self, id: u64) -> Result<Option<SessionInfo>, StoreError> {
+        self.read(move |c| query::session(c, id)).await
+    }
+
+    /// Sessions newest first, with the total count.
+    pub async fn sessions(
+        &self,
+        limit: u64,
+        offset: u64,
+    ) -> Result<(Vec<SessionInfo>, u64), StoreError> {
+        self.read(move |c| query::sessions(c, limit, offset)).await
+    }
+
+    /// Messages of a session oldest first, from `since_ms` on, with the total count.
+    pub async fn messages(
+        &self,
+        session_id: u64,
+        since_ms: i64,
+        limit: u64,
+        offset: u64,
+    ) -> Result<(Vec<MessageInfo>, u64), StoreError> {
+        self.read(move |c| query::messages(c, session_id, since_ms, limit, offset))
+            .await
+    }
+
+    /// The last `count` messages of a session, oldest first (the console's `history`).
+    pub async fn last_messages(
+        &self,
+        session_id: u64,
+        count: u64,
+    ) -> Result<Vec<MessageInfo>, StoreError> {
+        self.read(move |c| query::last_messages(c, session_id, count))
+            .await
+    }
+}
+
+/// Creates tables on first use and settles pragmas. Incremental auto-vacuum must be set
+/// before the first table exists; it lets retention give pages back to the file system.
+fn init_schema(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS sessions (
+             id INTEGER PRIMARY KEY,
+             listener_id INTEGER NOT NULL,
+             proto TEXT NOT NULL,
+             peer TEXT NOT NULL,
+             local TEXT NOT NULL,
+             started_ms INTEGER NOT NULL,
+             ended_ms INTEGER,
+             end_reason TEXT,
+             bytes_up INTEGER NOT NULL DEFAULT 0,
+             bytes_down INTEGER NOT NULL DEFAULT 0,
+             msgs_up INTEGER NOT NULL DEFAULT 0,
+             msgs_down INTEGER NOT NULL DEFAULT 0
+         );
+         CREATE TABLE IF NOT EXISTS messages (
+             id INTEGER PRIMARY KEY,
+             session_id INTEGER NOT NULL,
+             ts_ms INTEGER NOT NULL,
+             direction INTEGER NOT NULL,
+             data BLOB NOT NULL
+         );
+         CREATE INDEX IF NOT EXISTS messages_by_session ON messages(session_id, id);
+         -- Sessions a crash left online: end them now, counters rebuilt from messages.
+         UPDATE sessions SET
+             end_reason = 'server_shutdown',
+             ended_ms = COALESCE(
+                 (SELECT MAX(ts_ms) FROM messages m WHERE m.session_id = sessions.id),
+                 started_ms),
+             bytes_up = (SELECT COALESCE(SUM(LENGTH(data)), 0) FROM messages m
+                         WHERE m.session_id = sessions.id AND direction = 0),
+             bytes_down = (SELECT COALESCE(SUM(LENGTH(data)), 0) FROM messages m
+                           WHERE m.session_id = sessions.id AND direction = 1),
+             msgs_up = (SELECT COUNT(*) FROM messages m
+                        WHERE m.session_id = sessions.id AND direction = 0),
+             msgs_down = (SELECT COUNT(*) FROM messages m
+                          WHERE m.session_id = sessions.id AND direction = 1)
+         WHERE ended_ms IS NULL;",
+    )
+}

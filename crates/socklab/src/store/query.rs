@@ -1,0 +1,169 @@
+//! Read-side queries on the history, and the `socklab export` writer.
+
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+
+use bytes::Bytes;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
+
+use super::StoreError;
+use crate::model::{Counters, Direction, EndReason, MessageInfo, Proto, SessionInfo};
+
+const SESSION_COLUMNS: &str = "id, listener_id, proto, peer, local, started_ms, ended_ms, \
+                               end_reason, bytes_up, bytes_down, msgs_up, msgs_down";
+
+/// Largest session id and message id in the database (0 when empty).
+pub(super) fn max_ids(c: &Connection) -> rusqlite::Result<(u64, u64)> {
+    let s: i64 = c.query_row("SELECT COALESCE(MAX(id), 0) FROM sessions", [], |r| {
+        r.get(0)
+    })?;
+    let m: i64 = c.query_row("SELECT COALESCE(MAX(id), 0) FROM messages", [], |r| {
+        r.get(0)
+    })?;
+    Ok((s as u64, m as u64))
+}
+
+fn parse_addr(s: &str) -> SocketAddr {
+    s.parse()
+        .unwrap_or(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)))
+}
+
+fn session_row(r: &Row<'_>) -> rusqlite::Result<SessionInfo> {
+    let proto: String = r.get(2)?;
+    let peer: String = r.get(3)?;
+    let local: String = r.get(4)?;
+    let reason: Option<String> = r.get(7)?;
+    let get_u64 = |i: usize| -> rusqlite::Result<u64> { Ok(r.get::<_, i64>(i)? as u64) };
+    Ok(SessionInfo {
+        id: get_u64(0)?,
+        listener_id: r.get(1)?,
+        proto: Proto::parse(&proto).unwrap_or(Proto::Tcp),
+        peer: parse_addr(&peer),
+        local: parse_addr(&local),
+        started_ms: r.get(5)?,
+        ended_ms: r.get(6)?,
+        end_reason: reason.as_deref().and_then(EndReason::parse),
+        counters: Counters {
+            bytes_up: get_u64(8)?,
+            bytes_down: get_u64(9)?,
+            msgs_up: get_u64(10)?,
+            msgs_down: get_u64(11)?,
+        },
+    })
+}
+
+fn message_row(r: &Row<'_>) -> rusqlite::Result<MessageInfo> {
+    let direction: i64 = r.get(3)?;
+    let data: Vec<u8> = r.get(4)?;
+    Ok(MessageInfo {
+        id: r.get::<_, i64>(0)? as u64,
+        session_id: r.get::<_, i64>(1)? as u64,
+        ts_ms: r.get(2)?,
+        direction: if direction == 0 {
+            Direction::Up
+        } else {
+            Direction::Down
+        },
+        data: Bytes::from(data),
+    })
+}
+
+pub(super) fn session(c: &Connection, id: u64) -> rusqlite::Result<Option<SessionInfo>> {
+    c.prepare_cached(&format!(
+        "SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?1"
+    ))?
+    .query_row([id as i64], session_row)
+    .optional()
+}
+
+pub(super) fn sessions(
+    c: &Connection,
+    limit: u64,
+    offset: u64,
+) -> rusqlite::Result<(Vec<SessionInfo>, u64)> {
+    let total: i64 = c.query_row("SELECT COUNT(*) FROM sessions", [], |r| r.get(0))?;
+    let rows = c
+        .prepare_cached(&format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions ORDER BY id DESC LIMIT ?1 OFFSET ?2"
+        ))?
+        .query_map(params![limit as i64, offset as i64], session_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok((rows, total as u64))
+}
+
+pub(super) fn messages(
+    c: &Connection,
+    session_id: u64,
+    since_ms: i64,
+    limit: u64,
+    offset: u64,
+) -> rusqlite::Result<(Vec<MessageInfo>, u64)> {
+    let total: i64 = c
+        .prepare_cached("SELECT COUNT(*) FROM messages WHERE session_id = ?1 AND ts_ms >= ?2")?
+        .query_row(params![session_id as i64, since_ms], |r| r.get(0))?;
+    let rows = c
+        .prepare_cached(
+            "SELECT id, session_id, ts_ms, direction, data FROM messages
+             WHERE session_id = ?1 AND ts_ms >= ?2 ORDER BY id LIMIT ?3 OFFSET ?4",
+        )?
+        .query_map(
+            params![session_id as i64, since_ms, limit as i64, offset as i64],
+            message_row,
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok((rows, total as u64))
+}
+
+pub(super) fn last_messages(
+    c: &Connection,
+    session_id: u64,
+    count: u64,
+) -> rusqlite::Result<Vec<MessageInfo>> {
+    let mut rows = c
+        .prepare_cached(
+            "SELECT id, session_id, ts_ms, direction, data FROM messages
+             WHERE session_id = ?1 ORDER BY id DESC LIMIT ?2",
+        )?
+        .query_map(params![session_id as i64, count as i64], message_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    rows.reverse();
+    Ok(rows)
+}
+
+/// Writes every message of `session_id` in the database at `db` to `out`, one JSON object
+/// per line (the API's message shape), oldest first. Opens the database read-only, so it
+/// works while a server is running. Returns the number of messages written, or `Ok(None)`
+/// when the session does not exist.
+pub fn export_jsonl(
+    db: &Path,
+    session_id: u64,
+    out: &mut dyn Write,
+) -> Result<Option<u64>, StoreError> {
+    let sql_err = |source| StoreError::Sqlite {
+        path: db.to_path_buf(),
+        source,
+    };
+    let c = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sql_err)?;
+    if session(&c, session_id).map_err(sql_err)?.is_none() {
+        return Ok(None);
+    }
+    let mut stmt = c
+        .prepare(
+            "SELECT id, session_id, ts_ms, direction, data FROM messages
+             WHERE session_id = ?1 ORDER BY id",
+        )
+        .map_err(sql_err)?;
+    let mut rows = stmt.query([session_id as i64]).map_err(sql_err)?;
+    let mut n = 0;
+    while let Some(row) = rows.next().map_err(sql_err)? {
+        let msg = message_row(row).map_err(sql_err)?;
+        let line = serde_json::to_string(&msg).unwrap_or_default();
+        writeln!(out, "{line}").map_err(|source| StoreError::Io {
+            path: db.to_path_buf(),
+            source,
+        })?;
+        n += 1;
+    }
+    Ok(Some(n))
+}

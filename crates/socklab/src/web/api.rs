@@ -1,0 +1,265 @@
+//! JSON routes for sessions, messages, operator actions and listeners.
+//!
+//! Extractors take raw strings and bytes and this module parses them, so every bad input
+//! gets the API's JSON error body instead of axum's plain-text rejection.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use super::{AppError, AppState};
+use crate::hub::ActionError;
+use crate::model::SessionInfo;
+use crate::rules::{Rule, RuleSpec, decode_hex};
+
+/// Largest page the list routes return.
+pub const MAX_PAGE: u64 = 1000;
+
+type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
+
+fn param<T: FromStr>(params: &Params, name: &str, default: T) -> Result<T, AppError> {
+    let Ok(Query(map)) = params else {
+        return Err(AppError::BadRequest("malformed query string".into()));
+    };
+    match map.get(name) {
+        None => Ok(default),
+        Some(v) => v
+            .parse()
+            .map_err(|_| AppError::BadRequest(format!("invalid value {v:?} for {name}"))),
+    }
+}
+
+fn page(params: &Params) -> Result<(u64, u64), AppError> {
+    let limit = param(params, "limit", 100u64)?;
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(AppError::BadRequest(format!(
+            "limit must be 1..={MAX_PAGE}"
+        )));
+    }
+    Ok((limit, param(params, "offset", 0u64)?))
+}
+
+fn session_id(raw: &str) -> Result<u64, AppError> {
+    raw.parse()
+        .map_err(|_| AppError::BadRequest(format!("invalid session id {raw:?}")))
+}
+
+fn listener_id(raw: &str) -> Result<u32, AppError> {
+    raw.parse()
+        .map_err(|_| AppError::BadRequest(format!("invalid listener id {raw:?}")))
+}
+
+fn json_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, AppError> {
+    serde_json::from_slice(body)
+        .map_err(|e| AppError::BadRequest(format!("invalid JSON body: {e}")))
+}
+
+/// Body of send and broadcast: exactly one of `text` and `hex`.
+#[derive(Debug, Deserialize)]
+struct Payload {
+    text: Option<String>,
+    hex: Option<String>,
+    listener_id: Option<u32>,
+}
+
+impl Payload {
+    fn data(&self) -> Result<Bytes, AppError> {
+        let data = match (&self.text, &self.hex) {
+            (Some(t), None) => t.clone().into_bytes(),
+            (None, Some(h)) => decode_hex(h).map_err(AppError::BadRequest)?,
+            _ => {
+                return Err(AppError::BadRequest(
+                    "give exactly one of \"text\" and \"hex\"".into(),
+                ));
+            }
+        };
+        if data.is_empty() {
+            return Err(AppError::BadRequest(
+                "nothing to send: payload is empty".into(),
+            ));
+        }
+        Ok(Bytes::from(data))
+    }
+}
+
+/// A session: live from the hub when online, else from history (flushed first, so a
+/// session that just ended is found with its end).
+async fn find_session(st: &AppState, id: u64) -> Result<SessionInfo, AppError> {
+    if let Some(handle) = st.hub.online(id) {
+        return Ok(handle.info(None));
+    }
+    let store = st.hub.store();
+    store.flush().await;
+    store
+        .session(id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no session {id}")))
+}
+
+/// Turns a failed action into 404 (never existed) or 409 (exists, offline).
+async fn action_error(st: &AppState, e: ActionError) -> AppError {
+    match e {
+        ActionError::NotOnline(id) => match find_session(st, id).await {
+            Ok(_) => AppError::Conflict(format!("session {id} is offline")),
+            Err(e) => e,
+        },
+        ActionError::NoListener(id) => AppError::NotFound(format!("no listener {id}")),
+    }
+}
+
+/// `GET /api/sessions?state=online|all&limit&offset`: newest first.
+pub async fn list_sessions(
+    State(st): State<AppState>,
+    params: Params,
+) -> Result<Json<Value>, AppError> {
+    let (limit, offset) = page(&params)?;
+    let state = param(&params, "state", "all".to_string())?;
+    let (sessions, total) = match state.as_str() {
+        "online" => {
+            let all = st.hub.online_sessions();
+            let total = all.len() as u64;
+            (
+                all.into_iter()
+                    .skip(offset as usize)
+                    .take(limit as usize)
+                    .collect(),
+                total,
+            )
+        }
+        "all" => {
+            let store = st.hub.store();
+            store.flush().await;
+            let (mut rows, total) = store.sessions(limit, offset).await?;
+            for row in rows.iter_mut() {
+                if let Some(live) = st.hub.online(row.id) {
+                    *row = live.info(None);
+                }
+            }
+            (rows, total)
+        }
+        other => {
+            return Err(AppError::BadRequest(format!(
+                "state must be online or all, not {other:?}"
+            )));
+        }
+    };
+    Ok(Json(json!({ "sessions": sessions, "total": total })))
+}
+
+/// `GET /api/sessions/{id}`.
+pub async fn get_session(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<SessionInfo>, AppError> {
+    Ok(Json(find_session(&st, session_id(&id)?).await?))
+}
+
+/// `GET /api/sessions/{id}/messages?since_ms&limit&offset`: oldest first.
+pub async fn messages(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    params: Params,
+) -> Result<Json<Value>, AppError> {
+    let id = session_id(&id)?;
+    let (limit, offset) = page(&params)?;
+    let since_ms = param(&params, "since_ms", 0i64)?;
+    find_session(&st, id).await?;
+    let store = st.hub.store();
+    store.flush().await;
+    let (messages, total) = store.messages(id, since_ms, limit, offset).await?;
+    Ok(Json(json!({ "messages": messages, "total": total })))
+}
+
+/// `POST /api/sessions/{id}/send` with `{"text"}` or `{"hex"}`.
+pub async fn send(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, AppError> {
+    let id = session_id(&id)?;
+    let data = json_body::<Payload>(&body)?.data()?;
+    match st.hub.send(id, data).await {
+        Ok(n) => Ok(Json(json!({ "bytes": n }))),
+        Err(e) => Err(action_error(&st, e).await),
+    }
+}
+
+/// `POST /api/sessions/{id}/close`: returns once the session has ended.
+pub async fn close(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    let id = session_id(&id)?;
+    match st.hub.close(id).await {
+        Ok(()) => Ok(Json(json!({ "closed": true }))),
+        Err(e) => Err(action_error(&st, e).await),
+    }
+}
+
+/// `POST /api/broadcast` with `{"text"|"hex", "listener_id"?}`.
+pub async fn broadcast(State(st): State<AppState>, body: Bytes) -> Result<Json<Value>, AppError> {
+    let payload = json_body::<Payload>(&body)?;
+    let data = payload.data()?;
+    match st.hub.broadcast(payload.listener_id, data).await {
+        Ok((sessions, bytes)) => Ok(Json(json!({ "sessions": sessions, "bytes": bytes }))),
+        Err(e) => Err(action_error(&st, e).await),
+    }
+}
+
+/// `GET /api/listeners`.
+pub async fn listeners(State(st): State<AppState>) -> Json<Value> {
+    Json(json!({ "listeners": st.hub.listeners() }))
+}
+
+#[derive(Debug, Deserialize)]
+struct EchoBody {
+    enabled: bool,
+}
+
+/// `PUT /api/listeners/{id}/echo` with `{"enabled": bool}`.
+pub async fn set_echo(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, AppError> {
+    let id = listener_id(&id)?;
+    let body: EchoBody = json_body(&body)?;
+    match st.hub.set_echo(id, body.enabled) {
+        Ok(info) => Ok(Json(json!(info))),
+        Err(e) => Err(action_error(&st, e).await),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct RulesBody {
+    rules: Vec<RuleSpec>,
+}
+
+/// `PUT /api/listeners/{id}/auto-replies` with `{"rules": [...]}` (replaces all rules).
+pub async fn set_auto_replies(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, AppError> {
+    let id = listener_id(&id)?;
+    let body: RulesBody = json_body(&body)?;
+    let rules = body
+        .rules
+        .into_iter()
+        .enumerate()
+        .map(|(i, spec)| {
+            Rule::from_spec(spec).map_err(|e| AppError::BadRequest(format!("rule {i}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    match st.hub.set_rules(id, rules) {
+        Ok(info) => Ok(Json(json!(info))),
+        Err(e) => Err(action_error(&st, e).await),
+    }
+}

@@ -1,0 +1,66 @@
+//! `GET /metrics`: Prometheus text exposition of the hub's counters.
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+
+use super::AppState;
+
+/// Renders the metrics.
+pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
+    let hub = &st.hub;
+    let t = &hub.totals;
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, lines: &[(&str, u64)]| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, value) in lines {
+            let _ = writeln!(out, "{name}{labels} {value}");
+        }
+    };
+    metric(
+        "socklab_sessions_online",
+        "gauge",
+        "Sessions online now.",
+        &[("", hub.online_count() as u64)],
+    );
+    metric(
+        "socklab_sessions_total",
+        "counter",
+        "Sessions started since socklab started.",
+        &[("", t.sessions.load(Ordering::Relaxed))],
+    );
+    metric(
+        "socklab_bytes_total",
+        "counter",
+        "Bytes moved, by direction (up = from devices).",
+        &[
+            ("{direction=\"up\"}", t.bytes_up.load(Ordering::Relaxed)),
+            ("{direction=\"down\"}", t.bytes_down.load(Ordering::Relaxed)),
+        ],
+    );
+    metric(
+        "socklab_messages_total",
+        "counter",
+        "Reads/datagrams moved, by direction.",
+        &[
+            ("{direction=\"up\"}", t.msgs_up.load(Ordering::Relaxed)),
+            ("{direction=\"down\"}", t.msgs_down.load(Ordering::Relaxed)),
+        ],
+    );
+    metric(
+        "socklab_store_queue_depth",
+        "gauge",
+        "Operations waiting for the database writer.",
+        &[("", hub.store().queue_depth() as u64)],
+    );
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+}

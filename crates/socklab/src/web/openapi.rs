@@ -1,0 +1,148 @@
+//! `GET /api/openapi.json`: the API described as OpenAPI 3.0, written by hand next to the
+//! routes (one small document is easier to keep true than a derive layer).
+
+use axum::Json;
+use serde_json::{Value, json};
+
+fn error_responses(codes: &[&str]) -> Value {
+    let mut out = serde_json::Map::new();
+    for code in codes {
+        out.insert(
+            (*code).to_string(),
+            json!({ "description": "error", "content": { "application/json": {
+                "schema": { "$ref": "#/components/schemas/Error" } } } }),
+        );
+    }
+    Value::Object(out)
+}
+
+fn ok(schema: Value, errors: &[&str]) -> Value {
+    let mut responses = error_responses(errors);
+    responses["200"] =
+        json!({ "description": "ok", "content": { "application/json": { "schema": schema } } });
+    responses
+}
+
+fn body(schema: Value) -> Value {
+    json!({ "required": true, "content": { "application/json": { "schema": schema } } })
+}
+
+/// The document.
+pub async fn document() -> Json<Value> {
+    Json(spec())
+}
+
+/// Builds the document (also used by tests to check every route is described).
+pub fn spec() -> Value {
+    let id =
+        json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } });
+    let page = [
+        json!({ "name": "limit", "in": "query", "schema": { "type": "integer", "default": 100, "maximum": 1000 } }),
+        json!({ "name": "offset", "in": "query", "schema": { "type": "integer", "default": 0 } }),
+    ];
+    let session = json!({ "$ref": "#/components/schemas/Session" });
+    let listener = json!({ "$ref": "#/components/schemas/Listener" });
+    let payload = json!({ "$ref": "#/components/schemas/Payload" });
+    json!({
+        "openapi": "3.0.3",
+        "info": { "title": "socklab", "version": env!("CARGO_PKG_VERSION"),
+                  "description": "Sessions, messages and operator actions of a socklab server. When a token is in force, send `Authorization: Bearer TOKEN` or `?token=TOKEN`." },
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
+            "schemas": {
+                "Error": { "type": "object", "properties": { "error": { "type": "string" } } },
+                "Session": { "type": "object", "properties": {
+                    "id": { "type": "integer" }, "listener_id": { "type": "integer" },
+                    "proto": { "type": "string", "enum": ["tcp", "udp"] },
+                    "peer": { "type": "string" }, "local": { "type": "string" },
+                    "online": { "type": "boolean" },
+                    "started_at": { "type": "string", "format": "date-time" },
+                    "started_at_ms": { "type": "integer" },
+                    "ended_at": { "type": "string", "format": "date-time", "nullable": true },
+                    "ended_at_ms": { "type": "integer", "nullable": true },
+                    "end_reason": { "type": "string", "nullable": true, "enum": [
+                        "closed_by_device", "reset", "idle_timeout", "closed_by_operator", "server_shutdown", null] },
+                    "bytes_up": { "type": "integer" }, "bytes_down": { "type": "integer" },
+                    "msgs_up": { "type": "integer" }, "msgs_down": { "type": "integer" } } },
+                "Message": { "type": "object", "properties": {
+                    "id": { "type": "integer" }, "session_id": { "type": "integer" },
+                    "ts": { "type": "string", "format": "date-time" }, "ts_ms": { "type": "integer" },
+                    "direction": { "type": "string", "enum": ["up", "down"] },
+                    "len": { "type": "integer" }, "hex": { "type": "string" },
+                    "text": { "type": "string", "description": "lossy UTF-8; display as text, never as HTML" } } },
+                "Rule": { "type": "object", "required": ["match", "pattern"], "properties": {
+                    "match": { "type": "string", "enum": ["exact", "hex", "regex"] },
+                    "pattern": { "type": "string" },
+                    "reply_text": { "type": "string", "nullable": true },
+                    "reply_hex": { "type": "string", "nullable": true } } },
+                "Listener": { "type": "object", "properties": {
+                    "id": { "type": "integer" }, "proto": { "type": "string", "enum": ["tcp", "udp"] },
+                    "addr": { "type": "string" }, "echo": { "type": "boolean" },
+                    "auto_replies": { "type": "array", "items": { "$ref": "#/components/schemas/Rule" } },
+                    "online": { "type": "integer" } } },
+                "Payload": { "type": "object", "description": "exactly one of text and hex",
+                    "properties": { "text": { "type": "string" }, "hex": { "type": "string" },
+                                    "listener_id": { "type": "integer", "description": "broadcast only" } } }
+            }
+        },
+        "security": [{ "bearer": [] }, {}],
+        "paths": {
+            "/api/sessions": { "get": {
+                "summary": "List sessions, newest first",
+                "parameters": [
+                    { "name": "state", "in": "query", "schema": { "type": "string", "enum": ["online", "all"], "default": "all" } },
+                    page[0], page[1]],
+                "responses": ok(json!({ "type": "object", "properties": {
+                    "sessions": { "type": "array", "items": session }, "total": { "type": "integer" } } }),
+                    &["400", "401"]) } },
+            "/api/sessions/{id}": { "get": {
+                "summary": "One session", "parameters": [id],
+                "responses": ok(session.clone(), &["400", "401", "404"]) } },
+            "/api/sessions/{id}/messages": { "get": {
+                "summary": "A session's messages, oldest first",
+                "parameters": [id, { "name": "since_ms", "in": "query", "schema": { "type": "integer", "default": 0 } }, page[0], page[1]],
+                "responses": ok(json!({ "type": "object", "properties": {
+                    "messages": { "type": "array", "items": { "$ref": "#/components/schemas/Message" } },
+                    "total": { "type": "integer" } } }), &["400", "401", "404"]) } },
+            "/api/sessions/{id}/send": { "post": {
+                "summary": "Send text or hex to an online session", "parameters": [id],
+                "requestBody": body(payload.clone()),
+                "responses": ok(json!({ "type": "object", "properties": { "bytes": { "type": "integer" } } }),
+                    &["400", "401", "403", "404", "409"]) } },
+            "/api/sessions/{id}/close": { "post": {
+                "summary": "Close an online session (returns once it has ended)", "parameters": [id],
+                "responses": ok(json!({ "type": "object", "properties": { "closed": { "type": "boolean" } } }),
+                    &["400", "401", "403", "404", "409"]) } },
+            "/api/broadcast": { "post": {
+                "summary": "Send to every online session (optionally of one listener)",
+                "requestBody": body(payload),
+                "responses": ok(json!({ "type": "object", "properties": {
+                    "sessions": { "type": "integer" }, "bytes": { "type": "integer" } } }),
+                    &["400", "401", "403", "404"]) } },
+            "/api/listeners": { "get": {
+                "summary": "Listeners and their modes",
+                "responses": ok(json!({ "type": "object", "properties": {
+                    "listeners": { "type": "array", "items": listener } } }), &["401"]) } },
+            "/api/listeners/{id}/echo": { "put": {
+                "summary": "Turn echo mode on or off", "parameters": [id],
+                "requestBody": body(json!({ "type": "object", "required": ["enabled"],
+                    "properties": { "enabled": { "type": "boolean" } } })),
+                "responses": ok(listener.clone(), &["400", "401", "403", "404"]) } },
+            "/api/listeners/{id}/auto-replies": { "put": {
+                "summary": "Replace the auto-reply rules", "parameters": [id],
+                "requestBody": body(json!({ "type": "object", "required": ["rules"], "properties": {
+                    "rules": { "type": "array", "items": { "$ref": "#/components/schemas/Rule" } } } })),
+                "responses": ok(listener, &["400", "401", "403", "404"]) } },
+            "/api/events": { "get": {
+                "summary": "Live events (Server-Sent Events): online, data, offline, listener, stats, lagged",
+                "responses": { "200": { "description": "event stream",
+                    "content": { "text/event-stream": { "schema": { "type": "string" } } } },
+                    "401": { "description": "missing or wrong token" } } } },
+            "/api/openapi.json": { "get": { "summary": "This document",
+                "responses": { "200": { "description": "OpenAPI document" } } } },
+            "/metrics": { "get": { "summary": "Prometheus metrics",
+                "responses": { "200": { "description": "text exposition format",
+                    "content": { "text/plain": { "schema": { "type": "string" } } } } } } }
+        }
+    })
+}
