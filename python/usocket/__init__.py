@@ -9,7 +9,6 @@ it with ``_apply_profile``. Only the device's names are public (plus
 device has.
 """
 
-from __future__ import annotations
 
 import os as _os
 
@@ -23,7 +22,7 @@ _MICROPYTHON_FUNCTIONS = {"inet_pton": _usocket.inet_pton, "inet_ntop": _usocket
 #: Socket methods only the device has (hidden in the micropython profile).
 _DEVICE_METHODS = {"getsocketsta": socket.__dict__["getsocketsta"]}
 #: Names the current profile added to this module (removed when the profile changes).
-_profile_names: list[str] = []
+_profile_names: "list[str]" = []
 
 __all__ = list(_BASE_NAMES)
 

@@ -169,7 +169,11 @@ impl RawBuffer {
         };
         // SAFETY: obj is valid; view points at writable storage that outlives the export.
         if unsafe { ffi::PyObject_GetBuffer(obj.as_ptr(), &mut *view, flags) } != 0 {
-            return Err(PyErr::fetch(obj.py()));
+            let err = PyErr::fetch(obj.py());
+            if writable {
+                return Err(PyTypeError::new_err(format!("writable buffer required, not {}", type_name(obj))));
+            }
+            return Err(err);
         }
         Ok(RawBuffer { view })
     }
