@@ -12,12 +12,14 @@ functions replace or add to them:
 * ``get_ident()``, ``exit()``, ``get_heap_size()``, ``threadIsRunning(tid)``.
 * ``stack_size([words])``: the device counts 32-bit words; with an argument it returns 0, or
   -1 below 2048 words (8192 bytes). Recorded only: PC threads keep CPython's stack size.
-* ``stop_thread(tid)`` (0 = the calling thread) ends a thread promptly: a thread running
-  Python code gets ``SystemExit`` raised asynchronously, a thread blocked in a usocket call
-  is woken by the extension (within about 100 ms) with ``SystemExit``; ``utime.sleep*``,
-  ``uselect`` polls and the locks and semaphores here wait in short slices so they are
-  interrupted too. Stopping the main thread or an unknown id raises ``ValueError`` as on
-  the device. A thread blocked in some other C call ends when that call returns.
+* ``stop_thread(tid)`` (0 = the calling thread) ends a thread promptly and returns 0 once
+  it has ended. The thread is marked first: a usocket call it is blocked in returns within
+  about 100 ms raising ``SystemExit`` (the extension's stop mark), and so do the waits of
+  the companion modules (``utime.sleep*``, ``uselect`` polls, ``checkNet``, the locks and
+  semaphores here), which run in short slices. A thread still alive after 0.15 s (pure
+  Python code) gets ``SystemExit`` raised asynchronously. A thread blocked in some other C
+  call ends when that call returns. Stopping the main thread or an unknown id raises
+  ``ValueError``, as on the device.
 * ``allocate_lock()`` / ``delete_lock(lock)``: ``acquire([waitflag])`` -> bool, ``release()``
   (``RuntimeError`` when not locked), ``locked()``, context manager; a deleted lock's
   ``acquire`` returns False.
@@ -84,6 +86,9 @@ class _Record:
         return not self.started or self.ident in sys._current_frames()
 
 
+#: Threads asked to stop; see :func:`_check_stop`.
+_stop_marks: set[int] = set()
+
 _records_lock = _cpython.allocate_lock()
 _records: list[_Record] = []
 
@@ -113,9 +118,11 @@ def _report(func: Any, exc: BaseException) -> None:
 
 def _finish(record: _Record) -> None:
     record.done = True
-    ext = _usocket_ext()
-    if ext is not None and record.ident is not None:
-        ext._clear_thread_stop(record.ident)
+    if record.ident is not None:
+        _stop_marks.discard(record.ident)
+        ext = _usocket_ext()
+        if ext is not None:
+            ext._clear_thread_stop(record.ident)
 
 
 def _bootstrap(record: _Record) -> None:
@@ -214,11 +221,19 @@ def threadIsRunning(thread_id: int) -> bool:
     return any(r.ident == thread_id for r in _live_records())
 
 
-def _raise_async(ident: int) -> None:
-    """Stop ``ident`` wherever it is: in usocket (extension flag) or in Python code."""
-    ext = _usocket_ext()
-    if ext is not None:
-        ext._request_thread_stop(ident)
+def _check_stop() -> None:
+    """Raise ``SystemExit`` in a thread that ``stop_thread`` marked.
+
+    Every wait of the companion modules (sleeps, locks, semaphores, polls) calls this
+    between its short slices, so a marked thread ends there without an asynchronous
+    exception.
+    """
+    if _stop_marks and get_ident() in _stop_marks:
+        raise SystemExit
+
+
+def _force(ident: int) -> None:
+    """Raise ``SystemExit`` asynchronously in ``ident`` (lands at its next bytecode)."""
     set_async = ctypes.pythonapi.PyThreadState_SetAsyncExc
     modified = set_async(ctypes.c_ulong(ident), ctypes.py_object(SystemExit))
     if modified > 1:  # cannot happen for a valid id; undo rather than hit other threads
@@ -226,8 +241,41 @@ def _raise_async(ident: int) -> None:
         raise SystemError("PyThreadState_SetAsyncExc affected several threads")
 
 
+def _stop(idents: list[int], cooperative_s: float = 0.15, grace_s: float = 0.5) -> None:
+    """Stop threads: marks first, the asynchronous exception only for the ones left.
+
+    A thread blocked in usocket (the extension's stop mark) or in a companion wait (our
+    mark) ends with one ``SystemExit`` within a slice. Only a thread still alive after
+    ``cooperative_s`` (running pure Python, or in another C call) gets the asynchronous
+    ``SystemExit``; doing both at once would raise a second ``SystemExit`` inside the
+    first one's ``except``/``finally`` handlers.
+    """
+    ext = _usocket_ext()
+    for ident in idents:
+        _stop_marks.add(ident)
+        if ext is not None:
+            ext._request_thread_stop(ident)
+
+    def running() -> list[_Record]:
+        return [r for r in _live_records() if r.ident in idents]
+
+    deadline = time.monotonic() + cooperative_s
+    while running() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    for record in running():
+        if record.ident is not None:
+            _force(record.ident)
+    deadline = time.monotonic() + grace_s
+    while running() and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
 def stop_thread(thread_id: int) -> int:
-    """End a thread started with ``start_new_thread`` (0: the calling thread); returns 0."""
+    """End a thread started with ``start_new_thread`` (0: the calling thread); returns 0.
+
+    Returns once the thread has ended, or after about 0.65 s if it is stuck in a foreign
+    C call (it then ends when that call returns).
+    """
     if not isinstance(thread_id, int):
         raise TypeError(f"can't convert {type(thread_id).__name__} to int")
     current = get_ident()
@@ -238,7 +286,7 @@ def stop_thread(thread_id: int) -> int:
         raise ValueError(f"No thread with thread id {ident} was found!")
     if ident == current:
         raise SystemExit
-    _raise_async(ident)
+    _stop([ident])
     return 0
 
 
@@ -262,6 +310,7 @@ class _DeviceLock:
             return self._lock.acquire(False)
         deadline = None if timeout is None or timeout < 0 else time.monotonic() + timeout
         while True:
+            _check_stop()
             step = _SLICE_S
             if deadline is not None:
                 step = min(step, max(0.0, deadline - time.monotonic()))
@@ -321,6 +370,7 @@ class _Semphore:
         deadline = None if timeout_ms < 0 else time.monotonic() + timeout_ms / 1000
         with self._cond:
             while not self._deleted and self._count == 0:
+                _check_stop()
                 step = _SLICE_S
                 if deadline is not None:
                     left = deadline - time.monotonic()
@@ -383,14 +433,9 @@ def _wait_for_threads() -> None:
         time.sleep(_SLICE_S)
 
 
-def _stop_all_threads(grace_s: float = 0.5) -> None:
-    """Ask every live thread to stop and give them ``grace_s`` to do so."""
-    for record in _live_records():
-        if record.ident is not None and record.ident != get_ident():
-            try:
-                _raise_async(record.ident)
-            except (ValueError, SystemError):
-                pass
-    deadline = time.monotonic() + grace_s
-    while _live_records() and time.monotonic() < deadline:
-        time.sleep(0.01)
+def _stop_all_threads() -> None:
+    """Stop every live thread started here (the runner's end of an aborted run)."""
+    me = get_ident()
+    idents = [r.ident for r in _live_records() if r.ident is not None and r.ident != me]
+    if idents:
+        _stop(idents)

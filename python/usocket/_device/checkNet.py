@@ -21,6 +21,7 @@ device's banner with PROJECT_NAME, PROJECT_VERSION, FIRMWARE_VERSION and SIM_CAR
 
 from __future__ import annotations
 
+import sys
 import time
 
 import dataCall
@@ -30,6 +31,13 @@ FIRMWARE_VERSION = "usocket-rs-PC"
 #: ``sim.getStatus()`` value for "SIM ready".
 SIM_READY = 1
 _SLICE_S = 0.05
+
+
+def _stop_point() -> None:
+    """Let ``_thread.stop_thread`` end the calling thread here, between two wait slices."""
+    check = getattr(sys.modules.get("_thread"), "_check_stop", None)
+    if check is not None:
+        check()
 
 
 def _check_timeout(timeout_s: float) -> None:
@@ -44,6 +52,7 @@ def wait_network_connected(timeout_s: int = 60) -> tuple[int, int]:
     _check_timeout(timeout_s)
     deadline = time.monotonic() + timeout_s
     while True:
+        _stop_point()
         if dataCall.getInfo(1, 0)[2][0] == 1:
             return (3, 1)
         left = deadline - time.monotonic()

@@ -25,8 +25,10 @@ values and return 0; they do not change what getInfo reports.
 from __future__ import annotations
 
 import os
+import queue
 import threading
 import time
+import traceback
 from typing import Any, Callable
 
 ENV_NO_NETWORK = "USOCKET_NO_NETWORK"
@@ -41,6 +43,9 @@ _deactivated = False
 _callback: Callable[[Any], Any] | None = None
 _pdp: dict[int, tuple[int, str, str, str, int]] = {}
 _dns: dict[int, tuple[str, str]] = {}
+#: Callback events, delivered in order by one daemon thread started on first use.
+_events: queue.SimpleQueue = queue.SimpleQueue()
+_deliverer: threading.Thread | None = None
 
 
 def _ready_at() -> float | None:
@@ -103,12 +108,26 @@ def getInfo(profileID: int, ipType: int) -> int | tuple:
     return (profileID, ipType, _entry(profileID, ipType == 1))
 
 
+def _deliver() -> None:
+    """Call the callback for each queued event, in order, in one background thread."""
+    while True:
+        callback, event = _events.get()
+        try:
+            callback(event)
+        except Exception:  # noqa: BLE001 - a failing callback must not stop later events
+            traceback.print_exc()
+
+
 def _notify(profile_id: int, state: int) -> None:
+    global _deliverer
     callback = _callback
-    if callback is not None:
-        threading.Thread(
-            target=callback, args=((profile_id, state),), name="dataCall-callback", daemon=True
-        ).start()
+    if callback is None:
+        return
+    with _lock:
+        if _deliverer is None:
+            _deliverer = threading.Thread(target=_deliver, name="dataCall-callback", daemon=True)
+            _deliverer.start()
+    _events.put((callback, (profile_id, state)))
 
 
 def setCallback(fun: Callable[[Any], Any] | None) -> int:

@@ -16,6 +16,7 @@ Waits run in short slices so that ``_thread.stop_thread`` ends a polling thread 
 from __future__ import annotations
 
 import select as _select
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -27,6 +28,13 @@ POLLHUP = 0x0010
 POLLNVAL = 0x0020
 
 _SLICE_MS = 50
+
+
+def _stop_point() -> None:
+    """Let ``_thread.stop_thread`` end the calling thread here, between two wait slices."""
+    check = getattr(sys.modules.get("_thread"), "_check_stop", None)
+    if check is not None:
+        check()
 
 
 def _fd(obj: Any) -> int:
@@ -87,6 +95,7 @@ class _Poll:
         if timeout_ms >= 0:
             deadline = time.monotonic() + timeout_ms / 1000
         while True:
+            _stop_point()
             step = _SLICE_MS
             if deadline is not None:
                 step = min(step, max(0, int((deadline - time.monotonic()) * 1000 + 0.999)))
@@ -110,6 +119,7 @@ def select(
     """Wait until some objects are readable/writable/exceptional, or ``timeout`` seconds."""
     deadline = None if timeout is None else time.monotonic() + max(0.0, float(timeout))
     while True:
+        _stop_point()
         step = _SLICE_MS / 1000
         if deadline is not None:
             step = min(step, max(0.0, deadline - time.monotonic()))

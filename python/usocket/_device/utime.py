@@ -20,6 +20,7 @@ As on the device (QuecPython modutime.c, MicroPython utime_mphal.c):
 from __future__ import annotations
 
 import calendar
+import sys
 import time as _time
 from collections.abc import Sequence
 from typing import Any
@@ -39,9 +40,17 @@ def _int_arg(value: Any) -> int:
     return value
 
 
+def _stop_point() -> None:
+    """Let ``_thread.stop_thread`` end the calling thread here, between two wait slices."""
+    check = getattr(sys.modules.get("_thread"), "_check_stop", None)
+    if check is not None:
+        check()
+
+
 def _sleep_s(seconds: float) -> None:
     deadline = _time.monotonic() + seconds
     while True:
+        _stop_point()
         left = deadline - _time.monotonic()
         if left <= 0:
             return
