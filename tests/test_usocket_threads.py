@@ -1,0 +1,177 @@
+"""Threads and blocking: the GIL is released, close() from another thread wakes blocked
+calls with OSError(9), Ctrl-C interrupts a blocking recv, and the thread-stop hook."""
+
+from __future__ import annotations
+
+import gc
+import signal
+import threading
+import time
+
+import pytest
+
+import usocket
+from usocket_peers import full_backlog, open_fds, run_python, usocket_pair
+
+
+def blocked_call(fn):
+    """Run fn in a thread; return (thread, result box)."""
+    box: dict = {}
+
+    def run():
+        try:
+            box["value"] = fn()
+        except BaseException as e:
+            box["error"] = e
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t, box
+
+
+def test_reader_thread_while_main_thread_sends():
+    """The tutorial's pattern: a thread blocked in recv does not stall the main thread."""
+    with usocket_pair() as (cli, conn):
+        t, box = blocked_call(lambda: cli.recv(100))
+        time.sleep(0.2)
+        assert t.is_alive()
+        for _ in range(50):  # the main thread keeps running Python and sending
+            cli.send(b"x")
+        assert conn.recv(100)
+        conn.sendall(b"reply")
+        t.join(5)
+        assert box == {"value": b"reply"}
+
+
+@pytest.mark.parametrize("what", ["recv", "accept", "connect", "recvfrom-udp", "readline"])
+def test_close_from_another_thread_wakes_a_blocked_call(what):
+    """close() wakes recv/accept/connect (and UDP recvfrom, readline) with OSError(9)."""
+    with usocket_pair() as (cli, _conn), full_backlog() as unreachable:
+        if what in ("recv", "readline"):
+            s = cli
+            fn = s.recv if what == "recv" else (lambda: s.readline())
+            call = (lambda: fn(10)) if what == "recv" else fn
+        elif what == "accept":
+            s = usocket.socket()
+            s.bind(("127.0.0.1", 0))
+            s.listen(1)
+            call = s.accept
+        elif what == "connect":
+            s = usocket.socket()
+            call = lambda: s.connect(unreachable)  # noqa: E731
+        else:
+            s = usocket.socket(usocket.AF_INET, usocket.SOCK_DGRAM)
+            s.bind(("127.0.0.1", 0))
+            call = lambda: s.recvfrom(10)  # noqa: E731
+        t, box = blocked_call(call)
+        time.sleep(0.3)
+        assert t.is_alive(), box
+        s.close()
+        t.join(2)
+        assert not t.is_alive()
+        err = box.get("error")
+        assert type(err) is OSError and err.args == (9,), box
+
+
+def test_dropped_socket_releases_its_descriptor():
+    """A socket garbage-collected without close() closes its fd."""
+    before = open_fds()
+    socks = [usocket.socket() for _ in range(50)]
+    assert open_fds() == before + 50
+    del socks
+    gc.collect()
+    assert open_fds() == before
+
+
+CTRL_C_SCRIPT = r"""
+import os, signal, socket, threading, time, usocket
+lst = socket.socket(); lst.bind(("127.0.0.1", 0)); lst.listen(1)
+s = usocket.socket(); s.connect(lst.getsockname()); conn, _ = lst.accept()
+threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+t0 = time.monotonic()
+try:
+    s.recv(10)
+    print("no interrupt")
+except KeyboardInterrupt:
+    print("KeyboardInterrupt after %.1f s" % (time.monotonic() - t0))
+"""
+
+
+def test_ctrl_c_interrupts_a_blocking_recv():
+    """SIGINT during a blocking recv in the main thread raises KeyboardInterrupt."""
+    r = run_python(CTRL_C_SCRIPT, timeout=20)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("KeyboardInterrupt after"), r.stdout + r.stderr
+
+
+def test_ctrl_c_interrupts_a_blocking_accept_from_outside():
+    """SIGINT sent by another process interrupts a blocking accept."""
+    import subprocess
+    import sys
+
+    code = (
+        "import usocket\n"
+        "s = usocket.socket(); s.bind(('127.0.0.1', 0)); s.listen(1)\n"
+        "print('ready', flush=True)\n"
+        "try:\n    s.accept()\nexcept KeyboardInterrupt:\n    print('interrupted', flush=True)\n"
+    )
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout is not None
+        assert p.stdout.readline().strip() == "ready"
+        time.sleep(0.2)
+        p.send_signal(signal.SIGINT)
+        out, _ = p.communicate(timeout=10)
+        assert out.strip() == "interrupted"
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_thread_stop_hook_ends_a_blocked_recv_with_systemexit():
+    """_request_thread_stop(ident) makes that thread's blocking call raise SystemExit."""
+    with usocket_pair() as (cli, _):
+        idents: dict = {}
+
+        def target():
+            idents["me"] = threading.get_ident()
+            return cli.recv(10)
+
+        t, box = blocked_call(target)
+        time.sleep(0.3)
+        assert t.is_alive()
+        usocket._usocket._request_thread_stop(idents["me"])
+        try:
+            t.join(2)
+            assert not t.is_alive()
+            assert isinstance(box.get("error"), SystemExit)
+        finally:
+            usocket._usocket._clear_thread_stop(idents["me"])
+
+
+def test_thread_stop_mark_applies_to_later_calls_until_cleared():
+    """A marked thread's next blocking call stops at once; clearing the mark restores it."""
+    with usocket_pair() as (cli, conn):
+        me = threading.get_ident()
+        usocket._usocket._request_thread_stop(me)
+        try:
+            with pytest.raises(SystemExit):
+                cli.recv(10)
+        finally:
+            usocket._usocket._clear_thread_stop(me)
+        conn.sendall(b"ok")
+        assert cli.recv(10) == b"ok"
+
+
+def test_other_threads_are_not_affected_by_a_stop_mark():
+    """Marking one thread leaves the others' blocking calls alone."""
+    with usocket_pair() as (cli, conn):
+        other = threading.Thread(target=lambda: None)
+        other.start()
+        other.join()
+        usocket._usocket._request_thread_stop(other.ident)
+        try:
+            conn.sendall(b"fine")
+            assert cli.recv(10) == b"fine"
+        finally:
+            usocket._usocket._clear_thread_stop(other.ident)
