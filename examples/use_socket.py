@@ -24,10 +24,10 @@ def main(host="127.0.0.1", port=34187):
     socket.connect(socketinfo)
     # 4. Module uploading data
     ret = socket.send("1234567890\r\n")
-    print("send %d bytes" % ret)
+    print("send %d bytes" % ret)  # noqa: UP031 (the tutorial's own code)
     # 5. Server sending data
     data = socket.recv(1024)
-    print("recv %s bytes:" % len(data))
+    print("recv %s bytes:" % len(data))  # noqa: UP031
     print(data.decode())
     # 6. Close a socket
     socket.close()

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import selectors
 import select
+import selectors
 import socket as cpy
 import threading
 import types
 
 import pytest
-
 import usocket
 from usocket_peers import Peer, echo_handler, hold_open, local_addr, sockopt, usocket_pair
 
@@ -40,7 +39,14 @@ def test_namespace_is_the_devices_and_nothing_more():
     assert public == set(DEVICE_CONSTANTS) | {"socket", "getaddrinfo", "DeviceCompatibilityWarning"}
     for name, value in DEVICE_CONSTANTS.items():
         assert getattr(usocket, name) == value
-    for absent in ("timeout", "error", "SO_KEEPALIVE", "MSG_PEEK", "create_connection", "inet_pton"):
+    for absent in (
+        "timeout",
+        "error",
+        "SO_KEEPALIVE",
+        "MSG_PEEK",
+        "create_connection",
+        "inet_pton",
+    ):
         assert not hasattr(usocket, absent)
     assert set(usocket.__all__) == public
     assert issubclass(usocket.DeviceCompatibilityWarning, UserWarning)
@@ -51,9 +57,28 @@ def test_socket_type_and_methods():
     s = usocket.socket()
     try:
         assert type(s).__name__ == "socket"
-        for m in ("close bind listen accept connect send sendall sendto recv recvfrom read "
-                  "readinto readline write makefile fileno setblocking settimeout setsockopt "
-                  "getsocketsta").split():
+        for m in [
+            "close",
+            "bind",
+            "listen",
+            "accept",
+            "connect",
+            "send",
+            "sendall",
+            "sendto",
+            "recv",
+            "recvfrom",
+            "read",
+            "readinto",
+            "readline",
+            "write",
+            "makefile",
+            "fileno",
+            "setblocking",
+            "settimeout",
+            "setsockopt",
+            "getsocketsta",
+        ]:
             assert callable(getattr(s, m)), m
         for m in ("getpeername", "getsockname", "gettimeout", "shutdown", "recv_into", "family"):
             assert not hasattr(s, m), m

@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 
 import pytest
-
 import usocket
 from usocket_peers import (
     Peer,

@@ -7,10 +7,9 @@ from __future__ import annotations
 import contextlib
 
 import pytest
+import usocket
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-import usocket
 from usocket_peers import usocket_pair
 
 # The leniency warnings (send(b'') here) are expected; the fuzz is about exceptions.

@@ -4,7 +4,6 @@ instance getaddrinfo."""
 from __future__ import annotations
 
 import pytest
-
 import usocket
 from usocket_peers import Peer, echo_handler, local_addr
 

@@ -7,7 +7,6 @@ import socket as cpy
 import time
 
 import pytest
-
 import usocket
 from usocket_peers import (
     Peer,
@@ -49,16 +48,28 @@ def test_micropython_namespace():
     """micropython: upstream's names and Linux values; device-only names gone."""
     with profile("micropython"):
         assert (usocket.SOL_SOCKET, usocket.SO_REUSEADDR) == (1, 2)
-        for name in ("MSG_PEEK", "MSG_DONTWAIT", "MSG_DONTROUTE", "SO_BROADCAST", "SO_KEEPALIVE",
-                     "SO_LINGER", "SO_ERROR", "IP_ADD_MEMBERSHIP", "IP_DROP_MEMBERSHIP",
-                     "inet_pton", "inet_ntop"):
+        for name in (
+            "MSG_PEEK",
+            "MSG_DONTWAIT",
+            "MSG_DONTROUTE",
+            "SO_BROADCAST",
+            "SO_KEEPALIVE",
+            "SO_LINGER",
+            "SO_ERROR",
+            "IP_ADD_MEMBERSHIP",
+            "IP_DROP_MEMBERSHIP",
+            "inet_pton",
+            "inet_ntop",
+        ):
             assert hasattr(usocket, name), name
         for name in ("IPPROTO_TCP_SER", "TCP_CUSTOMIZE_PORT", "TCP_KEEPALIVE"):
             assert not hasattr(usocket, name), name
         s = usocket.socket()
         assert not hasattr(s, "getsocketsta")
         s.close()
-        assert usocket.inet_ntop(usocket.AF_INET6, usocket.inet_pton(usocket.AF_INET6, "::1")) == "::1"
+        assert (
+            usocket.inet_ntop(usocket.AF_INET6, usocket.inet_pton(usocket.AF_INET6, "::1")) == "::1"
+        )
         assert usocket.inet_pton(usocket.AF_INET, "1.2.3.4") == b"\x01\x02\x03\x04"
     s = usocket.socket()
     assert s.getsocketsta() == 0 and not hasattr(usocket, "MSG_PEEK")
@@ -122,7 +133,11 @@ def test_legacy_quirks():
     raises 110, DNS failure in connect raises 202."""
     with profile("legacy"), usocket_pair() as (cli, _):
         cli.setblocking(False)
-        for call in (lambda: cli.read(3), lambda: cli.readline(), lambda: cli.readinto(bytearray(2))):
+        for call in (
+            lambda: cli.read(3),
+            lambda: cli.readline(),
+            lambda: cli.readinto(bytearray(2)),
+        ):
             with pytest.raises(OSError) as ei:
                 call()
             assert ei.value.args == (11,)

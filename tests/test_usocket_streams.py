@@ -7,7 +7,6 @@ import threading
 import time
 
 import pytest
-
 import usocket
 from usocket_peers import usocket_pair
 

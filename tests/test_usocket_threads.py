@@ -9,7 +9,6 @@ import threading
 import time
 
 import pytest
-
 import usocket
 from usocket_peers import full_backlog, open_fds, run_python, usocket_pair
 
@@ -21,7 +20,7 @@ def blocked_call(fn):
     def run():
         try:
             box["value"] = fn()
-        except BaseException as e:
+        except BaseException as e:  # noqa: BLE001 (the test inspects it)
             box["error"] = e
 
     t = threading.Thread(target=run, daemon=True)
@@ -58,11 +57,11 @@ def test_close_from_another_thread_wakes_a_blocked_call(what):
             call = s.accept
         elif what == "connect":
             s = usocket.socket()
-            call = lambda: s.connect(unreachable)  # noqa: E731
+            call = lambda: s.connect(unreachable)
         else:
             s = usocket.socket(usocket.AF_INET, usocket.SOCK_DGRAM)
             s.bind(("127.0.0.1", 0))
-            call = lambda: s.recvfrom(10)  # noqa: E731
+            call = lambda: s.recvfrom(10)
         t, box = blocked_call(call)
         time.sleep(0.3)
         assert t.is_alive(), box

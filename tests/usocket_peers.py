@@ -54,7 +54,7 @@ class Peer:
                 conn.settimeout(PEER_TIMEOUT_S)
                 with conn:
                     handler(conn)
-        except BaseException as e:  # reported by join()
+        except BaseException as e:  # noqa: BLE001 (reported by join())
             self.errors.append(e)
 
     def join(self) -> None:

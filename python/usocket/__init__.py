@@ -9,7 +9,6 @@ it with ``_apply_profile``. Only the device's names are public (plus
 device has.
 """
 
-
 import os as _os
 
 from . import _usocket
@@ -24,7 +23,7 @@ _DEVICE_METHODS = {"getsocketsta": socket.__dict__["getsocketsta"]}
 #: Names the current profile added to this module (removed when the profile changes).
 _profile_names: "list[str]" = []
 
-__all__ = list(_BASE_NAMES)
+__all__ = ["DeviceCompatibilityWarning", "getaddrinfo", "socket"]
 
 
 def _apply_profile(name: str) -> None:

@@ -8,7 +8,7 @@ use crate::addrmap;
 use crate::error::{Error, Result, errno};
 use crate::profile::{self, Profile};
 use socket2::SockAddr;
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// One `getaddrinfo` result.
@@ -39,7 +39,11 @@ fn cstring(s: &str) -> Result<CString> {
     CString::new(s).map_err(|_| Error::value("embedded null character"))
 }
 
-/// Runs the system resolver; `Err(())` on any failure (the profile decides the errno).
+/// Resolver results: (family, socktype, proto, address).
+type Resolved = Vec<(i32, i32, i32, SocketAddr)>;
+
+/// Runs the system resolver; `Ok(None)` on any resolver failure (the profile decides
+/// the errno).
 fn system_resolve(
     host: &str,
     service: &str,
@@ -47,7 +51,7 @@ fn system_resolve(
     socktype: i32,
     proto: i32,
     flags: i32,
-) -> Result<std::result::Result<Vec<(i32, i32, i32, SocketAddr)>, ()>> {
+) -> Result<Option<Resolved>> {
     let node = cstring(host)?;
     let serv = cstring(service)?;
     // SAFETY: addrinfo is plain old data; all-zero is the documented "no hints" value.
@@ -60,7 +64,7 @@ fn system_resolve(
     // SAFETY: node/serv are NUL-terminated, hints is initialised, res receives a list we free.
     let rc = unsafe { libc::getaddrinfo(node.as_ptr(), serv.as_ptr(), &hints, &mut res) };
     if rc != 0 {
-        return Ok(Err(()));
+        return Ok(None);
     }
     let mut out = Vec::new();
     let mut cur = res;
@@ -87,7 +91,7 @@ fn system_resolve(
     }
     // SAFETY: res came from a successful getaddrinfo and is freed once.
     unsafe { libc::freeaddrinfo(res) };
-    Ok(Ok(out))
+    Ok(Some(out))
 }
 
 /// `usocket.getaddrinfo(host, port, af, type, proto, flags)` for the current profile.
@@ -122,7 +126,7 @@ pub fn getaddrinfo(
             socktype
         };
         return match system_resolve(&target, &service, af, st, proto, flags)? {
-            Ok(list) if !list.is_empty() => Ok(list
+            Some(list) if !list.is_empty() => Ok(list
                 .into_iter()
                 .map(|(family, socktype, proto, addr)| AddrInfo {
                     family,
@@ -136,12 +140,12 @@ pub fn getaddrinfo(
         };
     }
     let found = match system_resolve(&target, &service, libc::AF_UNSPEC, libc::SOCK_STREAM, 0, 0)? {
-        Ok(list) => list
+        Some(list) => list
             .iter()
             .find(|e| e.3.is_ipv4())
             .or(list.first())
             .map(|e| e.3),
-        Err(()) => None,
+        None => None,
     };
     match found {
         Some(addr) => Ok(vec![AddrInfo {
@@ -198,11 +202,11 @@ pub fn resolve_for(family: i32, host: &str, port: u16, legacy_positive: bool) ->
         errno::DNS_FAILURE
     };
     match system_resolve(host, &port.to_string(), family, libc::SOCK_STREAM, 0, 0)? {
-        Ok(list) => list
+        Some(list) => list
             .first()
             .map(|e| SockAddr::from(e.3))
             .ok_or(Error::Os(dns_error)),
-        Err(()) => Err(Error::Os(dns_error)),
+        None => Err(Error::Os(dns_error)),
     }
 }
 
@@ -263,14 +267,6 @@ pub fn inet_ntop(af: i32, packed: &[u8]) -> Result<String> {
         }
         _ => Err(Error::Os(errno::EINVAL)),
     }
-}
-
-/// The C string of an error from the resolver, for diagnostics.
-pub fn gai_message(code: i32) -> String {
-    // SAFETY: gai_strerror returns a static NUL-terminated string.
-    unsafe { CStr::from_ptr(libc::gai_strerror(code)) }
-        .to_string_lossy()
-        .into_owned()
 }
 
 #[cfg(test)]

@@ -171,7 +171,10 @@ impl RawBuffer {
         if unsafe { ffi::PyObject_GetBuffer(obj.as_ptr(), &mut *view, flags) } != 0 {
             let err = PyErr::fetch(obj.py());
             if writable {
-                return Err(PyTypeError::new_err(format!("writable buffer required, not {}", type_name(obj))));
+                return Err(PyTypeError::new_err(format!(
+                    "writable buffer required, not {}",
+                    type_name(obj)
+                )));
             }
             return Err(err);
         }

@@ -68,6 +68,7 @@ impl PySocket {
     }
 
     /// `bind((host, port))`; `''` is every interface.
+    #[pyo3(signature = (address, /))]
     fn bind(&self, py: Python<'_>, address: &Bound<'_, PyAny>) -> PyResult<()> {
         let a = args::address(address)?;
         let sock = &self.inner;
@@ -105,6 +106,7 @@ impl PySocket {
     }
 
     /// `connect((host, port))`; host names are resolved.
+    #[pyo3(signature = (address, /))]
     fn connect(&self, py: Python<'_>, address: &Bound<'_, PyAny>) -> PyResult<()> {
         let a = args::address(address)?;
         let sock = &self.inner;
@@ -133,6 +135,7 @@ impl PySocket {
     }
 
     /// `sendall(data)`.
+    #[pyo3(signature = (data, /))]
     fn sendall(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
         let data = Data::extract(data)?;
         let bytes = data.as_bytes()?;
@@ -344,6 +347,7 @@ impl PySocket {
     }
 
     /// `setblocking(flag)`: true blocks without limit, false never blocks.
+    #[pyo3(signature = (flag, /))]
     fn setblocking(&self, py: Python<'_>, flag: &Bound<'_, PyAny>) -> PyResult<()> {
         let mode = if flag.is_truthy()? {
             Mode::Blocking
@@ -354,6 +358,7 @@ impl PySocket {
     }
 
     /// `settimeout(value)`: `None` blocks, 0 never blocks, x > 0 waits x seconds.
+    #[pyo3(signature = (value, /))]
     fn settimeout(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let seconds = if value.is_none() {
             None
@@ -372,6 +377,7 @@ impl PySocket {
     }
 
     /// `setsockopt(level, optname, value)`; unknown device options print a warning line.
+    #[pyo3(signature = (level, optname, value, /))]
     fn setsockopt(
         &self,
         py: Python<'_>,

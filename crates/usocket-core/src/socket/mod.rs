@@ -60,7 +60,7 @@ impl Mode {
         match seconds {
             None => Ok(Mode::Blocking),
             Some(s) if s.is_nan() || s < 0.0 => Err(Error::value("Timeout value out of range")),
-            Some(s) if s == 0.0 => Ok(Mode::NonBlocking),
+            Some(s) if s <= 0.0 => Ok(Mode::NonBlocking),
             Some(s) => Ok(Duration::try_from_secs_f64(s).map_or(Mode::Blocking, Mode::Timeout)),
         }
     }
