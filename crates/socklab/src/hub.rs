@@ -169,7 +169,7 @@ impl Hub {
     /// Snapshots of all online sessions, newest first.
     pub fn online_sessions(&self) -> Vec<SessionInfo> {
         let mut all: Vec<SessionInfo> = self.registry().values().map(|h| h.info(None)).collect();
-        all.sort_by(|a, b| b.id.cmp(&a.id));
+        all.sort_by_key(|s| std::cmp::Reverse(s.id));
         all
     }
 

@@ -1,0 +1,108 @@
+//! Test harness: a socklab server from `run`'s building blocks on loopback port 0.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use socklab::hub::Hub;
+use socklab::model::Event;
+use socklab::{BoundAddrs, Config, Server};
+use tokio::sync::{broadcast, oneshot};
+use tokio::task::JoinHandle;
+
+/// Upper bound for any single wait, so a bug fails the test instead of hanging it.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// A running server and what tests need to drive it.
+pub struct TestServer {
+    /// Bound addresses.
+    pub addrs: BoundAddrs,
+    /// The server's hub.
+    pub hub: Arc<Hub>,
+    /// The server's router (same hub), for `oneshot`.
+    pub router: axum::Router,
+    /// Keeps the database directory alive.
+    pub dir: Arc<tempfile::TempDir>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// Starts a server with the test defaults, adjusted by `tweak`.
+    pub async fn start(tweak: impl FnOnce(&mut Config)) -> TestServer {
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        Self::start_in(dir, tweak).await
+    }
+
+    /// Starts a server whose database lives in `dir` (to restart on the same history).
+    pub async fn start_in(
+        dir: Arc<tempfile::TempDir>,
+        tweak: impl FnOnce(&mut Config),
+    ) -> TestServer {
+        let mut config = Config::for_test(&dir.path().join("socklab.db"));
+        tweak(&mut config);
+        let server = Server::bind(config).await.unwrap();
+        let addrs = server.addrs();
+        let hub = server.hub();
+        let router = server.router();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            server
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+        });
+        TestServer {
+            addrs,
+            hub,
+            router,
+            dir,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// The first TCP listener.
+    pub fn tcp(&self) -> SocketAddr {
+        self.addrs.tcp[0]
+    }
+
+    /// The first UDP listener.
+    pub fn udp(&self) -> SocketAddr {
+        self.addrs.udp[0]
+    }
+
+    /// Shuts down and waits until `run` has returned (store flushed).
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(WAIT, task)
+                .await
+                .expect("run did not return")
+                .unwrap();
+        }
+    }
+}
+
+/// Waits for the next event matching `pick`, skipping others.
+pub async fn next_event<T>(
+    rx: &mut broadcast::Receiver<Arc<Event>>,
+    mut pick: impl FnMut(&Event) -> Option<T>,
+) -> T {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let event = rx.recv().await.expect("event stream ended");
+            if let Some(found) = pick(&event) {
+                return found;
+            }
+        }
+    })
+    .await
+    .expect("event did not come")
+}
