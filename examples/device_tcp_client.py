@@ -2,8 +2,11 @@
 
 The main thread connects and uploads a few lines; a `_thread` thread blocks in `recv()`
 and prints what the server sends until the server closes the connection (the first read
-after the server's FIN raises `OSError(107)` on the device). The main script returns
-right after sending: as on the device, the run goes on while the reader thread is alive.
+after the server's FIN raises `OSError(107)` on the device), then closes the socket, but
+only once the main thread has let go of the `sending` lock: closing a socket while another
+thread is still inside `send()` on it makes that call fail with `OSError(9)`. The main
+script returns right after sending: as on the device, the run goes on while the reader
+thread is alive.
 
 The server address is hard-coded, as in real device scripts. On a PC, point it at a local
 server without editing the file:
@@ -30,6 +33,8 @@ MESSAGES = 3
 
 log.basicConfig(level=log.INFO)
 logger = log.getLogger("tcp_client")
+#: Held by the main thread while it sends: the reader closes the socket only after that.
+sending = _thread.allocate_lock()
 
 
 def reader(sock):
@@ -48,7 +53,8 @@ def reader(sock):
         while b"\n" in pending:
             line, pending = pending.split(b"\n", 1)
             print("recv: %s" % line.decode().strip())
-    sock.close()
+    with sending:
+        sock.close()
 
 
 def main():
@@ -64,12 +70,14 @@ def main():
     addr = usocket.getaddrinfo(host, port)[0][-1]
     sock.connect(addr)
     logger.info("connected to %s:%d" % (addr[0], addr[1]))
+    sending.acquire()
     _thread.start_new_thread(reader, (sock,))
 
     for i in range(1, MESSAGES + 1):
         sent = sock.send("hello %d\r\n" % i)
         print("send %d bytes" % sent)
         utime.sleep_ms(20)
+    sending.release()
 
 
 main()
