@@ -5,6 +5,7 @@
 //! # Layout
 //!
 //! * `sock`: the `socket` class, one method per device method.
+//! * `stream`: the stream methods (`read`, `readinto`, `readline`, `write`).
 //! * `hooks`: `getaddrinfo`, `inet_pton`/`inet_ntop` and the private hooks (profile,
 //!   thread stop, address map, constant tables).
 //! * `args`: argument extraction (addresses, send data, sizes, buffers).
@@ -16,6 +17,7 @@ mod errors;
 mod hooks;
 mod run;
 mod sock;
+mod stream;
 
 use pyo3::prelude::*;
 

@@ -3,11 +3,12 @@
 use crate::args::{self, Data, RawBuffer, int_arg, size_arg};
 use crate::errors::{Leniency, to_py};
 use crate::run::{BytesOut, announce_mappings, detached, write_to};
+use crate::stream;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 use usocket_core::profile::{self, Profile};
-use usocket_core::socket::{OptValue, ReadOutcome, SetOpt};
+use usocket_core::socket::{OptValue, SetOpt};
 use usocket_core::{Mode, Socket};
 
 /// A QuecPython socket: TCP or UDP, IPv4 or IPv6, and a byte stream itself.
@@ -39,16 +40,6 @@ fn core_err(py: Python<'_>, e: usocket_core::Error) -> PyErr {
 impl PySocket {
     fn wrap(py: Python<'_>, inner: Socket) -> PyResult<Bound<'_, PySocket>> {
         Bound::new(py, PySocket { inner })
-    }
-
-    fn bytes_read<'py>(
-        py: Python<'py>,
-        outcome: ReadOutcome<Vec<u8>>,
-    ) -> Option<Bound<'py, PyBytes>> {
-        match outcome {
-            ReadOutcome::Data(v) => Some(PyBytes::new(py, &v)),
-            ReadOutcome::WouldBlock => None,
-        }
     }
 }
 
@@ -210,21 +201,7 @@ impl PySocket {
         py: Python<'py>,
         size: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        let want = match size {
-            None => None,
-            Some(s) if s.is_none() => None,
-            Some(s) => {
-                let n = int_arg(s, "size")?;
-                if n < 0 {
-                    None
-                } else {
-                    Some(size_arg(s, "size")?)
-                }
-            }
-        };
-        let sock = &self.inner;
-        let outcome = detached(py, |check| sock.read(want, check))?;
-        Ok(PySocket::bytes_read(py, outcome))
+        stream::read(py, &self.inner, size)
     }
 
     /// `readinto(buf[, nbytes])` → bytes read into `buf`.
@@ -235,19 +212,7 @@ impl PySocket {
         buf: &Bound<'_, PyAny>,
         nbytes: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Option<usize>> {
-        let mut raw = RawBuffer::get(buf, true)?;
-        let limit = match nbytes {
-            Some(n) => Some(size_arg(n, "nbytes")?),
-            None => None,
-        };
-        let slice = raw.as_uninit_mut();
-        let len = limit.map_or(slice.len(), |l| l.min(slice.len()));
-        let target = &mut slice[..len];
-        let sock = &self.inner;
-        match detached(py, |check| sock.readinto(target, check))? {
-            ReadOutcome::Data(n) => Ok(Some(n)),
-            ReadOutcome::WouldBlock => Ok(None),
-        }
+        stream::readinto(py, &self.inner, buf, nbytes)
     }
 
     /// `readline([limit])`: one line including `\n` (or `limit` bytes, or what is left at
@@ -258,38 +223,7 @@ impl PySocket {
         py: Python<'py>,
         limit: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        let limit = match limit {
-            None => None,
-            Some(l) if l.is_none() => None,
-            Some(l) => usize::try_from(int_arg(l, "limit")?).ok(),
-        };
-        if limit == Some(0) {
-            return Ok(Some(PyBytes::new(py, b"")));
-        }
-        let sock = &self.inner;
-        if let Some(line) = sock.buffered_line(limit, |s| PyBytes::new(py, s)) {
-            return Ok(Some(line));
-        }
-        let w = sock.waiter();
-        loop {
-            match detached(py, |check| sock.fill_buffer(&w, check))? {
-                ReadOutcome::Data(0) => {
-                    if let Some(rest) = sock.take_buffered(limit, |s| PyBytes::new(py, s)) {
-                        return Ok(Some(rest));
-                    }
-                    sock.end_of_stream().map_err(|e| core_err(py, e))?;
-                    return Ok(Some(PyBytes::new(py, b"")));
-                }
-                ReadOutcome::Data(_) => {
-                    if let Some(line) = sock.buffered_line(limit, |s| PyBytes::new(py, s)) {
-                        return Ok(Some(line));
-                    }
-                }
-                ReadOutcome::WouldBlock => {
-                    return Ok(sock.take_buffered(limit, |s| PyBytes::new(py, s)));
-                }
-            }
-        }
+        stream::readline(py, &self.inner, limit)
     }
 
     /// `write(buf[, max_len])` or `write(buf, off, max_len)` → bytes written.
@@ -301,29 +235,7 @@ impl PySocket {
         off_or_len: Option<&Bound<'_, PyAny>>,
         max_len: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Option<usize>> {
-        let data = Data::extract(buf)?;
-        let bytes = data.as_bytes()?;
-        let (off, len) = match (off_or_len, max_len) {
-            (None, _) => (0, bytes.len()),
-            (Some(l), None) => (0, size_arg(l, "length")?),
-            (Some(o), Some(l)) => (
-                size_arg(o, "offset")?.min(bytes.len()),
-                size_arg(l, "length")?,
-            ),
-        };
-        let rest = &bytes[off..];
-        let part = &rest[..len.min(rest.len())];
-        if part.is_empty() {
-            return Ok(Some(0));
-        }
-        let sock = &self.inner;
-        match detached(py, |check| sock.send(part, 0, check)) {
-            Ok(n) => Ok(Some(n)),
-            Err(e) if is_errno(py, &e, 11) && !profile::current().streams_raise_eagain() => {
-                Ok(None)
-            }
-            Err(e) => Err(e),
-        }
+        stream::write(py, &self.inner, buf, off_or_len, max_len)
     }
 
     /// `makefile(...)` → the socket itself (the socket is its own stream).
@@ -445,14 +357,4 @@ impl PySocket {
             self.inner.tcp_state()
         )
     }
-}
-
-fn is_errno(py: Python<'_>, err: &PyErr, errno: i32) -> bool {
-    err.is_instance_of::<pyo3::exceptions::PyOSError>(py)
-        && err
-            .value(py)
-            .getattr("errno")
-            .and_then(|e| e.extract::<i32>())
-            .ok()
-            == Some(errno)
 }
