@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
+import pytest
+from conftest import SOCKLAB_BIN
 from runner_support import EXAMPLES, Running, TcpPeer, free_port, run_device
 
 
@@ -125,3 +128,31 @@ def test_reconnecting_client_survives_server_drops() -> None:
         dropped = [line for line in lines if line.startswith(f"session {n}: server dropped us")]
         assert dropped == [f"session {n}: server dropped us ([Errno 107] ENOTCONN), state 7"]
     assert lines[-1] == "done after 3 sessions"
+
+
+def test_tcp_client_against_socklab(socklab_factory) -> None:
+    """The client example, unchanged, against a real socklab in echo mode: the upload is in
+    the session's history, the echoes come back, and an operator close ends the run."""
+    if not Path(SOCKLAB_BIN).exists():
+        pytest.skip(f"socklab not built at {SOCKLAB_BIN}")
+    lab = socklab_factory(echo=True)
+    with Running(
+        "--timeout",
+        "20",
+        "--map",
+        f"112.125.89.8:37982=127.0.0.1:{lab.tcp_port}",
+        str(EXAMPLES / "device_tcp_client.py"),
+    ) as run:
+        run.wait_for("recv: hello 3")
+        sid = lab.wait_session(lambda s: s["online"], "the device online")["id"]
+        assert lab.post(f"/api/sessions/{sid}/close") == (200, {"closed": True})
+        status, out, err = run.finish()
+    assert status == 0, err
+    assert [line for line in out.splitlines() if line.startswith("recv")] == [
+        "recv: hello 1",
+        "recv: hello 2",
+        "recv: hello 3",
+    ]
+    assert err.rstrip().endswith("INFO:tcp_client:reader ends: [Errno 107] ENOTCONN")
+    uploaded = "".join(m["text"] for m in lab.messages(sid) if m["direction"] == "up")
+    assert uploaded == "hello 1\r\nhello 2\r\nhello 3\r\n"
