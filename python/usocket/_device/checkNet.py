@@ -61,9 +61,9 @@ def wait_network_connected(timeout_s: int = 60) -> tuple[int, int]:
         time.sleep(min(left, _SLICE_S))
 
 
-def waitNetworkReady(timeout: int = 60) -> tuple[int, int]:
-    """Same as :func:`wait_network_connected`."""
-    return wait_network_connected(timeout)
+def waitNetworkReady(timeout: int = 60, timeout_s: int | None = None) -> tuple[int, int]:
+    """Same as :func:`wait_network_connected` (the stub's ``timeout`` or firmware's ``timeout_s``)."""
+    return wait_network_connected(timeout if timeout_s is None else timeout_s)
 
 
 class CheckNetwork:
