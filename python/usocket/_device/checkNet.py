@@ -62,7 +62,7 @@ def wait_network_connected(timeout_s: int = 60) -> tuple[int, int]:
 
 
 def waitNetworkReady(timeout: int = 60, timeout_s: int | None = None) -> tuple[int, int]:
-    """Same as :func:`wait_network_connected` (the stub's ``timeout`` or firmware's ``timeout_s``)."""
+    """Same as :func:`wait_network_connected`; takes the stub's ``timeout`` or ``timeout_s``."""
     return wait_network_connected(timeout if timeout_s is None else timeout_s)
 
 
