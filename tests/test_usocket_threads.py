@@ -174,3 +174,15 @@ def test_other_threads_are_not_affected_by_a_stop_mark():
             assert cli.recv(10) == b"fine"
         finally:
             usocket._usocket._clear_thread_stop(other.ident)
+
+
+def test_switching_to_nonblocking_ends_a_blocked_recv_with_11():
+    """setblocking(False) from another thread turns a blocked recv into EAGAIN (no spin)."""
+    with usocket_pair() as (cli, _):
+        t, box = blocked_call(lambda: cli.recv(10))
+        time.sleep(0.2)
+        assert t.is_alive()
+        cli.setblocking(False)
+        t.join(2)
+        err = box.get("error")
+        assert type(err) is OSError and err.args == (11,), box

@@ -34,30 +34,32 @@ impl Socket {
                 r
             }
         };
-        let mode = if dontwait {
-            Mode::NonBlocking
-        } else {
-            self.mode()
+        let current_mode = || {
+            if dontwait {
+                Mode::NonBlocking
+            } else {
+                self.mode()
+            }
         };
-        if mode == Mode::NonBlocking {
-            return closed_or(op(libc::MSG_DONTWAIT).map_err(Error::os));
+        if current_mode() != Mode::NonBlocking {
+            interrupt::check_thread_stop()?;
         }
-        interrupt::check_thread_stop()?;
         loop {
-            if mode == Mode::Blocking {
-                match op(0) {
+            // Re-read each slice: another thread may switch the socket to non-blocking.
+            match current_mode() {
+                Mode::NonBlocking => return closed_or(op(libc::MSG_DONTWAIT).map_err(Error::os)),
+                Mode::Blocking => match op(0) {
                     Err(libc::EAGAIN) | Err(libc::EINTR) => {}
                     r => return closed_or(r.map_err(Error::os)),
-                }
-            } else {
-                match sys::poll_one(g.fd(), events, w.next_slice()?) {
+                },
+                Mode::Timeout(_) => match sys::poll_one(g.fd(), events, w.next_slice()?) {
                     Ok(0) | Err(libc::EINTR) => {}
                     Ok(_) => match op(libc::MSG_DONTWAIT) {
                         Err(libc::EAGAIN) | Err(libc::EINTR) => {}
                         r => return closed_or(r.map_err(Error::os)),
                     },
                     Err(e) => return closed_or(Err(Error::os(e))),
-                }
+                },
             }
             if g.closed() {
                 return Err(Error::Os(errno::EBADF));
