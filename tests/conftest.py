@@ -49,8 +49,11 @@ def _flags(flags: dict[str, Any]) -> list[str]:
 class Socklab:
     """One socklab process and HTTP helpers for its API."""
 
-    def __init__(self, workdir: Path, args: list[str], db: Path | None = None) -> None:
+    def __init__(
+        self, workdir: Path, args: list[str], db: Path | None = None, http: str = "127.0.0.1:0"
+    ) -> None:
         self.workdir = workdir
+        self.http = http
         self.db = db or workdir / "socklab.db"
         self.ready_file = workdir / "ready.json"
         self.log_path = workdir / "socklab.log"
@@ -70,7 +73,7 @@ class Socklab:
             "--udp",
             "127.0.0.1:0",
             "--http",
-            "127.0.0.1:0",
+            self.http,
             "--db",
             str(self.db),
             "--quiet",
@@ -93,7 +96,8 @@ class Socklab:
             time.sleep(0.02)
         ready = json.loads(self.ready_file.read_text())
         self.ready = ready
-        self.http_url = "http://" + ready["http"]
+        # A wildcard bind is reached through loopback.
+        self.http_url = "http://" + ready["http"].replace("0.0.0.0:", "127.0.0.1:")
         self.tcp_ports = [int(a.rsplit(":", 1)[1]) for a in ready["tcp"]]
         self.udp_ports = [int(a.rsplit(":", 1)[1]) for a in ready["udp"]]
         self.tcp_port = self.tcp_ports[0] if self.tcp_ports else 0
@@ -180,10 +184,15 @@ class Socklab:
             time.sleep(0.02)
 
     def wait_session(
-        self, check: Callable[[dict[str, Any]], bool], what: str = "a session"
+        self,
+        check: Callable[[dict[str, Any]], bool],
+        what: str = "a session",
+        timeout: float = 20.0,
     ) -> dict:
         """The newest session satisfying `check`, waiting for it to appear."""
-        return self.wait_for(what, lambda: next((s for s in self.sessions() if check(s)), None))
+        return self.wait_for(
+            what, lambda: next((s for s in self.sessions() if check(s)), None), timeout
+        )
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         """Signals the process and waits for it; returns its exit status."""
@@ -211,13 +220,15 @@ class Socklab:
 def socklab_factory(tmp_path: Path) -> Iterator[Callable[..., Socklab]]:
     """Starts socklab processes with extra CLI arguments: positional strings are passed as
     they are, keywords become flags (echo=True -> --echo, auto_reply=[...] repeats). `db=`
-    reuses a database. All are stopped at the end of the test."""
+    reuses a database; `http=` replaces the default --http 127.0.0.1:0. All are stopped at the end of the test."""
     started: list[Socklab] = []
 
-    def start(*args: str, db: Path | None = None, **flags: Any) -> Socklab:
+    def start(
+        *args: str, db: Path | None = None, http: str = "127.0.0.1:0", **flags: Any
+    ) -> Socklab:
         workdir = tmp_path / f"socklab{len(started)}"
         workdir.mkdir()
-        lab = Socklab(workdir, [*args, *_flags(flags)], db=db)
+        lab = Socklab(workdir, [*args, *_flags(flags)], db=db, http=http)
         started.append(lab)
         return lab
 
@@ -233,3 +244,36 @@ def socklab_factory(tmp_path: Path) -> Iterator[Callable[..., Socklab]]:
 def socklab(socklab_factory: Callable[..., Socklab]) -> Socklab:
     """A running socklab with default settings (TCP, UDP and HTTP on loopback port 0)."""
     return socklab_factory()
+
+
+DEVICE_TIMEOUT_S = 20
+
+
+def recv_exactly(sock: Any, n: int) -> bytes:
+    """Reads exactly n bytes from a usocket TCP socket (which has a timeout set)."""
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise AssertionError(f"connection closed after {len(data)} of {n} bytes")
+        data += chunk
+    return data
+
+
+@pytest.fixture
+def tcp_device() -> Iterator[Callable[[int], Any]]:
+    """Connects usocket TCP devices to 127.0.0.1:PORT (timeout set); closes them at the end."""
+    import usocket
+
+    opened: list[Any] = []
+
+    def connect(port: int) -> Any:
+        sock = usocket.socket(usocket.AF_INET, usocket.SOCK_STREAM)
+        sock.settimeout(DEVICE_TIMEOUT_S)
+        sock.connect(("127.0.0.1", port))
+        opened.append(sock)
+        return sock
+
+    yield connect
+    for sock in opened:
+        sock.close()
