@@ -51,11 +51,11 @@ def test_getinfo_shapes_and_bad_arguments(device: ModuleType) -> None:
 def test_no_network_times_out_with_stage_3(
     device: ModuleType, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """--no-network: the wait runs its whole timeout and reports (3, 0); no address."""
+    """--no-network: the wait runs its whole timeout and reports (2, 0); no address."""
     monkeypatch.setenv(ENV_NO_NETWORK, "1")
     check_net = importlib.import_module("checkNet")
     data_call = importlib.import_module("dataCall")
-    assert check_net.waitNetworkReady(1) == (3, 0)
+    assert check_net.waitNetworkReady(1) == (2, 0)
     assert data_call.getInfo(1, 0)[2][:3] == DOWN
     assert data_call.activate(1) == -1
     assert check_net.CheckNetwork.check_datacall_status() == 0

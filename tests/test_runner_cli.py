@@ -271,7 +271,7 @@ def test_network_options_reach_checknet_and_datacall(tmp_path: Path) -> None:
     up = "[1, 0, '127.0.0.1']"
     down = "[0, 0, '0.0.0.0']"
     assert run_device(path).stdout == f"{up} (3, 1) {up}\n"
-    assert run_device("--no-network", path).stdout == f"{down} (3, 0) {down}\n"
+    assert run_device("--no-network", path).stdout == f"{down} (2, 0) {down}\n"
     assert run_device("--net-ready-after", "0.3", path).stdout == f"{down} (3, 1) {up}\n"
 
 

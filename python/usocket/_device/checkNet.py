@@ -11,12 +11,13 @@ The runner decides what the network does, through the environment variables that
 
 * default: ready at once, ``(3, 1)`` without waiting;
 * ``--net-ready-after S`` (``USOCKET_NET_READY_AT``): the call waits until the network is
-  up and returns ``(3, 1)``, or returns ``(3, 0)`` when ``timeout`` ends first;
-* ``--no-network`` (``USOCKET_NO_NETWORK=1``): waits the whole timeout, returns ``(3, 0)``.
+  up and returns ``(3, 1)``, or returns ``(2, 0)`` when ``timeout`` ends first;
+* ``--no-network`` (``USOCKET_NO_NETWORK=1``): waits the whole timeout, returns ``(2, 0)``.
 
-The SIM is always ready (``sim.getStatus()`` would be 1); registration always succeeds; only
-the data call stage (3) ever fails. ``CheckNetwork.poweron_print_once()`` prints the
-device's banner with PROJECT_NAME, PROJECT_VERSION, FIRMWARE_VERSION and SIM_CARD_STATUS.
+``(2, 0)`` is what the tutorial's code lists as "network timeout": the SIM is ready
+(``sim.getStatus()`` would be 1) but the module never registered. The SIM stage (1) never
+fails here. ``CheckNetwork.poweron_print_once()`` prints the device's banner with
+PROJECT_NAME, PROJECT_VERSION, FIRMWARE_VERSION and SIM_CARD_STATUS.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def wait_network_connected(timeout_s: int = 60) -> tuple[int, int]:
             return (3, 1)
         left = deadline - time.monotonic()
         if left <= 0:
-            return (3, 0)
+            return (2, 0)
         time.sleep(min(left, _SLICE_S))
 
 
