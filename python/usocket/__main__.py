@@ -60,7 +60,8 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-network",
         action="store_true",
-        help="checkNet/dataCall never report the network up (waitNetworkReady times out with (2, 0))",
+        help="checkNet/dataCall never report the network up "
+        "(waitNetworkReady times out with (2, 0))",
     )
     parser.add_argument(
         "--map",
