@@ -41,6 +41,12 @@ def _stop_point() -> None:
         check()
 
 
+def _data_call_up() -> bool:
+    """True when dataCall reports the call on profile 1 as established."""
+    info = dataCall.getInfo(1, 0)
+    return isinstance(info, tuple) and info[2][0] == 1
+
+
 def _check_timeout(timeout_s: float) -> None:
     if not isinstance(timeout_s, (int, float)):
         raise TypeError(f"can't convert {type(timeout_s).__name__} to int")
@@ -54,7 +60,7 @@ def wait_network_connected(timeout_s: int = 60) -> tuple[int, int]:
     deadline = time.monotonic() + timeout_s
     while True:
         _stop_point()
-        if dataCall.getInfo(1, 0)[2][0] == 1:
+        if _data_call_up():
             return (3, 1)
         left = deadline - time.monotonic()
         if left <= 0:
@@ -87,7 +93,7 @@ class CheckNetwork:
     @staticmethod
     def check_datacall_status() -> int:
         """1 if a data call is active, else 0."""
-        return 1 if dataCall.getInfo(1, 0)[2][0] == 1 else 0
+        return 1 if _data_call_up() else 0
 
     def wait_network_connected(self, timeout_s: int = 60) -> tuple[int, int]:
         """Same as the module-level :func:`wait_network_connected`."""

@@ -36,7 +36,7 @@ _FILE = 0x8000
 
 def stat(path: str) -> tuple[int, ...]:
     """``(mode, ino, dev, nlink, uid, gid, size, atime, mtime, ctime)`` as a plain tuple."""
-    return tuple(_os_stat(path))[:10]
+    return tuple(int(v) for v in tuple(_os_stat(path))[:10])
 
 
 def ilistdir(path: str = ".") -> Iterator[tuple[str, int, int, int]]:
