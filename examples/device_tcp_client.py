@@ -52,7 +52,9 @@ def reader(sock):
         pending += data
         while b"\n" in pending:
             line, pending = pending.split(b"\n", 1)
-            print("recv: %s" % line.decode().strip())
+            # One write per line: print() writes the text and the newline separately,
+            # so lines printed by two threads at once could interleave.
+            usys.stdout.write("recv: %s\n" % line.decode().strip())
     with sending:
         sock.close()
 
@@ -75,7 +77,7 @@ def main():
 
     for i in range(1, MESSAGES + 1):
         sent = sock.send("hello %d\r\n" % i)
-        print("send %d bytes" % sent)
+        usys.stdout.write("send %d bytes\n" % sent)
         utime.sleep_ms(20)
     sending.release()
 
