@@ -368,3 +368,39 @@ def test_echo_toggle_and_auto_reply_rules(dash, devices):
     expect(editor).to_be_hidden()
     dev.send(b"ping\r\n")
     assert dev.recv_exactly(4) == b"pong"
+
+
+def test_udp_device_shows_up_with_its_datagrams(dash, socklab):
+    """A UDP peer is a session too: it appears as udp, one row per datagram."""
+    dev = usocket.socket(usocket.AF_INET, usocket.SOCK_DGRAM)
+    try:
+        dev.sendto(b"first", ("127.0.0.1", socklab.udp_port))
+        row = dash.rows(online=True)
+        expect(row).to_have_count(1)
+        expect(row).to_contain_text("udp")
+        row.click()
+        dev.sendto(b"second\x00", ("127.0.0.1", socklab.udp_port))
+        expect(dash.payloads()).to_have_text(["first", "second\\x00"])
+    finally:
+        dev.close()
+
+
+def test_token_is_used_for_api_and_stream(blank, socklab_factory):
+    """With a token, the page's ?token= authorises its calls and stream; without, 401 shows."""
+    lab = socklab_factory(token="s3cret token")
+    page = blank.page
+    page.goto(lab.http_url + "/?token=s3cret%20token")
+    expect(blank.testid("stream-state")).to_have_attribute("data-state", "live")
+    dev = Device(lab.tcp_port)
+    try:
+        row = blank.rows(online=True)
+        expect(row).to_have_count(1)
+        row.click()
+        blank.testid("send-input").fill("authorised")
+        blank.testid("send-button").click()  # a POST: token and same-origin check pass
+        assert dev.recv_exactly(10) == b"authorised"
+    finally:
+        dev.close()
+    # Without the token the page itself is refused with the server's JSON error.
+    resp = page.goto(lab.http_url + "/")
+    assert resp is not None and resp.status == 401
