@@ -63,7 +63,7 @@ def test_no_network_times_out_with_stage_3(
 
 def test_network_ready_later(device: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
     """--net-ready-after: down before the moment, the wait ends when it comes, then up."""
-    monkeypatch.setenv(ENV_NET_READY_AT, repr(time.time() + 0.3))
+    monkeypatch.setenv(ENV_NET_READY_AT, repr(time.time() + 1.0))
     check_net = importlib.import_module("checkNet")
     data_call = importlib.import_module("dataCall")
     assert data_call.getInfo(1, 0)[2][:3] == DOWN
