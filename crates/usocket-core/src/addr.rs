@@ -6,10 +6,13 @@
 
 use crate::addrmap;
 use crate::error::{Error, Result, errno};
+use crate::interrupt::{self, Checkpoint, SLICE};
 use crate::profile::{self, Profile};
 use socket2::SockAddr;
 use std::ffi::CString;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::mpsc;
+use std::thread;
 
 /// One `getaddrinfo` result.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,7 +47,7 @@ type Resolved = Vec<(i32, i32, i32, SocketAddr)>;
 
 /// Runs the system resolver; `Ok(None)` on any resolver failure (the profile decides
 /// the errno).
-fn system_resolve(
+fn resolve_blocking(
     host: &str,
     service: &str,
     family: i32,
@@ -94,6 +97,38 @@ fn system_resolve(
     Ok(Some(out))
 }
 
+/// Runs the resolver without blocking the caller for more than one slice at a time: a
+/// name is resolved on a helper thread while the caller runs its checkpoint (so Ctrl-C
+/// ends a slow DNS lookup); IP literals resolve inline.
+fn system_resolve(
+    host: &str,
+    service: &str,
+    family: i32,
+    socktype: i32,
+    proto: i32,
+    flags: i32,
+    check: Checkpoint<'_>,
+) -> Result<Option<Resolved>> {
+    if host.parse::<IpAddr>().is_ok() {
+        return resolve_blocking(host, service, family, socktype, proto, flags);
+    }
+    let (tx, rx) = mpsc::channel();
+    let (h, s) = (host.to_owned(), service.to_owned());
+    thread::Builder::new()
+        .name("usocket-dns".into())
+        .spawn(move || {
+            let _ = tx.send(resolve_blocking(&h, &s, family, socktype, proto, flags));
+        })
+        .map_err(|_| Error::Os(errno::ENOMEM))?;
+    loop {
+        match rx.recv_timeout(SLICE) {
+            Ok(result) => return result,
+            Err(mpsc::RecvTimeoutError::Timeout) => interrupt::between_slices(check)?,
+            Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(None),
+        }
+    }
+}
+
 /// `usocket.getaddrinfo(host, port, af, type, proto, flags)` for the current profile.
 ///
 /// Device profiles resolve with family unspecified and type SOCK_STREAM, keep one result
@@ -107,6 +142,7 @@ pub fn getaddrinfo(
     socktype: i32,
     proto: i32,
     flags: i32,
+    check: Checkpoint<'_>,
 ) -> Result<Vec<AddrInfo>> {
     let profile = profile::current();
     let (mut target, mut service) = (host.to_string(), port_string(port));
@@ -125,7 +161,7 @@ pub fn getaddrinfo(
         } else {
             socktype
         };
-        return match system_resolve(&target, &service, af, st, proto, flags)? {
+        return match system_resolve(&target, &service, af, st, proto, flags, check)? {
             Some(list) if !list.is_empty() => Ok(list
                 .into_iter()
                 .map(|(family, socktype, proto, addr)| AddrInfo {
@@ -139,7 +175,15 @@ pub fn getaddrinfo(
             _ => Err(Error::Os(errno::DNS_FAILURE)),
         };
     }
-    let found = match system_resolve(&target, &service, libc::AF_UNSPEC, libc::SOCK_STREAM, 0, 0)? {
+    let found = match system_resolve(
+        &target,
+        &service,
+        libc::AF_UNSPEC,
+        libc::SOCK_STREAM,
+        0,
+        0,
+        check,
+    )? {
         Some(list) => list
             .iter()
             .find(|e| e.3.is_ipv4())
@@ -192,7 +236,13 @@ pub fn parse_numeric(host: &str, family: i32) -> Option<IpAddr> {
 ///
 /// A DNS failure is `OSError(-202)`, or `OSError(202)` with `legacy_positive` (legacy
 /// firmware inside `connect()`).
-pub fn resolve_for(family: i32, host: &str, port: u16, legacy_positive: bool) -> Result<SockAddr> {
+pub fn resolve_for(
+    family: i32,
+    host: &str,
+    port: u16,
+    legacy_positive: bool,
+    check: Checkpoint<'_>,
+) -> Result<SockAddr> {
     if let Some(ip) = parse_numeric(host, family) {
         return Ok(SockAddr::from(SocketAddr::new(ip, port)));
     }
@@ -201,7 +251,15 @@ pub fn resolve_for(family: i32, host: &str, port: u16, legacy_positive: bool) ->
     } else {
         errno::DNS_FAILURE
     };
-    match system_resolve(host, &port.to_string(), family, libc::SOCK_STREAM, 0, 0)? {
+    match system_resolve(
+        host,
+        &port.to_string(),
+        family,
+        libc::SOCK_STREAM,
+        0,
+        0,
+        check,
+    )? {
         Some(list) => list
             .first()
             .map(|e| SockAddr::from(e.3))
@@ -213,9 +271,15 @@ pub fn resolve_for(family: i32, host: &str, port: u16, legacy_positive: bool) ->
 /// Where a call sends: the address map first, then resolution (`connect`) or the
 /// device's numeric-only rule (`sendto`, where a name is `ValueError("invalid arguments")`
 /// unless a map rule rewrote it).
-pub fn destination(family: i32, host: &str, port: u16, numeric_only: bool) -> Result<SockAddr> {
+pub fn destination(
+    family: i32,
+    host: &str,
+    port: u16,
+    numeric_only: bool,
+    check: Checkpoint<'_>,
+) -> Result<SockAddr> {
     if let Some((to_host, to_port)) = addrmap::apply(host, port) {
-        return resolve_for(family, &to_host, to_port, false);
+        return resolve_for(family, &to_host, to_port, false, check);
     }
     if numeric_only {
         return match parse_numeric(host, family) {
@@ -224,7 +288,7 @@ pub fn destination(family: i32, host: &str, port: u16, numeric_only: bool) -> Re
         };
     }
     let legacy = profile::current() == Profile::Legacy;
-    resolve_for(family, host, port, legacy)
+    resolve_for(family, host, port, legacy, check)
 }
 
 /// `(ip_str, port)` of a socket address; IPv6 too is a 2-tuple (no flowinfo/scope).
@@ -289,7 +353,7 @@ mod tests {
             Some("10.0.0.1".parse().unwrap())
         );
         assert_eq!(
-            destination(libc::AF_INET, "example.com", 80, true),
+            destination(libc::AF_INET, "example.com", 80, true, &mut || Ok(())),
             Err(Error::value("invalid arguments"))
         );
     }
@@ -303,7 +367,7 @@ mod tests {
 
     #[test]
     fn device_getaddrinfo_shape() {
-        let r = getaddrinfo("127.0.0.1", Port::Number(80), 0, 0, 0, 0).unwrap();
+        let r = getaddrinfo("127.0.0.1", Port::Number(80), 0, 0, 0, 0, &mut || Ok(())).unwrap();
         assert_eq!(r.len(), 1);
         assert_eq!(
             (

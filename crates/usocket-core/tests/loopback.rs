@@ -112,7 +112,7 @@ fn close_from_another_thread_wakes_a_blocked_recv() {
 #[test]
 fn close_from_another_thread_wakes_a_blocked_accept() {
     let listener = Arc::new(Socket::new(AF_INET, SOCK_STREAM, 0).unwrap());
-    listener.bind("127.0.0.1", 0).unwrap();
+    listener.bind("127.0.0.1", 0, &mut no_check()).unwrap();
     listener.listen(1).unwrap();
     assert_eq!(listener.tcp_state(), 1);
     let acceptor = {

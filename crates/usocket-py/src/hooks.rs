@@ -47,8 +47,8 @@ pub fn getaddrinfo<'py>(
         Some(s) => Port::Service(s),
         None => Port::Number(args::port(port)?),
     };
-    let result = detached(py, |_| {
-        addr::getaddrinfo(&host, port, af, r#type, proto, flags)
+    let result = detached(py, |check| {
+        addr::getaddrinfo(&host, port, af, r#type, proto, flags, check)
     });
     announce_mappings(py);
     let entries = result?;

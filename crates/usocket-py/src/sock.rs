@@ -63,7 +63,7 @@ impl PySocket {
     fn bind(&self, py: Python<'_>, address: &Bound<'_, PyAny>) -> PyResult<()> {
         let a = args::address(address)?;
         let sock = &self.inner;
-        detached(py, |_| sock.bind(&a.host, a.port))
+        detached(py, |check| sock.bind(&a.host, a.port, check))
     }
 
     /// `listen([backlog])`.

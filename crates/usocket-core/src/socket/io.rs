@@ -123,7 +123,7 @@ impl Socket {
         check: Checkpoint<'_>,
     ) -> Result<usize> {
         let g = self.handle.enter()?;
-        let dest = addr::destination(self.family, host, port, true)?;
+        let dest = addr::destination(self.family, host, port, true, check)?;
         let w = self.waiter();
         let dontwait = flags & libc::MSG_DONTWAIT != 0;
         self.io(&g, &w, libc::POLLOUT, dontwait, check, |f| {
@@ -220,7 +220,7 @@ impl Socket {
         {
             return Err(Error::Os(errno::EALREADY));
         }
-        let dest = addr::destination(self.family, host, port, false)?;
+        let dest = addr::destination(self.family, host, port, false, check)?;
         let mode = self.mode();
         if mode == Mode::NonBlocking || !self.is_stream() {
             return sys::connect(g.fd(), &dest).map_err(Error::os);

@@ -13,7 +13,7 @@ pub use reads::ReadOutcome;
 
 use crate::error::{Error, Result, errno};
 use crate::fd::Handle;
-use crate::interrupt::{SLICE, Waiter};
+use crate::interrupt::{Checkpoint, SLICE, Waiter};
 use crate::profile::{self, Profile};
 use crate::state::TcpState;
 use crate::stream::ReadBuf;
@@ -196,10 +196,11 @@ impl Socket {
         self.handle.close();
     }
 
-    /// `bind((host, port))`: `''` is every interface; host names are resolved.
-    pub fn bind(&self, host: &str, port: u16) -> Result<()> {
+    /// `bind((host, port))`: `''` is every interface; host names are resolved (`check`
+    /// runs while a name resolves).
+    pub fn bind(&self, host: &str, port: u16, check: Checkpoint<'_>) -> Result<()> {
         let g = self.handle.enter()?;
-        let sa = addr::resolve_for(self.family, host, port, false)?;
+        let sa = addr::resolve_for(self.family, host, port, false, check)?;
         sys::bind(g.fd(), &sa).map_err(Error::os)
     }
 
