@@ -267,16 +267,17 @@ def test_network_options_reach_checknet_and_datacall(tmp_path: Path) -> None:
     path = script(
         tmp_path,
         """\
-        import checkNet, dataCall
+        import checkNet, dataCall, usys
         before = dataCall.getInfo(1, 0)[2][:3]
-        print(before, checkNet.waitNetworkReady(2), dataCall.getInfo(1, 0)[2][:3])
+        wait = checkNet.waitNetworkReady(int(usys.argv[1]))
+        print(before, wait, dataCall.getInfo(1, 0)[2][:3])
         """,
     )
     up = "[1, 0, '127.0.0.1']"
     down = "[0, 0, '0.0.0.0']"
-    assert run_device(path).stdout == f"{up} (3, 1) {up}\n"
-    assert run_device("--no-network", path).stdout == f"{down} (2, 0) {down}\n"
-    assert run_device("--net-ready-after", "1", path).stdout == f"{down} (3, 1) {up}\n"
+    assert run_device(path, "5").stdout == f"{up} (3, 1) {up}\n"
+    assert run_device("--no-network", path, "1").stdout == f"{down} (2, 0) {down}\n"
+    assert run_device("--net-ready-after", "1", path, "5").stdout == f"{down} (3, 1) {up}\n"
 
 
 @pytest.mark.parametrize(
