@@ -14,7 +14,8 @@
 //! * `sys`: the thin `libc` wrappers; one choke point turns `-1` into an errno.
 //! * [`addr`]: address parsing, resolution and formatting (`getaddrinfo`).
 //! * [`addrmap`]: the runner's `--map` rules applied before resolution.
-//! * [`socket`]: [`Socket`], one method per `usocket` method.
+//! * [`socket`]: [`Socket`], one method per `usocket` method; `socket::io` holds the wait
+//!   driver (send, recv, accept, connect) and `socket::reads` the stream reads.
 //! * `stream`: the read buffer shared by `recv`, `read` and `readline`.
 //! * [`state`]: Linux `TCP_INFO` states translated to lwIP's numbering.
 #![deny(missing_docs)]

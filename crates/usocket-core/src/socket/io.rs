@@ -134,7 +134,7 @@ impl Socket {
     /// `recv(bufsize)` into `buf`: waits for at least one byte, returns how many arrived.
     ///
     /// Bytes `readline` buffered come first. On a stream whose peer closed, the FIN rule
-    /// applies ([`Socket::on_eof`]). Timeout: `OSError(110)`; non-blocking with nothing to
+    /// applies (see [`Socket::end_of_stream`]). Timeout: `OSError(110)`; non-blocking with nothing to
     /// read: `OSError(11)`; reset: `OSError(104)`; closed: `OSError(9)`.
     pub fn recv(
         &self,

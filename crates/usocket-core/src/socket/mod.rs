@@ -1,7 +1,7 @@
 //! [`Socket`]: one OS socket with the device's modes, options, state and close rules.
 //!
 //! The descriptor always stays in blocking mode with `SO_RCVTIMEO`/`SO_SNDTIMEO` set to one
-//! [`SLICE`](crate::interrupt::SLICE), except in non-blocking mode (`settimeout(0)`), where
+//! [`SLICE`](crate::interrupt), except in non-blocking mode (`settimeout(0)`), where
 //! it has `O_NONBLOCK`. So a blocking `recv` is a single syscall, as in CPython, that the
 //! kernel ends after at most 100 ms to let the checkpoint run. The I/O methods live in
 //! `io` (send, recv, accept, connect) and `reads` (the stream reads).
