@@ -71,6 +71,16 @@ def test_uncaught_exception_gives_traceback_and_status_1(tmp_path: Path) -> None
     assert "runner.py" not in result.stderr
 
 
+def test_syntax_error_is_reported_like_cpython(tmp_path: Path) -> None:
+    """A script that does not compile gives CPython's SyntaxError report and status 1."""
+    path = script(tmp_path, "print('ok')\nif True\n    pass\n")
+    result = run_device(path)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert f'File "{path}", line 2' in result.stderr
+    assert "SyntaxError:" in result.stderr
+
+
 @pytest.mark.parametrize(
     ("code", "status", "stderr"),
     [("3", 3, ""), ("None", 0, ""), ("'bye'", 1, "bye\n"), ("0", 0, "")],
