@@ -52,7 +52,7 @@ del _name
 #: Marks this module as the device ``_thread`` (see ``_cpython`` above).
 _USOCKET_DEVICE = True
 
-#: Slice for every wait here, so that ``stop_thread``'s asynchronous exception lands soon.
+#: Longest single wait here: a thread marked by ``stop_thread`` notices within one slice.
 _SLICE_S = 0.05
 #: The device's default and minimum thread stack, in 32-bit words.
 _DEFAULT_STACK_WORDS = 2048
