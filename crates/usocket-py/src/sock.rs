@@ -7,6 +7,7 @@ use crate::stream;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
+use std::mem::MaybeUninit;
 use usocket_core::profile::{self, Profile};
 use usocket_core::socket::{OptValue, SetOpt};
 use usocket_core::{Mode, Socket};
@@ -17,6 +18,9 @@ pub struct PySocket {
     /// The engine; every method below is one call into it.
     inner: Socket,
 }
+
+/// `recv` sizes up to this go through a stack buffer.
+const SMALL_RECV_BYTES: usize = 1024;
 
 /// Rejects the `flags` argument outside the micropython profile (the device's methods
 /// take no flags), and returns it as an int.
@@ -168,9 +172,19 @@ impl PySocket {
     ) -> PyResult<Bound<'py, PyBytes>> {
         let n = size_arg(bufsize, "buffersize")?;
         let flags = flags_arg(flags, "recv", 2)?;
+        let sock = &self.inner;
+        if n <= SMALL_RECV_BYTES {
+            // Small reads (the common device case) go through the stack: no allocation
+            // besides the bytes object itself.
+            let mut small = [MaybeUninit::<u8>::uninit(); SMALL_RECV_BYTES];
+            let buf = &mut small[..n];
+            let got = detached(py, |check| sock.recv(buf, flags, check))?;
+            // SAFETY: recv initialised the first `got` bytes of `small`.
+            let data = unsafe { std::slice::from_raw_parts(small.as_ptr().cast::<u8>(), got) };
+            return Ok(PyBytes::new(py, data));
+        }
         let mut out = BytesOut::new(py, n)?;
         let buf = out.as_uninit_mut();
-        let sock = &self.inner;
         let got = detached(py, |check| sock.recv(buf, flags, check))?;
         out.finish(py, got)
     }

@@ -171,11 +171,12 @@ impl Socket {
     ) -> Result<(usize, Option<SockAddr>)> {
         let g = self.handle.enter()?;
         let peek = flags & libc::MSG_PEEK != 0;
-        {
+        if self.maybe_buffered.load(Ordering::Acquire) {
             let mut rb = self.rbuf.lock().unwrap_or_else(|e| e.into_inner());
             if !rb.is_empty() {
                 return Ok((rb.copy_out(buf, peek), None));
             }
+            self.maybe_buffered.store(false, Ordering::Release);
         }
         if buf.is_empty() && self.is_stream() {
             return Ok((0, None));

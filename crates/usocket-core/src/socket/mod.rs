@@ -101,6 +101,8 @@ pub struct Socket {
     fin_seen: AtomicBool,
     /// Bytes `readline` read ahead; see [`crate::stream`].
     rbuf: Mutex<ReadBuf>,
+    /// Set when `rbuf` may hold bytes, so `recv` skips the lock in the common case.
+    maybe_buffered: AtomicBool,
 }
 
 impl Socket {
@@ -130,6 +132,7 @@ impl Socket {
             connect_attempted: AtomicBool::new(false),
             fin_seen: AtomicBool::new(false),
             rbuf: Mutex::new(ReadBuf::default()),
+            maybe_buffered: AtomicBool::new(false),
         })
     }
 

@@ -9,6 +9,7 @@ use crate::profile;
 use crate::stream::FILL_BYTES;
 use crate::sys;
 use std::mem::MaybeUninit;
+use std::sync::atomic::Ordering;
 
 /// What a stream read produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,6 +150,9 @@ impl Socket {
                     d.write(*s);
                 }
                 rb.commit(n);
+            }
+            if !rb.is_empty() {
+                self.maybe_buffered.store(true, Ordering::Release);
             }
             *slot = rb;
         }
