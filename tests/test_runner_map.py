@@ -140,8 +140,12 @@ client = usocket.socket(usocket.AF_INET, usocket.SOCK_STREAM)
 client.connect(('127.0.0.1', port))
 accepted = listener.accept()
 conn = accepted[0]
-client.close()
 results = [len(accepted), hasattr(client, 'getsocketsta')]
+try:
+    results.append(client.send(b''))
+except OSError as e:
+    results.append(e.args[0])
+client.close()
 for _ in range(2):
     try:
         results.append(conn.recv(16))
@@ -154,14 +158,15 @@ listener.close()
 
 
 def test_profile_switches_accept_shape_and_fin_behaviour(tmp_path: Path) -> None:
-    """quecpython: 3-tuple accept, OSError(107) then b'' after FIN; micropython: 2-tuple, b''."""
+    """quecpython: 3-tuple accept, send(b'') 0, OSError(107) then b'' after FIN; legacy:
+    send(b'') raises OSError(110); micropython: 2-tuple accept, no getsocketsta, b''."""
     path = script(tmp_path, PROFILE_PROBE)
     outputs = {}
     for profile in ("quecpython", "legacy", "micropython"):
         result = run_device("--timeout", "20", "--profile", profile, path, str(free_port()))
         assert result.returncode == 0, result.stderr
         outputs[profile] = result.stdout
-    assert outputs["quecpython"] == "[3, True, 107, b'']\n"
-    assert outputs["legacy"].startswith("[3, True, 107")
-    assert outputs["micropython"] == "[2, False, b'', b'']\n"
+    assert outputs["quecpython"] == "[3, True, 0, 107, b'']\n"
+    assert outputs["legacy"].startswith("[3, True, 110, 107, ")
+    assert outputs["micropython"] == "[2, False, 0, b'', b'']\n"
     assert run_device("--timeout", "20", path, str(free_port())).stdout == outputs["quecpython"]
