@@ -77,6 +77,19 @@
     return out;
   }
 
+  /**
+   * Keeps only what can be rendered of a message: a device's 64 KiB reads would otherwise
+   * pin megabytes per log row. `len` keeps the full size for the "+N bytes" note.
+   */
+  function slim(m) {
+    if (typeof m.len !== 'number') m.len = typeof m.hex === 'string' ? m.hex.length >> 1 : (m.text || '').length;
+    if (typeof m.hex === 'string') {
+      if (m.hex.length > 2 * PAYLOAD_SHOW_MAX) m.hex = m.hex.slice(0, 2 * PAYLOAD_SHOW_MAX);
+      m.text = undefined;
+    }
+    return m;
+  }
+
   function messageBytes(m) {
     if (!m._bytes) {
       m._bytes = typeof m.hex === 'string' ? hexToBytes(m.hex) : new TextEncoder().encode(m.text || '');
@@ -400,7 +413,7 @@
     for (let page = 0; page < 20 && out.length < count; page++) {
       const limit = Math.min(MSG_PAGE, count - out.length);
       const r = await api('GET', 'api/sessions/' + sid + '/messages?limit=' + limit + '&offset=' + at);
-      const got = r.messages || [];
+      const got = (r.messages || []).map(slim);
       total = typeof r.total === 'number' ? r.total : at + got.length;
       out.push(...got);
       at += got.length;
@@ -498,8 +511,9 @@
     const shown = b.length > PAYLOAD_SHOW_MAX ? b.subarray(0, PAYLOAD_SHOW_MAX) : b;
     const text = model.view === 'hex' ? bytesToHex(shown) : escapeBytes(shown);
     entry.payloadEl.textContent = text;
-    if (b.length > PAYLOAD_SHOW_MAX) {
-      entry.payloadEl.appendChild(el('span', 'more', ' \u2026 +' + fmtInt(b.length - PAYLOAD_SHOW_MAX) + ' bytes'));
+    const full = Math.max(entry.m.len || 0, b.length);
+    if (full > shown.length) {
+      entry.payloadEl.appendChild(el('span', 'more', ' \u2026 +' + fmtInt(full - shown.length) + ' bytes'));
     }
   }
 
@@ -683,10 +697,40 @@
     return Date.now() - model.statsSeenAt < 5000;
   }
 
+  /** Data events larger than this are decoded by `parseBigData` instead of JSON.parse. */
+  const BIG_EVENT_CHARS = 16384;
+
+  /**
+   * Decodes a large data event without parsing its whole payload: a 64 KiB read arrives as
+   * ~200 KB of JSON (hex plus text), and JSON.parse of every one of them is what made the
+   * page fall behind a fast device. Only the message header, the first PAYLOAD_SHOW_MAX
+   * bytes of hex and the session object are read. Returns null when the event does not
+   * have the expected shape, and the caller falls back to JSON.parse.
+   */
+  function parseBigData(raw) {
+    if (!raw.startsWith('{"type":"data","message":{')) return null;
+    const hexAt = raw.indexOf('"hex":"');
+    const sessionAt = raw.lastIndexOf(',"session":{');
+    if (hexAt < 0 || sessionAt < hexAt) return null;
+    const head = JSON.parse(raw.slice(26 - 1, hexAt).replace(/,\s*$/, '') + '}');
+    const hexStart = hexAt + 7;
+    const hexEnd = raw.indexOf('"', hexStart);
+    if (hexEnd < 0 || typeof head.session_id !== 'number') return null;
+    head.hex = raw.slice(hexStart, Math.min(hexEnd, hexStart + 2 * PAYLOAD_SHOW_MAX));
+    if (typeof head.len !== 'number') head.len = (hexEnd - hexStart) >> 1;
+    const session = JSON.parse(raw.slice(sessionAt + 11, raw.lastIndexOf('}')));
+    return { type: 'data', message: head, session };
+  }
+
   function onEvent(raw) {
-    let ev;
+    let ev = null;
     try {
-      ev = JSON.parse(raw);
+      if (raw.length > BIG_EVENT_CHARS) ev = parseBigData(raw);
+    } catch (e) {
+      ev = null;
+    }
+    try {
+      if (!ev) ev = JSON.parse(raw);
     } catch (e) {
       return;
     }
@@ -730,6 +774,7 @@
   function onData(ev) {
     const m = ev.message;
     if (!m) return;
+    slim(m);
     const dir = m.direction === 'up' ? 'up' : 'down';
     const len = typeof m.len === 'number' ? m.len : messageBytes(m).length;
     if (ev.session) {
