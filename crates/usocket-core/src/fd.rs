@@ -113,3 +113,35 @@ impl Drop for Handle {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is_open(fd: RawFd) -> bool {
+        // SAFETY: F_GETFD only queries the descriptor table.
+        unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
+    }
+
+    #[test]
+    fn close_is_deferred_until_the_last_call_leaves_and_drop_closes() {
+        // SAFETY: plain socket(2) call; the handle takes ownership of the result.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
+        assert!(fd >= 0);
+        let handle = Handle::new(fd);
+        let guard = handle.enter().unwrap();
+        handle.close();
+        assert!(guard.closed() && handle.raw() == -1);
+        assert!(is_open(fd), "a call in flight keeps the descriptor");
+        assert_eq!(handle.enter().err(), Some(Error::Os(errno::EBADF)));
+        drop(guard);
+        assert!(!is_open(fd), "the last call out closes it");
+        handle.close(); // idempotent
+
+        // (Same test, so no parallel test can reuse the descriptor number in between.)
+        // SAFETY: as above.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0) };
+        drop(Handle::new(fd));
+        assert!(!is_open(fd));
+    }
+}
