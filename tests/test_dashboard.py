@@ -230,8 +230,8 @@ def test_device_close_goes_offline_and_send_reports_409(dash, devices):
     expect(dash.rows()).to_have_count(1)
 
 
-def test_close_button_ends_the_session(dash, devices):
-    """The operator's close button ends the device's connection."""
+def test_close_buttons_end_sessions(dash, devices):
+    """The detail view's close button and a row's × both end the device's connection."""
     dev = devices()
     dash.rows(online=True).click()
     dash.testid("close-session").click()
@@ -239,6 +239,13 @@ def test_close_button_ends_the_session(dash, devices):
     row = dash.rows(online=False)
     expect(row).to_have_count(1)
     expect(row.get_by_test_id("session-state")).to_have_text("offline · closed by operator")
+    other = devices()
+    online = dash.rows(online=True)
+    expect(online).to_have_count(1)
+    online.get_by_test_id("session-close").click()
+    other.recv_eof()
+    expect(dash.rows(online=False)).to_have_count(2)
+    expect(dash.testid("total-online")).to_have_text("0")
 
 
 def test_html_from_a_device_is_shown_as_text(dash, devices):
@@ -381,6 +388,24 @@ def test_udp_device_shows_up_with_its_datagrams(dash, socklab):
         row.click()
         dev.sendto(b"second\x00", ("127.0.0.1", socklab.udp_port))
         expect(dash.payloads()).to_have_text(["first", "second\\x00"])
+    finally:
+        dev.close()
+
+
+def test_large_message_is_cut_for_display(dash, socklab):
+    """A 10,000-byte datagram shows its first 4,096 bytes and counts the rest."""
+    dev = usocket.socket(usocket.AF_INET, usocket.SOCK_DGRAM)
+    try:
+        dev.sendto(b"A" * 10_000, ("127.0.0.1", socklab.udp_port))
+        dash.rows(online=True).click()
+        payload = dash.payloads()
+        expect(payload).to_have_count(1)
+        expect(payload).to_have_text("A" * 4096 + " … +5,904 bytes")
+        expect(dash.page.locator('[data-testid="log-row"] .log-len')).to_have_text("10,000 B")
+        # The same arriving live (through the event stream's large-event decoder).
+        dev.sendto(b"B" * 10_000, ("127.0.0.1", socklab.udp_port))
+        expect(payload).to_have_count(2)
+        expect(payload.nth(1)).to_have_text("B" * 4096 + " … +5,904 bytes")
     finally:
         dev.close()
 
