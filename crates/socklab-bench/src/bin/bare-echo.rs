@@ -20,12 +20,17 @@ use serde_json::json;
 use socklab_bench::report::emit;
 use socklab_bench::sources::parse_loopback_target;
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
 /// Largest single read, the same as socklab's.
 const READ_CHUNK_BYTES: usize = 16 * 1024;
+
+/// Accept backlog, the same as socklab's device listeners (the kernel caps it at
+/// `net.core.somaxconn`). tokio's default (128 here) overflows when hundreds of devices
+/// connect at once, and every overflow costs the device a one-second SYN retransmit.
+const BACKLOG: u32 = 65_535;
 
 /// Minimal tokio TCP echo server (loopback only), the benchmark baseline.
 #[derive(Debug, Parser)]
@@ -66,7 +71,14 @@ impl Totals {
 async fn main() -> io::Result<()> {
     let cli = Cli::parse();
     let (soft, hard) = socklab_bench::sys::raise_nofile_limit(u64::MAX >> 1)?;
-    let listener = TcpListener::bind(cli.listen).await?;
+    let socket = if cli.listen.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(cli.listen)?;
+    let listener = socket.listen(BACKLOG)?;
     let totals = Arc::new(Totals::default());
     emit(&json!({
         "phase": "ready",
