@@ -11,13 +11,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use std::time::Duration;
+
 use tokio::sync::broadcast;
+use tokio::sync::mpsc::error::SendTimeoutError;
 
 use crate::clock;
 use crate::model::{Direction, EndReason, Event, ListenerInfo, MessageInfo, SessionInfo};
 use crate::rules::Rule;
 use crate::session::{ListenerState, Outlet, SessionHandle};
 use crate::store::{Store, StoreOp};
+
+/// How long a send waits for room in a TCP session's outbox before giving up.
+pub const SEND_WAIT: Duration = Duration::from_secs(5);
 
 /// Events a subscriber may fall behind by before it starts skipping.
 pub const EVENT_BUFFER: usize = 1024;
@@ -31,6 +37,9 @@ pub enum ActionError {
     /// No listener has that id.
     #[error("no listener with id {0}")]
     NoListener(u32),
+    /// The session's outbox stayed full for [`SEND_WAIT`]: the device is not reading.
+    #[error("session {0} is not reading: its outbox is full")]
+    Busy(u64),
 }
 
 /// Process-wide counters for `/metrics`.
@@ -178,20 +187,27 @@ impl Hub {
         self.registry().len()
     }
 
-    /// Sends `data` to one online session. For TCP it waits for room in the session's
-    /// outbox (bounded); the session task records and writes it in order.
+    /// Sends `data` to one online session. For TCP it waits up to [`SEND_WAIT`] for room in
+    /// the session's outbox (bounded; full when the device stops reading); the session task
+    /// records and writes it in order.
     pub async fn send(&self, id: u64, data: Bytes) -> Result<usize, ActionError> {
         let handle = self.online(id).ok_or(ActionError::NotOnline(id))?;
-        self.send_to(&handle, data).await
+        self.send_to(&handle, data, SEND_WAIT).await
     }
 
-    async fn send_to(&self, handle: &SessionHandle, data: Bytes) -> Result<usize, ActionError> {
+    async fn send_to(
+        &self,
+        handle: &SessionHandle,
+        data: Bytes,
+        wait: Duration,
+    ) -> Result<usize, ActionError> {
         let len = data.len();
         match &handle.outlet {
-            Outlet::Tcp(tx) => tx
-                .send(data)
-                .await
-                .map_err(|_| ActionError::NotOnline(handle.id))?,
+            Outlet::Tcp(tx) => match tx.send_timeout(data, wait).await {
+                Ok(()) => {}
+                Err(SendTimeoutError::Timeout(_)) => return Err(ActionError::Busy(handle.id)),
+                Err(SendTimeoutError::Closed(_)) => return Err(ActionError::NotOnline(handle.id)),
+            },
             Outlet::Udp(socket) => {
                 self.record(handle, Direction::Down, data.clone()).await;
                 if let Err(e) = socket.send_to(&data, handle.peer).await {
@@ -203,7 +219,9 @@ impl Hub {
     }
 
     /// Sends `data` to every online session, or those of one listener. Returns the number
-    /// of sessions reached and the bytes sent in total.
+    /// of sessions reached and the bytes sent in total. A TCP device whose outbox is full
+    /// (it does not read) is skipped rather than waited for, so one stalled device cannot
+    /// hold up a broadcast to thousands.
     pub async fn broadcast(
         &self,
         listener_id: Option<u32>,
@@ -220,7 +238,7 @@ impl Hub {
             .collect();
         let (mut sessions, mut bytes) = (0, 0);
         for handle in targets {
-            if let Ok(n) = self.send_to(&handle, data.clone()).await {
+            if let Ok(n) = self.send_to(&handle, data.clone(), Duration::ZERO).await {
                 sessions += 1;
                 bytes += n;
             }

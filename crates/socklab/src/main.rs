@@ -76,7 +76,18 @@ fn serve(cli: &Cli) -> ExitCode {
             "socklab: history in {}; type help for commands",
             config.db.display()
         );
-        server.run(shutdown::signal()).await
+        server
+            .run(async {
+                shutdown::signal().await;
+                // A second Ctrl-C while shutting down (a device task stuck on a full disk,
+                // say) exits at once instead of being swallowed.
+                tokio::spawn(async {
+                    shutdown::signal().await;
+                    eprintln!("socklab: second signal, exiting without waiting");
+                    std::process::exit(130);
+                });
+            })
+            .await
     });
     // The stdin reader thread may still be blocked in a read; do not wait for it.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));

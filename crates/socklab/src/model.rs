@@ -190,18 +190,42 @@ pub struct MessageInfo {
     pub data: Bytes,
 }
 
+/// Largest payload a live event carries; longer messages are cut (with `"truncated":
+/// true`, `len` still the full length) so a browser watching a bulk upload gets a preview
+/// rather than megabytes of hex. The API's message routes always return everything.
+pub const EVENT_PAYLOAD_BYTES: usize = 4096;
+
+/// A message serialised with at most `limit` payload bytes.
+struct MessageView<'a> {
+    message: &'a MessageInfo,
+    limit: usize,
+}
+
+impl Serialize for MessageView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let m = self.message;
+        let shown = &m.data[..m.data.len().min(self.limit)];
+        let mut st = s.serialize_struct("Message", 9)?;
+        st.serialize_field("id", &m.id)?;
+        st.serialize_field("session_id", &m.session_id)?;
+        st.serialize_field("ts", &clock::format_ms(m.ts_ms))?;
+        st.serialize_field("ts_ms", &m.ts_ms)?;
+        st.serialize_field("direction", &m.direction)?;
+        st.serialize_field("len", &m.data.len())?;
+        st.serialize_field("hex", &hex::encode(shown))?;
+        st.serialize_field("text", &String::from_utf8_lossy(shown))?;
+        st.serialize_field("truncated", &(shown.len() < m.data.len()))?;
+        st.end()
+    }
+}
+
 impl Serialize for MessageInfo {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("Message", 8)?;
-        st.serialize_field("id", &self.id)?;
-        st.serialize_field("session_id", &self.session_id)?;
-        st.serialize_field("ts", &clock::format_ms(self.ts_ms))?;
-        st.serialize_field("ts_ms", &self.ts_ms)?;
-        st.serialize_field("direction", &self.direction)?;
-        st.serialize_field("len", &self.data.len())?;
-        st.serialize_field("hex", &hex::encode(&self.data))?;
-        st.serialize_field("text", &String::from_utf8_lossy(&self.data))?;
-        st.end()
+        MessageView {
+            message: self,
+            limit: usize::MAX,
+        }
+        .serialize(s)
     }
 }
 
@@ -252,7 +276,11 @@ impl Serialize for Event {
             Event::Data(message, session) => {
                 let mut st = s.serialize_struct("Event", 3)?;
                 st.serialize_field("type", "data")?;
-                st.serialize_field("message", &**message)?;
+                let view = MessageView {
+                    message,
+                    limit: EVENT_PAYLOAD_BYTES,
+                };
+                st.serialize_field("message", &view)?;
                 st.serialize_field("session", session)?;
                 st.end()
             }
@@ -263,5 +291,72 @@ impl Serialize for Event {
                 st.end()
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(len: usize) -> Arc<MessageInfo> {
+        Arc::new(MessageInfo {
+            id: 1,
+            session_id: 2,
+            ts_ms: 0,
+            direction: Direction::Up,
+            data: Bytes::from(vec![b'<'; len]),
+        })
+    }
+
+    fn session() -> SessionInfo {
+        SessionInfo {
+            id: 2,
+            listener_id: 0,
+            proto: Proto::Tcp,
+            peer: "127.0.0.1:1".parse().unwrap(),
+            local: "127.0.0.1:2".parse().unwrap(),
+            started_ms: 0,
+            ended_ms: None,
+            end_reason: None,
+            counters: Counters::default(),
+        }
+    }
+
+    /// Live events cut big payloads but keep the true length; the API shape does not.
+    #[test]
+    fn events_truncate_big_payloads() {
+        let big = message(EVENT_PAYLOAD_BYTES + 1);
+        let event = serde_json::to_value(Event::Data(big.clone(), session())).unwrap();
+        assert_eq!(event["type"], "data");
+        assert_eq!(event["message"]["len"], EVENT_PAYLOAD_BYTES + 1);
+        assert_eq!(event["message"]["truncated"], true);
+        assert_eq!(
+            event["message"]["text"].as_str().unwrap().len(),
+            EVENT_PAYLOAD_BYTES
+        );
+        let full = serde_json::to_value(&*big).unwrap();
+        assert_eq!(full["truncated"], false);
+        assert_eq!(
+            full["hex"].as_str().unwrap().len(),
+            2 * (EVENT_PAYLOAD_BYTES + 1)
+        );
+        let small = serde_json::to_value(Event::Data(message(3), session())).unwrap();
+        assert_eq!(
+            (
+                small["message"]["text"].as_str(),
+                &small["message"]["truncated"]
+            ),
+            (Some("<<<"), &serde_json::json!(false))
+        );
+    }
+
+    /// Sessions serialise with the contract's field names and times.
+    #[test]
+    fn session_shape() {
+        let v = serde_json::to_value(session()).unwrap();
+        assert_eq!(v["online"], true);
+        assert_eq!(v["started_at"], "1970-01-01T00:00:00.000Z");
+        assert_eq!(v["end_reason"], serde_json::Value::Null);
+        assert_eq!(v["peer"], "127.0.0.1:1");
     }
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::Serialize;
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::{TcpListener, TcpSocket, UdpSocket};
 use tokio::sync::mpsc;
 
 use crate::config::Config;
@@ -90,9 +90,7 @@ impl Server {
         let mut states = Vec::new();
         let mut tcp_sockets = Vec::new();
         for addr in &config.tcp {
-            let listener = TcpListener::bind(addr)
-                .await
-                .map_err(bind_err("tcp", *addr))?;
+            let listener = bind_tcp(*addr).map_err(bind_err("tcp", *addr))?;
             let local = listener.local_addr().map_err(bind_err("tcp", *addr))?;
             let state = listener_state(states.len(), Proto::Tcp, local, &config);
             states.push(state.clone());
@@ -232,6 +230,24 @@ impl Server {
         );
         Ok(())
     }
+}
+
+/// Accept backlog for device listeners. Bursts of thousands of devices connecting at once
+/// must not overflow it while the accept task waits for a CPU (an overflow drops the SYN
+/// and costs the device a 1 s retransmit); the kernel caps it at `net.core.somaxconn`.
+const DEVICE_BACKLOG: u32 = 65_535;
+
+fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // As `TcpListener::bind` does on Unix: a restart may rebind while old connections linger.
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(DEVICE_BACKLOG)
 }
 
 fn listener_state(

@@ -228,3 +228,66 @@ async fn broadcast_to_all() {
     );
     server.stop().await;
 }
+
+/// A device that stops reading: sends fail as busy once its outbox is full (instead of
+/// hanging the API), and an operator close still ends it at once.
+#[tokio::test]
+async fn device_that_does_not_read() {
+    let server = TestServer::start(|_| {}).await;
+    let mut events = server.hub.subscribe();
+    let _device = TcpStream::connect(server.tcp()).await.unwrap();
+    let id = next_event(&mut events, online_id).await;
+    let block = Bytes::from(vec![0u8; 1024 * 1024]);
+    let busy = tokio::time::timeout(common::WAIT * 3, async {
+        loop {
+            match server.hub.send(id, block.clone()).await {
+                Ok(_) => continue,
+                Err(e) => return e,
+            }
+        }
+    })
+    .await
+    .expect("sends never pushed back");
+    assert_eq!(busy, socklab::hub::ActionError::Busy(id));
+    server.hub.close(id).await.unwrap();
+    let ended = next_event(&mut events, offline_of(id)).await;
+    assert_eq!(ended.end_reason, Some(EndReason::ClosedByOperator));
+    server.stop().await;
+}
+
+/// IPv6 listeners work like IPv4 ones (skipped where the host has no IPv6 loopback).
+#[tokio::test]
+async fn ipv6_listener() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("no IPv6 loopback; skipped");
+        return;
+    }
+    let server = TestServer::start(|c| {
+        c.tcp = vec!["[::1]:0".parse().unwrap()];
+        c.udp = vec!["[::1]:0".parse().unwrap()];
+    })
+    .await;
+    let mut events = server.hub.subscribe();
+    let mut device = TcpStream::connect(server.tcp()).await.unwrap();
+    let session = next_event(&mut events, |e| match e {
+        Event::Online(s) => Some(s.clone()),
+        _ => None,
+    })
+    .await;
+    assert!(session.peer.is_ipv6() && session.local.is_ipv6());
+    server
+        .hub
+        .send(session.id, Bytes::from_static(b"v6"))
+        .await
+        .unwrap();
+    assert_eq!(read_exact_n(&mut device, 2).await, b"v6");
+    let udp = UdpSocket::bind("[::1]:0").await.unwrap();
+    udp.send_to(b"x", server.udp()).await.unwrap();
+    let s = next_event(&mut events, |e| match e {
+        Event::Online(s) if s.proto == Proto::Udp => Some(s.clone()),
+        _ => None,
+    })
+    .await;
+    assert!(s.peer.is_ipv6());
+    server.stop().await;
+}

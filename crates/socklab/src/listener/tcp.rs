@@ -21,6 +21,9 @@ use crate::model::{Direction, EndReason};
 use crate::session::{ListenerState, Outlet, SessionHandle};
 use crate::shutdown::Shutdown;
 
+/// Reads up to this size are copied out of the read buffer (see `drive`).
+const SMALL_READ_BYTES: usize = 2048;
+
 /// Held by every task `run` must wait for; dropped when the task ends.
 pub(crate) type TaskGuard = mpsc::Sender<()>;
 
@@ -115,8 +118,14 @@ async fn drive(
                 let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
                 match stream.try_read_buf(&mut buf) {
                     Ok(0) => return EndReason::ClosedByDevice,
-                    Ok(_) => {
-                        let data = buf.freeze();
+                    Ok(n) => {
+                        // A small read gets its own small buffer: the queue and the event
+                        // buffer then hold bytes, not mostly-empty 16 KiB blocks.
+                        let data = if n <= SMALL_READ_BYTES {
+                            Bytes::copy_from_slice(&buf)
+                        } else {
+                            buf.freeze()
+                        };
                         let replies = listener.replies(&data);
                         // Awaits room in the store queue: the back-pressure point.
                         hub.record(handle, Direction::Up, data).await;

@@ -111,6 +111,7 @@ async fn action_error(st: &AppState, e: ActionError) -> AppError {
             Err(e) => e,
         },
         ActionError::NoListener(id) => AppError::NotFound(format!("no listener {id}")),
+        e @ ActionError::Busy(_) => AppError::Unavailable(e.to_string()),
     }
 }
 

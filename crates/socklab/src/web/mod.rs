@@ -50,6 +50,8 @@ pub enum AppError {
     NotFound(String),
     /// 409: the session exists but is offline.
     Conflict(String),
+    /// 503: the device is not reading (its outbox stayed full).
+    Unavailable(String),
     /// 500: the database failed.
     Internal(String),
 }
@@ -66,6 +68,7 @@ impl IntoResponse for AppError {
             AppError::Forbidden(m) => (StatusCode::FORBIDDEN, m),
             AppError::NotFound(m) => (StatusCode::NOT_FOUND, m),
             AppError::Conflict(m) => (StatusCode::CONFLICT, m),
+            AppError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
             AppError::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, m),
         };
         (status, axum::Json(json!({ "error": message }))).into_response()

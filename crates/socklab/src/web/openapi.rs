@@ -108,7 +108,7 @@ pub fn spec() -> Value {
                 "summary": "Send text or hex to an online session", "parameters": [id],
                 "requestBody": body(payload.clone()),
                 "responses": ok(json!({ "type": "object", "properties": { "bytes": { "type": "integer" } } }),
-                    &["400", "401", "403", "404", "409"]) } },
+                    &["400", "401", "403", "404", "409", "503"]) } },
             "/api/sessions/{id}/close": { "post": {
                 "summary": "Close an online session (returns once it has ended)", "parameters": [id],
                 "responses": ok(json!({ "type": "object", "properties": { "closed": { "type": "boolean" } } }),
