@@ -323,3 +323,24 @@ def test_listen_backlog_is_optional_and_negative_is_clamped():
         s.listen(*backlog)
         assert s.getsocketsta() == 1
         s.close()
+
+
+def test_accepted_socket_is_blocking_whatever_the_listener_mode():
+    """accept() on a non-blocking listener gives a blocking connection (as on the device)."""
+    import os
+
+    srv = usocket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    c = cpy.create_connection(local_addr(srv))
+    srv.setblocking(False)
+    select.select([srv], [], [], 5)
+    conn, _, _ = srv.accept()
+    try:
+        assert os.get_blocking(conn.fileno())
+        c.sendall(b"blocking")
+        assert conn.read(8) == b"blocking"
+    finally:
+        conn.close()
+        c.close()
+        srv.close()
