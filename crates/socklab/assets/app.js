@@ -801,9 +801,8 @@
           log.start += drop;
         }
       }
-    } else {
-      rememberRecent(m);
     }
+    rememberRecent(m);
   }
 
   function onStats(ev) {
@@ -1167,7 +1166,12 @@
     $('session-empty').textContent = model.filter === 'online' && model.sessions.size
       ? 'No device online.'
       : 'No devices yet. Point a device at a listener below.';
-    $('sessions-more').hidden = !(model.pageOffset < model.pageTotal) && all.length <= SESSION_RENDER_CAP;
+    const capped = all.length > SESSION_RENDER_CAP;
+    $('sessions-more').hidden = capped || model.pageOffset >= model.pageTotal;
+    $('sessions-note').hidden = !capped;
+    $('sessions-note').textContent = capped
+      ? 'Showing the newest ' + fmtInt(SESSION_RENDER_CAP) + ' of ' + fmtInt(all.length) + ' sessions.'
+      : '';
   }
 
   function renderDetail() {
