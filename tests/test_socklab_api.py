@@ -155,6 +155,12 @@ def test_console_commands(tmp_path, tcp_device):
         read_until("1 online")
         read_until("68690d0a")  # history shows the first message
         read_until("unknown command")
+        proc.stdin.write("autoreply exact:ping=>text:pong\\r\\n\nautoreply\n")
+        proc.stdin.flush()
+        read_until("rule added")
+        read_until("exact:ping=>text:pong\\r\\n")
+        dev.send(b"ping")
+        assert recv_exactly(dev, 6) == b"pong\r\n"
         proc.stdin.write(f"close {sid}\n")
         proc.stdin.close()  # EOF: commands end, the server keeps running
         read_until("closed_by_operator")

@@ -122,6 +122,15 @@ def test_echo_mode(socklab, tcp_device):
     assert socklab.get("/api/listeners")[1]["listeners"][0]["echo"] is False
 
 
+def test_echo_flag(socklab_factory, tcp_device):
+    """--echo starts every listener in echo mode."""
+    lab = socklab_factory(echo=True)
+    assert all(listener["echo"] for listener in lab.get("/api/listeners")[1]["listeners"])
+    dev = tcp_device(lab.tcp_port)
+    dev.send(b"1234567890\r\n")
+    assert recv_exactly(dev, 12) == b"1234567890\r\n"
+
+
 def test_auto_reply_flag_runs_the_tutorial(socklab_factory):
     """--auto-reply answers the tutorial's upload: examples/use_socket.py prints 0123456789."""
     lab = socklab_factory(auto_reply=["exact:1234567890=>text:0123456789"])
@@ -155,13 +164,14 @@ def test_auto_reply_rules_from_the_api(socklab, tcp_device):
     assert socklab.put("/api/listeners/0/auto-replies", bad)[0] == 400
 
 
-def test_sigterm_ends_sessions_with_server_shutdown(socklab, tcp_device):
-    """SIGTERM: the device sees the connection end, the process exits 0, and the history
-    (after a restart) says server_shutdown."""
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_ends_sessions_with_server_shutdown(socklab, tcp_device, sig):
+    """SIGTERM/SIGINT: the device sees the connection end, the process exits 0, and the
+    history (after a restart) says server_shutdown."""
     dev = tcp_device(socklab.tcp_port)
     dev.send(b"last words")
     sid = socklab.wait_session(lambda s: s["bytes_up"] == 10)["id"]
-    assert socklab.stop(signal.SIGTERM) == 0
+    assert socklab.stop(sig) == 0
     try:
         assert dev.recv(16) == b""
     except OSError as err:

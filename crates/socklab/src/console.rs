@@ -15,7 +15,7 @@ use tokio::sync::{broadcast, mpsc};
 use crate::clock;
 use crate::hub::Hub;
 use crate::model::{Event, MessageInfo, SessionInfo};
-use crate::rules::{decode_hex, escape, unescape};
+use crate::rules::{Rule, decode_hex, escape, unescape};
 
 /// Payload bytes shown per event; the rest is summarised (history has everything).
 const SHOW_BYTES: usize = 64;
@@ -27,6 +27,9 @@ const HELP: &str = "commands:
   broadcast TEXT       send text to every online session
   close ID             close a session
   echo on|off          echo mode on every listener
+  autoreply            list the auto-reply rules
+  autoreply RULE       add a rule to every listener, e.g. exact:1234567890=>text:0123456789
+  autoreply clear      remove every rule
   history ID           last 20 messages of a session
   help                 this text";
 
@@ -252,6 +255,7 @@ async fn run_command(hub: &Hub, line: &str) -> Result<String, String> {
             }
             Ok(format!("echo {arg} on every listener"))
         }
+        "autoreply" => autoreply(hub, rest),
         "history" => {
             let id = parse_id(arg)?;
             let store = hub.store();
@@ -270,5 +274,58 @@ async fn run_command(hub: &Hub, line: &str) -> Result<String, String> {
                 .join("\n"))
         }
         other => Err(format!("unknown command {other:?}; type help")),
+    }
+}
+
+/// `autoreply [RULE|clear]`: lists, adds to or clears every listener's rules.
+fn autoreply(hub: &Hub, arg: &str) -> Result<String, String> {
+    let listeners = 0..hub.listener_count() as u32;
+    match arg.trim() {
+        "" => {
+            let mut text = String::new();
+            for l in hub.listeners() {
+                text.push_str(&format!(
+                    "listener {} {} {}:",
+                    l.id,
+                    l.proto.as_str(),
+                    l.addr
+                ));
+                if l.auto_replies.is_empty() {
+                    text.push_str(" no rules");
+                }
+                for r in &l.auto_replies {
+                    let reply = match (&r.reply_text, &r.reply_hex) {
+                        (Some(t), _) => format!("text:{}", escape(t.as_bytes())),
+                        (_, Some(h)) => format!("hex:{h}"),
+                        _ => String::new(),
+                    };
+                    // Only exact patterns went through unescaping; show the others raw.
+                    let pattern = if r.kind == "exact" {
+                        escape(r.pattern.as_bytes())
+                    } else {
+                        r.pattern.clone()
+                    };
+                    text.push_str(&format!("\n  {}:{pattern}=>{reply}", r.kind));
+                }
+                text.push('\n');
+            }
+            Ok(text.trim_end().to_string())
+        }
+        "clear" => {
+            for id in listeners {
+                hub.set_rules(id, Vec::new()).map_err(|e| e.to_string())?;
+            }
+            Ok("auto-reply rules cleared".into())
+        }
+        flag => {
+            let rule = Rule::parse_flag(flag)?;
+            for id in listeners {
+                let listener = hub.listener(id).map_err(|e| e.to_string())?;
+                let mut rules = listener.rules().as_ref().clone();
+                rules.push(rule.clone());
+                hub.set_rules(id, rules).map_err(|e| e.to_string())?;
+            }
+            Ok("auto-reply rule added to every listener".into())
+        }
     }
 }

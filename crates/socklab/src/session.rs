@@ -188,7 +188,8 @@ impl ListenerState {
         *self.rules.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(rules);
     }
 
-    fn rules(&self) -> Arc<Vec<Rule>> {
+    /// The current auto-reply rules.
+    pub fn rules(&self) -> Arc<Vec<Rule>> {
         self.rules.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
