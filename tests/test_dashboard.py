@@ -7,6 +7,7 @@ Playwright. Waits use Playwright's auto-retrying expectations (generous limits, 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -429,3 +430,20 @@ def test_token_is_used_for_api_and_stream(blank, socklab_factory):
     # Without the token the page itself is refused with the server's JSON error.
     resp = page.goto(lab.http_url + "/")
     assert resp is not None and resp.status == 401
+
+
+def test_keyboard_moves_the_selection(dash, devices):
+    """Arrow keys walk the session list (newest first); the detail view follows."""
+    devices(), devices()
+    rows = dash.rows(online=True)
+    expect(rows).to_have_count(2)
+    newest, older = rows.nth(0), rows.nth(1)
+    newest.click()
+    expect(newest).to_have_class(re.compile(r"\bselected\b"))
+    newest.press("ArrowDown")
+    expect(older).to_have_class(re.compile(r"\bselected\b"))
+    older_id = older.get_attribute("data-session-id")
+    expect(dash.testid("session-detail")).to_have_attribute("data-session-id", older_id)
+    expect(older).to_be_focused()
+    older.press("ArrowUp")
+    expect(newest).to_have_class(re.compile(r"\bselected\b"))

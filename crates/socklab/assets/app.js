@@ -1151,6 +1151,19 @@
     li.querySelector('.row-close').hidden = !s.online;
   }
 
+  /** Arrow keys move the selection through the rendered session rows. */
+  function moveSelection(e) {
+    if (e.key !== 'ArrowDown' && e.key !== 'ArrowUp') return;
+    const rows = [...$('session-list').children];
+    if (!rows.length) return;
+    e.preventDefault();
+    const at = rows.findIndex((li) => li.dataset.sessionId === String(log.sid));
+    const next = e.key === 'ArrowDown' ? Math.min(rows.length - 1, at + 1) : Math.max(0, at - 1);
+    const li = rows[at < 0 ? 0 : next];
+    select(Number(li.dataset.sessionId));
+    li.focus();
+  }
+
   function renderList() {
     const all = visibleSessions();
     const shown = all.slice(0, SESSION_RENDER_CAP);
@@ -1161,7 +1174,16 @@
         rowEls.delete(id);
       }
     }
-    $('session-list').replaceChildren(...shown.map(sessionRow));
+    const list = $('session-list');
+    const want = shown.map(sessionRow);
+    let same = list.children.length === want.length;
+    for (let i = 0; same && i < want.length; i++) same = list.children[i] === want[i];
+    if (!same) {
+      // Re-inserting rows drops keyboard focus; give it back to the row that had it.
+      const focused = document.activeElement;
+      list.replaceChildren(...want);
+      if (focused && focused !== document.body && list.contains(focused)) focused.focus();
+    }
     $('session-empty').hidden = shown.length > 0;
     $('session-empty').textContent = model.filter === 'online' && model.sessions.size
       ? 'No device online.'
@@ -1209,6 +1231,7 @@
     up.title = fmtInt(model.totals.up) + ' bytes';
     down.textContent = fmtBytes(model.totals.down);
     down.title = fmtInt(model.totals.down) + ' bytes';
+    document.title = 'socklab \u00b7 ' + fmtInt(model.onlineInMap + model.onlineExtra) + ' online';
   }
 
   function flush() {
@@ -1321,6 +1344,11 @@
   function setView(v) {
     if (model.view === v) return;
     model.view = v;
+    try {
+      localStorage.setItem('socklab.view', v);
+    } catch (e) {
+      // Storage may be disabled; the choice then lasts for this page only.
+    }
     for (const b of document.querySelectorAll('[data-view]')) b.classList.toggle('on', b.dataset.view === v);
     $('log').dataset.view = v;
     rerenderPayloads();
@@ -1340,6 +1368,14 @@
     for (const b of document.querySelectorAll('[data-filter]')) b.addEventListener('click', () => setFilter(b.dataset.filter));
     for (const b of document.querySelectorAll('[data-view]')) b.addEventListener('click', () => setView(b.dataset.view));
     $('log').dataset.view = model.view;
+    let savedView = null;
+    try {
+      savedView = localStorage.getItem('socklab.view');
+    } catch (e) {
+      savedView = null;
+    }
+    if (savedView === 'hex') setView('hex');
+    $('session-list').addEventListener('keydown', moveSelection);
     $('sessions-more').addEventListener('click', () => loadSessions(false));
     $('log-older').addEventListener('click', loadOlder);
     $('detail-close').addEventListener('click', () => log.sid != null && closeSession(log.sid));
@@ -1357,6 +1393,9 @@
     const box = $('log');
     box.addEventListener('scroll', () => {
       $('log-follow').checked = box.scrollTop + box.clientHeight >= box.scrollHeight - 24;
+    });
+    $('log-follow').addEventListener('change', () => {
+      if ($('log-follow').checked) box.scrollTop = box.scrollHeight;
     });
     document.addEventListener('visibilitychange', () => {
       if (!document.hidden && frameQueued) requestAnimationFrame(flush);
