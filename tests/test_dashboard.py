@@ -9,14 +9,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import pytest
-
-usocket = pytest.importorskip("usocket")
-sync_api = pytest.importorskip("playwright.sync_api")
-expect = sync_api.expect
+import usocket
+from playwright import sync_api
+from playwright.sync_api import expect
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -28,7 +27,9 @@ CHROMIUM_ARGS = [
     "--disable-quic",
     "--no-first-run",
 ]
+# Upper bounds that turn a hang into a failure; the expectations return as soon as they hold.
 WAIT_MS = 20_000
+expect.set_options(timeout=WAIT_MS)
 DEVICE_TIMEOUT_S = 20
 
 # Records every element of a kind a payload could smuggle in, once the page's own markup is parsed.
@@ -148,7 +149,7 @@ class Device:
 
 
 @pytest.fixture
-def devices(socklab) -> Iterator[callable]:
+def devices(socklab) -> Iterator[Callable[[], Device]]:
     opened: list[Device] = []
 
     def connect() -> Device:
