@@ -964,6 +964,9 @@
       options.push(opt);
     }
     if (!items.length) items.push(el('li', 'empty', 'No listeners reported.'));
+    $('detail-empty-addrs').textContent = sorted.length
+      ? 'Devices connect to ' + sorted.map((l) => l.proto + ' ' + l.addr).join('  \u00b7  ')
+      : '';
     list.replaceChildren(...items);
     select.replaceChildren(...options);
     select.value = options.some((o) => o.value === chosen) ? chosen : '';
