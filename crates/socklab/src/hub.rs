@@ -61,7 +61,7 @@ pub struct Totals {
 #[derive(Debug)]
 pub struct Hub {
     /// Online sessions by id. A std mutex: held only for map operations, never across
-    /// an await. Removal from this map is what makes a session's end happen once.
+    /// an await.
     sessions: Mutex<HashMap<u64, Arc<SessionHandle>>>,
     /// Listeners in command-line order (index = id).
     listeners: Vec<Arc<ListenerState>>,
@@ -158,14 +158,17 @@ impl Hub {
         }
     }
 
-    /// Ends a session once: unregisters, records the end, announces it and wakes waiters.
-    /// Later calls for the same session do nothing.
+    /// Ends a session once: records the end, unregisters, announces it and wakes waiters.
+    /// Later calls for the same session do nothing. The end is queued for the store before
+    /// the session leaves the registry, so a reader that no longer finds it online finds
+    /// its end in the history (after a flush), never a session that looks online.
     pub(crate) async fn end_session(&self, handle: &SessionHandle, reason: EndReason) {
-        if self.registry().remove(&handle.id).is_none() {
+        if !handle.begin_end() {
             return;
         }
         let info = handle.info(Some((clock::now_ms(), reason)));
         self.store.submit(StoreOp::SessionEnd(info.clone())).await;
+        self.registry().remove(&handle.id);
         self.publish(Event::Offline(info));
         handle.mark_ended();
     }
@@ -201,6 +204,9 @@ impl Hub {
         data: Bytes,
         wait: Duration,
     ) -> Result<usize, ActionError> {
+        if handle.is_ending() {
+            return Err(ActionError::NotOnline(handle.id));
+        }
         let len = data.len();
         match &handle.outlet {
             Outlet::Tcp(tx) => match tx.send_timeout(data, wait).await {

@@ -52,7 +52,9 @@ pub struct SessionHandle {
     /// Signalled by an operator close; the TCP task notices it even while blocked in a
     /// write to a device that does not read.
     pub(crate) close_requested: Notify,
-    /// Set once when the session has ended (the registry removal is the real guard).
+    /// Set by the first caller of `end_session`: the guard that makes the end happen once.
+    ending: AtomicBool,
+    /// Set once the end is recorded and announced.
     ended: AtomicBool,
     /// Wakes everyone waiting for the end (an API close waits so its answer is final).
     ended_notify: Notify,
@@ -80,6 +82,7 @@ impl SessionHandle {
             msgs_down: AtomicU64::new(0),
             outlet,
             close_requested: Notify::new(),
+            ending: AtomicBool::new(false),
             ended: AtomicBool::new(false),
             ended_notify: Notify::new(),
         }
@@ -128,6 +131,16 @@ impl SessionHandle {
     /// Whether the session has ended.
     pub fn is_ended(&self) -> bool {
         self.ended.load(Ordering::Acquire)
+    }
+
+    /// Claims the right to end the session; `false` if someone already did.
+    pub(crate) fn begin_end(&self) -> bool {
+        !self.ending.swap(true, Ordering::AcqRel)
+    }
+
+    /// Whether the session is ending or has ended (sends to it are refused).
+    pub fn is_ending(&self) -> bool {
+        self.ending.load(Ordering::Acquire)
     }
 
     /// Marks the session ended and wakes the waiters.
