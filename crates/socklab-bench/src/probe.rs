@@ -1,9 +1,9 @@
 //! `probe` mode: times socklab's control plane (list sessions, send to one session).
 //!
 //! The probe connects a device of its own, finds that device's session through the API,
-//! then repeats a round of requests (both session listings and a send to its own session)
-//! at a fixed pace until the time is up. Sending to its own device lets it check that the
-//! sends were delivered, not just accepted.
+//! then times three endpoints (both session listings and a send to its own session), each
+//! from its own client at a fixed pace, until the time is up. Sending to its own device
+//! lets it check that the sends were delivered, not just accepted.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,9 +33,9 @@ pub struct ProbeOptions {
     pub device: SocketAddr,
     /// How long to keep probing.
     pub duration: Duration,
-    /// Pause between rounds.
+    /// Pause after each request of one endpoint.
     pub interval: Duration,
-    /// Upper bound on rounds, whatever the duration.
+    /// Upper bound on requests per endpoint, whatever the duration.
     pub max_rounds: u64,
     /// Per-request timeout.
     pub request_timeout: Duration,
@@ -78,7 +78,7 @@ async fn probe(opts: &ProbeOptions) -> std::io::Result<Value> {
         })
     };
     let send_body = json!({ "text": SEND_TEXT }).to_string().into_bytes();
-    let mut endpoints = [
+    let endpoints = [
         endpoint("GET /api/sessions", "GET", "/api/sessions".into(), None),
         endpoint(
             "GET /api/sessions?state=online",
@@ -93,29 +93,23 @@ async fn probe(opts: &ProbeOptions) -> std::io::Result<Value> {
             Some(send_body),
         ),
     ];
+    // One client per endpoint, each at its own pace: a slow endpoint must not starve the
+    // others of samples.
     let start = Instant::now();
-    let mut rounds = 0;
-    let mut sends_ok = 0u64;
-    while rounds < opts.max_rounds && start.elapsed() < opts.duration {
-        for ep in endpoints.iter_mut() {
-            let t = Instant::now();
-            match client
-                .request(ep.method, &ep.path, ep.body.as_deref())
-                .await
-            {
-                Ok(r) if (200..300).contains(&r.status) => {
-                    ep.samples.push(t.elapsed());
-                    if ep.method == "POST" {
-                        sends_ok += 1;
-                    }
-                }
-                Ok(_) => ep.bad_status += 1,
-                Err(e) => ep.errors.add(&e),
-            }
-        }
-        rounds += 1;
-        tokio::time::sleep(opts.interval).await;
+    let mut tasks = Vec::new();
+    for ep in endpoints {
+        let opts = opts.clone();
+        tasks.push(tokio::spawn(time_endpoint(ep, opts, start)));
     }
+    let mut endpoints = Vec::new();
+    for task in tasks {
+        endpoints.push(task.await.map_err(std::io::Error::other)?);
+    }
+    let sends_ok = endpoints
+        .iter()
+        .filter(|e| e.method == "POST")
+        .map(|e| e.samples.len() as u64)
+        .sum::<u64>();
     let elapsed = start.elapsed().as_secs_f64();
     let expected = sends_ok * SEND_TEXT.len() as u64;
     let wait_until = Instant::now() + Duration::from_secs(5);
@@ -135,12 +129,31 @@ async fn probe(opts: &ProbeOptions) -> std::io::Result<Value> {
     Ok(json!({
         "phase": "probe",
         "session_id": id,
-        "rounds": rounds,
         "elapsed_s": elapsed,
         "endpoints": results,
         "delivered_bytes": delivered.load(Ordering::Relaxed),
         "expected_bytes": expected,
     }))
+}
+
+/// Requests one endpoint until the probe's time or round budget is used up.
+async fn time_endpoint(mut ep: Endpoint, opts: ProbeOptions, start: Instant) -> Endpoint {
+    let mut client = HttpClient::new(opts.http, opts.request_timeout);
+    let mut rounds = 0;
+    while rounds < opts.max_rounds && start.elapsed() < opts.duration {
+        let t = Instant::now();
+        match client
+            .request(ep.method, &ep.path, ep.body.as_deref())
+            .await
+        {
+            Ok(r) if (200..300).contains(&r.status) => ep.samples.push(t.elapsed()),
+            Ok(_) => ep.bad_status += 1,
+            Err(e) => ep.errors.add(&e),
+        }
+        rounds += 1;
+        tokio::time::sleep(opts.interval).await;
+    }
+    ep
 }
 
 fn endpoint(

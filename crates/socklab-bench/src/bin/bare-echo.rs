@@ -42,6 +42,10 @@ struct Cli {
     /// Exit after this many seconds whatever happens.
     #[arg(long, default_value_t = 3600)]
     max_secs: u64,
+    /// Read and count but send nothing back: the cheapest possible server, a stricter
+    /// baseline than echo (no write syscalls, and the client reads nothing).
+    #[arg(long)]
+    discard: bool,
 }
 
 /// Process-wide counters.
@@ -86,7 +90,7 @@ async fn main() -> io::Result<()> {
         "nofile_soft": soft,
         "nofile_hard": hard,
     }));
-    tokio::spawn(accept_loop(listener, totals.clone()));
+    tokio::spawn(accept_loop(listener, totals.clone(), !cli.discard));
     let mut commands = stdin_lines();
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
@@ -128,12 +132,12 @@ fn stdin_lines() -> mpsc::Receiver<String> {
     rx
 }
 
-async fn accept_loop(listener: TcpListener, totals: Arc<Totals>) {
+async fn accept_loop(listener: TcpListener, totals: Arc<Totals>, echo_back: bool) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
                 totals.accepted.fetch_add(1, Ordering::Relaxed);
-                tokio::spawn(echo(stream, totals.clone()));
+                tokio::spawn(echo(stream, totals.clone(), echo_back));
             }
             Err(e) => {
                 // EMFILE and friends: back off rather than spin.
@@ -144,8 +148,9 @@ async fn accept_loop(listener: TcpListener, totals: Arc<Totals>) {
     }
 }
 
-/// Echoes one connection until the peer closes or an error.
-async fn echo(mut stream: TcpStream, totals: Arc<Totals>) {
+/// Echoes (or with `echo_back` false, only reads) one connection until the peer closes or
+/// an error.
+async fn echo(mut stream: TcpStream, totals: Arc<Totals>, echo_back: bool) {
     let _ = stream.set_nodelay(true);
     loop {
         if stream.readable().await.is_err() {
@@ -156,6 +161,9 @@ async fn echo(mut stream: TcpStream, totals: Arc<Totals>) {
             Ok(0) => break,
             Ok(n) => {
                 totals.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
+                if !echo_back {
+                    continue;
+                }
                 if stream.write_all(&buf).await.is_err() {
                     break;
                 }
