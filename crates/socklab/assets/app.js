@@ -161,7 +161,7 @@
 
   function fmtBytes(n) {
     if (!Number.isFinite(n)) return '0 B';
-    if (n < 1024) return n + ' B';
+    if (n < 1024) return Math.round(n) + ' B';
     const units = ['KiB', 'MiB', 'GiB', 'TiB'];
     let v = n / 1024;
     let u = 0;
@@ -608,6 +608,23 @@
     chart[dir][i] += bytes;
   }
 
+  /**
+   * Adds bytes moved between two local times to the chart, split over the seconds the
+   * interval covers, so stats events that jitter around second boundaries draw no spikes.
+   */
+  function spread(dir, bytes, fromMs, toMs) {
+    if (!bytes) return;
+    if (!(toMs > fromMs) || toMs - fromMs > 10000) {
+      chartAdd(dir, bytes, toMs - 1);
+      return;
+    }
+    for (let t = fromMs; t < toMs; ) {
+      const end = Math.min(toMs, (Math.floor(t / 1000) + 1) * 1000);
+      chartAdd(dir, (bytes * (end - t)) / (toMs - fromMs), t);
+      t = end;
+    }
+  }
+
   function chartSeries(dir, nowSec) {
     const out = new Array(CHART_SECONDS);
     for (let k = 0; k < CHART_SECONDS; k++) {
@@ -643,8 +660,8 @@
     const peakUp = Math.max(...up);
     const peakDown = Math.max(...down);
     const max = niceMax(Math.max(peakUp, peakDown));
-    canvas.dataset.peakUp = String(peakUp); // bytes/s, for tests and curious users
-    canvas.dataset.peakDown = String(peakDown);
+    canvas.dataset.peakUp = String(Math.round(peakUp)); // bytes/s, for tests and the curious
+    canvas.dataset.peakDown = String(Math.round(peakDown));
     const css = getComputedStyle(document.documentElement);
     const top = 12;
     const plotH = h - top - 2;
@@ -808,13 +825,12 @@
   function onStats(ev) {
     const now = typeof ev.ts_ms === 'number' ? ev.ts_ms : Date.now();
     const prev = chart.lastStats;
+    const local = Date.now();
     if (prev && now > prev.ts) {
-      // Spread the delta over the seconds it covers, stamped on the local clock.
-      const local = Date.now();
-      chartAdd('up', Math.max(0, ev.bytes_up - prev.up), local - 1);
-      chartAdd('down', Math.max(0, ev.bytes_down - prev.down), local - 1);
+      spread('up', Math.max(0, ev.bytes_up - prev.up), prev.local, local);
+      spread('down', Math.max(0, ev.bytes_down - prev.down), prev.local, local);
     }
-    chart.lastStats = { ts: now, up: ev.bytes_up, down: ev.bytes_down };
+    chart.lastStats = { ts: now, local, up: ev.bytes_up, down: ev.bytes_down };
     model.statsSeenAt = Date.now();
     model.totals.up = ev.bytes_up;
     model.totals.down = ev.bytes_down;
