@@ -931,61 +931,70 @@
     schedule();
   }
 
+  const listenerEls = new Map(); // listener id -> {li, meta, box}
+  let listenerKey = ''; // the listener set the list and the broadcast menu were built for
+
+  /** One listener's row, built once; later renders only update it (clicks never hit a
+   * replaced element while sessions come and go). */
+  function listenerRow(l) {
+    let row = listenerEls.get(l.id);
+    if (row) return row;
+    const li = el('li', 'listener');
+    li.dataset.testid = 'listener-row';
+    li.dataset.listenerId = String(l.id);
+    const name = el('span', 'listener-name');
+    name.appendChild(el('span', 'proto proto-' + l.proto, l.proto));
+    name.appendChild(el('span', 'mono', ' ' + l.addr));
+    const meta = el('span', 'listener-meta muted');
+    const label = el('label', 'check');
+    const box = document.createElement('input');
+    box.type = 'checkbox';
+    box.dataset.testid = 'listener-echo';
+    box.addEventListener('change', () => setEcho(l.id, box.checked));
+    label.append(box, document.createTextNode(' echo'));
+    const rulesBtn = el('button', 'small', 'rules');
+    rulesBtn.type = 'button';
+    rulesBtn.title = 'Edit auto-reply rules';
+    rulesBtn.dataset.testid = 'listener-rules';
+    rulesBtn.addEventListener('click', () => openRules(l.id));
+    li.append(name, meta, label, rulesBtn);
+    row = { li, meta, box };
+    listenerEls.set(l.id, row);
+    return row;
+  }
+
   function renderListeners() {
-    const list = $('listener-list');
-    const select = $('broadcast-listener');
-    const chosen = select.value;
-    const items = [];
-    const options = [el('option', null, 'all listeners')];
-    options[0].value = '';
     const sorted = [...model.listeners.values()].sort((a, b) => a.id - b.id);
+    const key = sorted.map((l) => l.id + ' ' + l.proto + ' ' + l.addr).join('|');
+    if (key !== listenerKey) {
+      listenerKey = key;
+      listenerEls.clear();
+      const items = sorted.map((l) => listenerRow(l).li);
+      if (!items.length) items.push(el('li', 'empty', 'No listeners reported.'));
+      $('listener-list').replaceChildren(...items);
+      const select = $('broadcast-listener');
+      const chosen = select.value;
+      const options = [option('', 'all listeners', chosen)];
+      for (const l of sorted) options.push(option(String(l.id), l.proto + ' ' + l.addr, chosen));
+      select.replaceChildren(...options);
+      $('detail-empty-addrs').textContent = sorted.length
+        ? 'Devices connect to ' + sorted.map((l) => l.proto + ' ' + l.addr).join('  \u00b7  ')
+        : '';
+    }
     const onlineBy = new Map();
     for (const s of model.sessions.values()) {
       if (s.online) onlineBy.set(s.listener_id, (onlineBy.get(s.listener_id) || 0) + 1);
     }
     for (const l of sorted) {
-      const li = el('li', 'listener');
-      li.dataset.testid = 'listener-row';
-      li.dataset.listenerId = String(l.id);
+      const { li, meta, box } = listenerRow(l);
       li.dataset.echo = l.echo ? 'true' : 'false'; // the server's state, not the checkbox's
-      const name = el('span', 'listener-name');
-      name.appendChild(el('span', 'proto proto-' + l.proto, l.proto));
-      name.appendChild(el('span', 'mono', ' ' + l.addr));
-      li.appendChild(name);
-      const meta = el('span', 'listener-meta muted');
+      box.checked = !!l.echo;
       const rules = (l.auto_replies || []).length;
       // Every online session is in the model unless the API had more than a page of them.
-      const online = model.onlineExtra === 0 ? (onlineBy.get(l.id) || 0) : l.online;
+      const online = model.onlineExtra === 0 ? onlineBy.get(l.id) || 0 : l.online;
       meta.textContent = (typeof online === 'number' ? online + ' online' : '') +
         (rules ? ' \u00b7 ' + rules + ' auto-repl' + (rules === 1 ? 'y' : 'ies') : '');
-      li.appendChild(meta);
-      const label = el('label', 'check');
-      const box = document.createElement('input');
-      box.type = 'checkbox';
-      box.checked = !!l.echo;
-      box.dataset.testid = 'listener-echo';
-      box.addEventListener('change', () => setEcho(l.id, box.checked));
-      label.appendChild(box);
-      label.appendChild(document.createTextNode(' echo'));
-      li.appendChild(label);
-      const rulesBtn = el('button', 'small', 'rules');
-      rulesBtn.type = 'button';
-      rulesBtn.title = 'Edit auto-reply rules';
-      rulesBtn.dataset.testid = 'listener-rules';
-      rulesBtn.addEventListener('click', () => openRules(l.id));
-      li.appendChild(rulesBtn);
-      items.push(li);
-      const opt = el('option', null, l.proto + ' ' + l.addr);
-      opt.value = String(l.id);
-      options.push(opt);
     }
-    if (!items.length) items.push(el('li', 'empty', 'No listeners reported.'));
-    $('detail-empty-addrs').textContent = sorted.length
-      ? 'Devices connect to ' + sorted.map((l) => l.proto + ' ' + l.addr).join('  \u00b7  ')
-      : '';
-    list.replaceChildren(...items);
-    select.replaceChildren(...options);
-    select.value = options.some((o) => o.value === chosen) ? chosen : '';
   }
 
   // ------------------------------------------------------------------ auto-reply rules
