@@ -69,6 +69,15 @@ def test_foreign_origin_is_refused(socklab):
     )
 
 
+def test_foreign_host_is_refused_without_token(socklab, socklab_factory):
+    """DNS rebinding protection: without a token, a non-loopback Host header gets 403."""
+    status, body = socklab.get("/api/sessions", headers={"Host": "evil.example:80"})
+    assert status == 403 and "rebinding" in body["error"]
+    assert socklab.get("/api/sessions", headers={"Host": "localhost"})[0] == 200
+    lab = socklab_factory(token="t0k")
+    assert lab.get("/api/sessions", headers={"Host": "mybox.lan:8080"})[0] == 200
+
+
 def test_event_stream_online_data_offline(socklab, tcp_device):
     """/api/events delivers online, data (up and down) and offline events as JSON."""
     stream = urllib.request.urlopen(socklab.http_url + "/api/events", timeout=20)

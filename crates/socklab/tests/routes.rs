@@ -12,6 +12,9 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tower::ServiceExt;
 
+/// The Host header of every request (a loopback address, as a browser on the machine sends).
+const HOST: &str = "127.0.0.1:8080";
+
 /// One request; returns the status, the content type and the body (JSON when it parses).
 async fn call(
     server: &TestServer,
@@ -20,10 +23,10 @@ async fn call(
     body: Option<&str>,
     headers: &[(&str, &str)],
 ) -> (StatusCode, String, Value) {
-    let mut req = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header(header::HOST, "socklab.test");
+    let mut req = Request::builder().method(method).uri(uri);
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req = req.header(header::HOST, HOST);
+    }
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
@@ -369,7 +372,7 @@ async fn token_required() {
 async fn foreign_origin_refused() {
     let server = TestServer::start(|_| {}).await;
     let body = Some(r#"{"text":"x"}"#);
-    for origin in ["http://evil.example", "null", "http://socklab.test.evil"] {
+    for origin in ["http://evil.example", "null", "http://127.0.0.1:8080.evil"] {
         let (s, _, v) = call(
             &server,
             "POST",
@@ -395,7 +398,7 @@ async fn foreign_origin_refused() {
         "POST",
         "/api/broadcast",
         body,
-        &[("origin", "http://socklab.test")],
+        &[("origin", "http://127.0.0.1:8080")],
     )
     .await;
     assert_eq!(s, StatusCode::OK);
@@ -407,6 +410,41 @@ async fn foreign_origin_refused() {
         &[("origin", "http://evil.example")],
     )
     .await;
+    assert_eq!(s, StatusCode::OK);
+    server.stop().await;
+}
+
+/// Without a token, a Host that is not loopback is refused (DNS rebinding); with a token
+/// (which a rebinding page cannot know) any Host is accepted.
+#[tokio::test]
+async fn foreign_host_refused_without_token() {
+    let server = TestServer::start(|_| {}).await;
+    let (s, _, v) = call(
+        &server,
+        "GET",
+        "/api/sessions",
+        None,
+        &[("host", "evil.example:8080")],
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(v["error"].as_str().unwrap().contains("rebinding"));
+    let (s, _, _) = call(
+        &server,
+        "GET",
+        "/api/sessions",
+        None,
+        &[("host", "localhost:8080")],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    server.stop().await;
+    let server = TestServer::start(|c| c.token = Some("t".into())).await;
+    let headers = [
+        ("host", "socklab.example:8080"),
+        ("authorization", "Bearer t"),
+    ];
+    let (s, _, _) = call(&server, "GET", "/api/sessions", None, &headers).await;
     assert_eq!(s, StatusCode::OK);
     server.stop().await;
 }

@@ -6,6 +6,9 @@
 //!   that is not this server's own origin is refused, so a web page on another site cannot
 //!   drive socklab through the operator's browser. Calls without `Origin` (curl, scripts)
 //!   are allowed: browsers always send it on cross-origin requests.
+//! * Host: without a token (loopback only), the `Host` header must name a loopback
+//!   address or `localhost`. Otherwise a web page could rebind its own DNS name to
+//!   127.0.0.1 and talk to socklab as a "same-origin" page (DNS rebinding).
 
 use axum::extract::{Request, State};
 use axum::http::{Method, header};
@@ -16,10 +19,19 @@ use super::{AppError, AppState};
 
 /// Middleware: 401 without the token, 403 for a foreign origin, else the route.
 pub async fn check(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    if let Some(token) = &st.token
-        && !presents_token(&req, token)
-    {
-        return AppError::Unauthorized.into_response();
+    match &st.token {
+        Some(token) if !presents_token(&req, token) => {
+            return AppError::Unauthorized.into_response();
+        }
+        None if !local_host(&req) => {
+            return AppError::Forbidden(
+                "Host header is not a loopback address (DNS rebinding protection); \
+                 use http://127.0.0.1:PORT/ or start socklab with --token"
+                    .into(),
+            )
+            .into_response();
+        }
+        _ => {}
     }
     let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if changes_state && let Some(origin) = foreign_origin(&req) {
@@ -83,6 +95,25 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Whether the `Host` header (if any) names loopback: `localhost`, `127.x.x.x` or `[::1]`,
+/// with or without a port.
+fn local_host(req: &Request) -> bool {
+    let Some(host) = req.headers().get(header::HOST) else {
+        return true; // HTTP/1.0 clients; browsers always send Host
+    };
+    let Ok(host) = host.to_str() else {
+        return false;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _port)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// The request's `Origin` if it is present and differs from `http(s)://<Host>`.
 fn foreign_origin(req: &Request) -> Option<String> {
     let origin = req
@@ -114,5 +145,34 @@ mod tests {
         assert!(same("abc", "abc"));
         assert!(!same("abc", "abd"));
         assert!(!same("abc", "ab"));
+    }
+
+    fn with_host(host: &str) -> Request {
+        Request::builder()
+            .header(header::HOST, host)
+            .body(axum::body::Body::empty())
+            .unwrap()
+    }
+
+    /// Loopback names pass the rebinding check; anything else does not.
+    #[test]
+    fn local_hosts() {
+        for ok in [
+            "127.0.0.1:8080",
+            "localhost",
+            "LOCALHOST:1",
+            "[::1]:8080",
+            "127.9.9.9",
+        ] {
+            assert!(local_host(&with_host(ok)), "{ok}");
+        }
+        for bad in [
+            "evil.example:8080",
+            "192.168.1.2:8080",
+            "[::2]:1",
+            "localhost.evil",
+        ] {
+            assert!(!local_host(&with_host(bad)), "{bad}");
+        }
     }
 }
