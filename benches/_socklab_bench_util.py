@@ -156,6 +156,9 @@ def install_cleanup() -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGHUP, on_signal)
+    # Ctrl-C raises KeyboardInterrupt even when started with SIGINT ignored (a background
+    # job of a non-interactive shell), so the children are always stopped.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def tail(path: Path, lines: int = 5) -> str:

@@ -537,6 +537,9 @@ def main(argv: list[str] | None = None) -> int:
         except (RuntimeError, OSError, KeyError) as e:
             print(f"benchmark failed: {e}", file=sys.stderr)
             failed = True
+        except KeyboardInterrupt:
+            print("interrupted; servers and load generators stopped", file=sys.stderr)
+            return 130
         finally:
             stop_all()
     ingest = results.get("ingest")
