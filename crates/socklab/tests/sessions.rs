@@ -291,3 +291,34 @@ async fn ipv6_listener() {
     assert!(s.peer.is_ipv6());
     server.stop().await;
 }
+
+/// A subscriber that never reads (a stalled browser) does not slow a device down: the
+/// device's data is all stored and the subscriber is told it lagged.
+#[tokio::test]
+async fn stalled_subscriber_never_blocks_devices() {
+    let server = TestServer::start(|_| {}).await;
+    let mut stalled = server.hub.subscribe();
+    let mut events = server.hub.subscribe();
+    let mut device = TcpStream::connect(server.tcp()).await.unwrap();
+    let id = next_event(&mut events, online_id).await;
+    let messages = socklab::hub::EVENT_BUFFER as u64 * 2;
+    for i in 0..messages {
+        device
+            .write_all(format!("{i:08}").as_bytes())
+            .await
+            .unwrap();
+        // One message per read: wait for its event before writing the next.
+        next_event(&mut events, |e| matches!(e, Event::Data(..)).then_some(())).await;
+    }
+    drop(device);
+    let ended = next_event(&mut events, offline_of(id)).await;
+    assert_eq!(ended.counters.msgs_up, messages);
+    let store = server.hub.store().clone();
+    store.flush().await;
+    assert_eq!(store.messages(id, 0, 1, 0).await.unwrap().1, messages);
+    assert!(matches!(
+        stalled.recv().await,
+        Err(tokio::sync::broadcast::error::RecvError::Lagged(_))
+    ));
+    server.stop().await;
+}
