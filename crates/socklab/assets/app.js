@@ -172,7 +172,8 @@
     return (v >= 100 ? v.toFixed(0) : v.toFixed(1)) + ' ' + units[u];
   }
 
-  const fmtInt = (n) => (Number(n) || 0).toLocaleString('en-US');
+  // Thousands separators without toLocaleString (measurably slow at thousands of rows/s).
+  const fmtInt = (n) => String(Math.round(Number(n) || 0)).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
   const pad = (n, w) => String(n).padStart(w, '0');
 
   function msOf(obj, key) {
