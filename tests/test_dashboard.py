@@ -67,7 +67,7 @@ def browser() -> Iterator[object]:
 class Dashboard:
     """A dashboard page plus what it did that a test must check: dialogs and script errors."""
 
-    page: object
+    page: sync_api.Page
     dialogs: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
