@@ -220,23 +220,32 @@ def scale_round(server: Server, bins: Bins, tmp: Path, target: int, per_shard: i
 # Ingest and control plane
 
 
-def ingest_argv(bins: Bins, server: Server, devices: int, secs: float) -> list[str]:
+@dataclass
+class IngestPlan:
+    """What every ingest run does."""
+
+    devices: int
+    secs: float
+    nagle: bool
+
+
+def ingest_argv(bins: Bins, server: Server, plan: IngestPlan) -> list[str]:
     block = source_block()
     return [
-        bins.loadgen, "ingest", "--target", server.tcp, "--devices", str(devices),
-        "--secs", str(secs), "--msg-bytes", str(MSG_BYTES),
+        bins.loadgen, "ingest", "--target", server.tcp, "--devices", str(plan.devices),
+        "--secs", str(plan.secs), "--msg-bytes", str(MSG_BYTES),
         "--sources", f"127.{block}.200.1-127.{block}.200.{SOURCES_PER_SHARD}",
-    ]  # fmt: skip
+    ] + (["--nagle"] if plan.nagle else [])  # fmt: skip
 
 
-def ingest_bare(bins: Bins, tmp: Path, devices: int, secs: float, discard: bool) -> dict[str, Any]:
+def ingest_bare(bins: Bins, tmp: Path, plan: IngestPlan, discard: bool) -> dict[str, Any]:
     server = start_bare(bins, tmp, f"ingest-{random.randrange(10**6)}", discard)
     try:
-        gen = Child("bare-ingest", ingest_argv(bins, server, devices, secs), tmp)
+        gen = Child("bare-ingest", ingest_argv(bins, server, plan), tmp)
         conn = gen.expect("connected", 60)
         gen.expect("sending", 30)
         t0 = time.monotonic()
-        done = gen.expect("done", secs + 200)
+        done = gen.expect("done", plan.secs + 200)
         t_end = time.monotonic()
         gen.wait(10)
         server.child.send_line("stats")
@@ -247,19 +256,19 @@ def ingest_bare(bins: Bins, tmp: Path, devices: int, secs: float, discard: bool)
 
 
 def ingest_socklab(
-    bins: Bins, tmp: Path, devices: int, secs: float, baseline_s: float
+    bins: Bins, tmp: Path, plan: IngestPlan, baseline_s: float
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     server = start_socklab(bins, tmp, f"socklab-ingest-{random.randrange(10**6)}")
     try:
         idle_probe = run_probe(bins, tmp, server, baseline_s, "probe-idle")
-        gen = Child("socklab-ingest", ingest_argv(bins, server, devices, secs), tmp)
+        gen = Child("socklab-ingest", ingest_argv(bins, server, plan), tmp)
         conn = gen.expect("connected", 60)
         gen.expect("sending", 30)
         t0 = time.monotonic()
-        probe = Child("probe-load", probe_argv(bins, server, max(secs - 0.5, 0.5)), tmp)
-        load_probe = probe.expect(("probe", "probe_failed"), secs + 60)
+        probe = Child("probe-load", probe_argv(bins, server, max(plan.secs - 0.5, 0.5)), tmp)
+        load_probe = probe.expect(("probe", "probe_failed"), plan.secs + 60)
         probe.wait(10)
-        done = gen.expect("done", secs + 200)
+        done = gen.expect("done", plan.secs + 200)
         gen.wait(10)
         sent = done["bytes_sent"]
         # Stored, not just read: wait until socklab has read everything and its store
@@ -315,6 +324,7 @@ def ingest_result(
         "seconds": seconds,
         "rate": consumed / MSG_BYTES / seconds,
         "undrained": done["undrained_tasks"],
+        "nagle": done["nagle"],
     }
 
 
@@ -391,7 +401,10 @@ def report_ingest(runs: list[dict[str, Any]]) -> str:
         "server", "devices", "send s", "sent msgs/s", "msgs", "counted", "DB rows", "lost B",
         "until counted s", "msgs/s", "x echo", "x discard",
     ]  # fmt: skip
-    text = table(f"Ingest: {MSG_BYTES}-byte messages, as fast as possible", headers, rows)
+    title = f"Ingest: {MSG_BYTES}-byte messages, as fast as possible"
+    if runs and runs[0].get("nagle"):
+        title += " (devices with Nagle on)"
+    text = table(title, headers, rows)
     sl = best.get("socklab")
     if sl and sl["rows"]:
         text += (
@@ -479,6 +492,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--secs", type=float, help="ingest seconds (default 10)")
     p.add_argument("--scenarios", default="scale,ingest", help="comma list: scale, ingest")
     p.add_argument("--repeat", type=int, help="alternating ingest runs, best kept (default 2)")
+    p.add_argument(
+        "--nagle", action="store_true", help="ingest devices leave Nagle on (default: NODELAY)"
+    )
     p.add_argument("--socklab", default=default_bin("socklab", "SOCKLAB_BIN"))
     p.add_argument("--loadgen", default=default_bin("socklab-loadgen", "SOCKLAB_LOADGEN_BIN"))
     p.add_argument("--bare-echo", default=default_bin("bare-echo", "BARE_ECHO_BIN"))
@@ -519,14 +535,13 @@ def main(argv: list[str] | None = None) -> int:
                 results["scale"] = scales
                 print(report_scale(scales) + "\n", flush=True)
             if "ingest" in scenarios:
+                plan = IngestPlan(devices, secs, args.nagle)
                 runs: list[dict[str, Any]] = []
                 probes: dict[int, tuple[dict, dict]] = {}
                 for _ in range(repeat):
-                    runs.append(ingest_bare(bins, tmp, devices, secs, discard=False))
-                    runs.append(ingest_bare(bins, tmp, devices, secs, discard=True))
-                    sock, idle_probe, load_probe = ingest_socklab(
-                        bins, tmp, devices, secs, min(3.0, secs)
-                    )
+                    runs.append(ingest_bare(bins, tmp, plan, discard=False))
+                    runs.append(ingest_bare(bins, tmp, plan, discard=True))
+                    sock, idle_probe, load_probe = ingest_socklab(bins, tmp, plan, min(3.0, secs))
                     runs.append(sock)
                     probes[id(sock)] = (idle_probe, load_probe)
                 results["ingest"] = runs

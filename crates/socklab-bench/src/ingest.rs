@@ -43,6 +43,10 @@ pub struct IngestOptions {
     /// After the window: the longest to wait for the server to consume what was sent and
     /// close; devices still open then are dropped and counted as `undrained`.
     pub drain_timeout: Duration,
+    /// Leave Nagle's algorithm on, so the kernel may merge small writes into one segment
+    /// (what a device with a default socket does). Off by default: one segment per message
+    /// is the harder case for the server.
+    pub nagle: bool,
 }
 
 /// Per-device counters, updated as data moves so an aborted task still counts.
@@ -120,6 +124,7 @@ pub async fn run(opts: IngestOptions) {
         "window_s": window_s,
         "done_s": start.elapsed().as_secs_f64(),
         "undrained_tasks": undrained,
+        "nagle": opts.nagle,
     }));
 }
 
@@ -159,11 +164,11 @@ async fn connect_all(opts: &IngestOptions) -> (Vec<TcpStream>, ErrorCounts, f64)
     for i in 0..opts.devices {
         let permits = permits.clone();
         let source = source_for(&opts.sources, i);
-        let (target, timeout) = (opts.target, opts.connect_timeout);
+        let (target, timeout, nagle) = (opts.target, opts.connect_timeout, opts.nagle);
         tasks.spawn(async move {
             let _permit = permits.acquire_owned().await;
             let stream = connect_from(source, target, timeout).await?;
-            stream.set_nodelay(true)?;
+            stream.set_nodelay(!nagle)?;
             Ok::<_, std::io::Error>(stream)
         });
     }

@@ -53,6 +53,9 @@ enum Mode {
         /// After sending stops: the longest to wait for the server to take every byte.
         #[arg(long, default_value_t = 120.0, value_parser = parse_secs)]
         drain_timeout_secs: f64,
+        /// Leave Nagle's algorithm on (default: TCP_NODELAY, one segment per message).
+        #[arg(long)]
+        nagle: bool,
     },
     /// Time the HTTP API while something else loads the server.
     Probe {
@@ -162,6 +165,7 @@ async fn main() {
             secs,
             msg_bytes,
             drain_timeout_secs,
+            nagle,
         } => {
             limits(devices);
             ingest::run(ingest::IngestOptions {
@@ -173,6 +177,7 @@ async fn main() {
                 concurrency: conn.concurrency,
                 connect_timeout: Duration::from_millis(conn.connect_timeout_ms),
                 drain_timeout: Duration::from_secs_f64(drain_timeout_secs),
+                nagle,
             })
             .await;
         }
