@@ -55,6 +55,9 @@ struct Totals {
     closed: AtomicU64,
     bytes_received: AtomicU64,
     bytes_sent: AtomicU64,
+    /// Wall-clock time of the latest accept, Unix milliseconds: the benchmark computes the
+    /// accept rate from it, as it does from socklab's session start times.
+    last_accept_ms: AtomicU64,
 }
 
 impl Totals {
@@ -67,6 +70,7 @@ impl Totals {
             "online": accepted.saturating_sub(closed),
             "bytes_received": self.bytes_received.load(Ordering::Relaxed),
             "bytes_sent": self.bytes_sent.load(Ordering::Relaxed),
+            "last_accept_ms": self.last_accept_ms.load(Ordering::Relaxed),
         }));
     }
 }
@@ -137,6 +141,9 @@ async fn accept_loop(listener: TcpListener, totals: Arc<Totals>, echo_back: bool
         match listener.accept().await {
             Ok((stream, _)) => {
                 totals.accepted.fetch_add(1, Ordering::Relaxed);
+                totals
+                    .last_accept_ms
+                    .fetch_max(unix_ms(), Ordering::Relaxed);
                 tokio::spawn(echo(stream, totals.clone(), echo_back));
             }
             Err(e) => {
@@ -146,6 +153,12 @@ async fn accept_loop(listener: TcpListener, totals: Arc<Totals>, echo_back: bool
             }
         }
     }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Echoes (or with `echo_back` false, only reads) one connection until the peer closes or
