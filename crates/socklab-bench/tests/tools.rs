@@ -94,7 +94,7 @@ fn ingest_counts_match_the_echo_server() {
     ]);
     let done = phase(&lines, "done");
     let sent = done["bytes_sent"].as_u64().unwrap();
-    assert!(sent > 0 && sent % 64 == 0, "{done}");
+    assert!(sent > 0 && sent.is_multiple_of(64), "{done}");
     assert_eq!(done["bytes_received"], sent, "the echo came back: {done}");
     assert_eq!(echo.stats()["bytes_received"], sent);
 }
