@@ -23,12 +23,14 @@ use crate::model::{MessageInfo, SessionInfo};
 
 pub use query::export_jsonl;
 
-/// How many operations may wait for the writer. With reads of at most
-/// [`crate::listener::READ_CHUNK_BYTES`], this bounds the data socklab holds for the store.
+/// How many operations may wait for the writer.
 pub const STORE_QUEUE_OPS: usize = 512;
 
-/// The most operations committed in one transaction.
-const BATCH_OPS: usize = 2048;
+/// The most operations committed in one transaction. The writer holds a batch while it
+/// writes (and keeps holding it while SQLite cannot write), so with reads of at most
+/// [`crate::listener::READ_CHUNK_BYTES`] the data socklab holds for the store is bounded by
+/// `(STORE_QUEUE_OPS + STORE_BATCH_OPS) * READ_CHUNK_BYTES` (16 MiB).
+pub const STORE_BATCH_OPS: usize = 512;
 
 /// Errors opening or querying the database.
 #[derive(Debug, thiserror::Error)]

@@ -1,11 +1,16 @@
 //! The store's writer thread: drains the queue in batches, one transaction per batch,
 //! and enforces the retention limit after each commit.
 
-use rusqlite::{Connection, Transaction, params};
-use tokio::sync::{mpsc, oneshot};
+use std::time::Duration;
 
-use super::{BATCH_OPS, StoreOp};
+use rusqlite::{Connection, ErrorCode, Transaction, params};
+use tokio::sync::mpsc;
+
+use super::{STORE_BATCH_OPS, StoreOp};
 use crate::model::{Direction, SessionInfo};
+
+/// How long the writer waits before retrying a batch SQLite could not write.
+const RETRY_EVERY: Duration = Duration::from_secs(1);
 
 /// The thread's body: runs until a `Close` arrives or every sender is gone.
 pub(super) fn run(
@@ -14,13 +19,17 @@ pub(super) fn run(
     max_db_bytes: Option<u64>,
 ) {
     let mut retention_warned = false;
+    let mut batch: Vec<StoreOp> = Vec::with_capacity(STORE_BATCH_OPS);
     while let Some(first) = rx.blocking_recv() {
-        let mut barriers: Vec<oneshot::Sender<()>> = Vec::new();
-        let mut closing = false;
-        match write_batch(&mut conn, first, &mut rx, &mut barriers, &mut closing) {
-            Ok(()) => {}
-            Err(e) => tracing::error!("store: batch not saved: {e}"),
+        // Take whatever else is already queued: one transaction for all of it.
+        batch.push(first);
+        while batch.len() < STORE_BATCH_OPS && !matches!(batch.last(), Some(StoreOp::Close)) {
+            match rx.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
         }
+        commit_with_retry(&mut conn, &batch);
         if let Some(limit) = max_db_bytes {
             match enforce_retention(&conn, limit) {
                 Ok(true) if !retention_warned => {
@@ -33,8 +42,15 @@ pub(super) fn run(
                 Err(e) => tracing::error!("store: retention failed: {e}"),
             }
         }
-        for barrier in barriers {
-            let _ = barrier.send(());
+        let mut closing = false;
+        for op in batch.drain(..) {
+            match op {
+                StoreOp::Barrier(done) => {
+                    let _ = done.send(());
+                }
+                StoreOp::Close => closing = true,
+                _ => {}
+            }
         }
         if closing {
             break;
@@ -45,34 +61,66 @@ pub(super) fn run(
     }
 }
 
-/// Applies `first` and whatever else is already queued (up to [`BATCH_OPS`]) in one
-/// transaction.
-fn write_batch(
-    conn: &mut Connection,
-    first: StoreOp,
-    rx: &mut mpsc::Receiver<StoreOp>,
-    barriers: &mut Vec<oneshot::Sender<()>>,
-    closing: &mut bool,
-) -> rusqlite::Result<()> {
-    let tx = conn.transaction()?;
-    apply(&tx, first, barriers, closing)?;
-    let mut n = 1;
-    while n < BATCH_OPS && !*closing {
-        match rx.try_recv() {
-            Ok(op) => apply(&tx, op, barriers, closing)?,
-            Err(_) => break,
+/// Commits a batch. While SQLite reports a condition that can pass (disk full, I/O error,
+/// another process holding the lock) the batch is kept and retried: the queue fills up
+/// meanwhile and devices are paused by back-pressure, so nothing they sent is dropped.
+/// Other errors (a bug, such as a constraint violation) lose the batch and are logged.
+fn commit_with_retry(conn: &mut Connection, batch: &[StoreOp]) {
+    let mut attempts = 0u32;
+    loop {
+        match write_batch(conn, batch) {
+            Ok(()) => {
+                if attempts > 0 {
+                    tracing::warn!("store: writing again after {attempts} failed attempt(s)");
+                }
+                return;
+            }
+            Err(e) if is_transient(&e) => {
+                if attempts.is_multiple_of(60) {
+                    tracing::error!(
+                        "store: cannot write ({e}); holding {} operation(s), retrying every \
+                         second; devices are paused meanwhile",
+                        batch.len()
+                    );
+                }
+                attempts += 1;
+                std::thread::sleep(RETRY_EVERY);
+            }
+            Err(e) => {
+                tracing::error!(
+                    "store: batch of {} operation(s) not saved: {e}",
+                    batch.len()
+                );
+                return;
+            }
         }
-        n += 1;
+    }
+}
+
+fn is_transient(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(
+            ErrorCode::DiskFull
+                | ErrorCode::SystemIoFailure
+                | ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::CannotOpen
+                | ErrorCode::OutOfMemory
+        )
+    )
+}
+
+/// Writes the batch in one transaction (rolled back if any statement fails).
+fn write_batch(conn: &mut Connection, batch: &[StoreOp]) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    for op in batch {
+        apply(&tx, op)?;
     }
     tx.commit()
 }
 
-fn apply(
-    tx: &Transaction<'_>,
-    op: StoreOp,
-    barriers: &mut Vec<oneshot::Sender<()>>,
-    closing: &mut bool,
-) -> rusqlite::Result<()> {
+fn apply(tx: &Transaction<'_>, op: &StoreOp) -> rusqlite::Result<()> {
     match op {
         StoreOp::SessionStart(s) => {
             tx.prepare_cached(
@@ -105,9 +153,8 @@ fn apply(
                 &m.data[..]
             ])?;
         }
-        StoreOp::SessionEnd(s) => end_session(tx, &s)?,
-        StoreOp::Barrier(b) => barriers.push(b),
-        StoreOp::Close => *closing = true,
+        StoreOp::SessionEnd(s) => end_session(tx, s)?,
+        StoreOp::Barrier(_) | StoreOp::Close => {}
     }
     Ok(())
 }
