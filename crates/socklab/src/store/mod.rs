@@ -14,6 +14,7 @@ mod query;
 mod writer;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
@@ -84,6 +85,10 @@ pub struct Store {
     max_ids: (u64, u64),
     /// The database file (for messages).
     path: PathBuf,
+    /// Session starts/ends queued so far, and (shared with the writer) committed so far:
+    /// when equal, session queries need not wait for the queue (see `flush_sessions`).
+    session_ops_queued: AtomicU64,
+    session_ops_committed: Arc<AtomicU64>,
 }
 
 impl Store {
@@ -109,9 +114,11 @@ impl Store {
             .map_err(sql_err)?;
         let max_ids = query::max_ids(&reader).map_err(sql_err)?;
         let (tx, rx) = mpsc::channel(STORE_QUEUE_OPS);
+        let session_ops_committed = Arc::new(AtomicU64::new(0));
+        let committed = session_ops_committed.clone();
         let writer = std::thread::Builder::new()
             .name("socklab-store".into())
-            .spawn(move || writer::run(conn, rx, max_db_bytes))
+            .spawn(move || writer::run(conn, rx, max_db_bytes, committed))
             .map_err(|source| StoreError::Io {
                 path: path.to_path_buf(),
                 source,
@@ -122,6 +129,8 @@ impl Store {
             writer: Mutex::new(Some(writer)),
             max_ids,
             path: path.to_path_buf(),
+            session_ops_queued: AtomicU64::new(0),
+            session_ops_committed,
         })
     }
 
@@ -142,6 +151,9 @@ impl Store {
 
     /// Queues an operation, waiting for room: this wait is the back-pressure.
     pub(crate) async fn submit(&self, op: StoreOp) {
+        if matches!(op, StoreOp::SessionStart(_) | StoreOp::SessionEnd(_)) {
+            self.session_ops_queued.fetch_add(1, Ordering::AcqRel);
+        }
         if self.tx.send(op).await.is_err() {
             tracing::error!("store writer is gone; an operation was not saved");
         }
@@ -152,6 +164,16 @@ impl Store {
         let (tx, rx) = oneshot::channel();
         self.submit(StoreOp::Barrier(tx)).await;
         let _ = rx.await;
+    }
+
+    /// Like [`Store::flush`], but only waits when a session start or end is still queued:
+    /// session queries then see every session the hub has announced, without waiting
+    /// behind a queue full of messages during heavy ingest.
+    pub async fn flush_sessions(&self) {
+        let queued = self.session_ops_queued.load(Ordering::Acquire);
+        if self.session_ops_committed.load(Ordering::Acquire) < queued {
+            self.flush().await;
+        }
     }
 
     /// Commits what is queued and stops the writer thread; later submissions are lost

@@ -1,6 +1,8 @@
 //! The store's writer thread: drains the queue in batches, one transaction per batch,
 //! and enforces the retention limit after each commit.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, Transaction, params};
@@ -17,6 +19,7 @@ pub(super) fn run(
     mut conn: Connection,
     mut rx: mpsc::Receiver<StoreOp>,
     max_db_bytes: Option<u64>,
+    session_ops_committed: Arc<AtomicU64>,
 ) {
     let mut retention_warned = false;
     let mut batch: Vec<StoreOp> = Vec::with_capacity(STORE_BATCH_OPS);
@@ -30,6 +33,11 @@ pub(super) fn run(
             }
         }
         commit_with_retry(&mut conn, &batch);
+        let session_ops = batch
+            .iter()
+            .filter(|op| matches!(op, StoreOp::SessionStart(_) | StoreOp::SessionEnd(_)))
+            .count();
+        session_ops_committed.fetch_add(session_ops as u64, Ordering::AcqRel);
         if let Some(limit) = max_db_bytes {
             match enforce_retention(&conn, limit) {
                 Ok(true) if !retention_warned => {

@@ -89,14 +89,14 @@ impl Payload {
     }
 }
 
-/// A session: live from the hub when online, else from history (flushed first, so a
-/// session that just ended is found with its end).
+/// A session: live from the hub when online, else from history (after any queued session
+/// start/end is committed, so a session that just ended is found with its end).
 async fn find_session(st: &AppState, id: u64) -> Result<SessionInfo, AppError> {
     if let Some(handle) = st.hub.online(id) {
         return Ok(handle.info(None));
     }
     let store = st.hub.store();
-    store.flush().await;
+    store.flush_sessions().await;
     store
         .session(id)
         .await?
@@ -136,7 +136,7 @@ pub async fn list_sessions(
         }
         "all" => {
             let store = st.hub.store();
-            store.flush().await;
+            store.flush_sessions().await;
             let (mut rows, total) = store.sessions(limit, offset).await?;
             for row in rows.iter_mut() {
                 if let Some(live) = st.hub.online(row.id) {
