@@ -84,13 +84,31 @@ async fn recv_line(lines: &mut Option<mpsc::Receiver<String>>) -> Option<String>
 
 fn spawn_stdin_reader() -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel(16);
+    // Started as a background job (`socklab &`), a read from the terminal would stop the
+    // whole server with SIGTTIN. Ignored, the read fails with EIO instead; the reader then
+    // retries slowly, so the console works again once the job is brought to the foreground.
+    #[cfg(unix)]
+    // SAFETY: installing SIG_IGN for SIGTTIN has no preconditions and runs no handler code.
+    unsafe {
+        libc::signal(libc::SIGTTIN, libc::SIG_IGN);
+    }
     let spawned = std::thread::Builder::new()
         .name("socklab-stdin".into())
         .spawn(move || {
-            for line in std::io::stdin().lines() {
-                let Ok(line) = line else { break };
-                if tx.blocking_send(line).is_err() {
-                    break;
+            let stdin = std::io::stdin();
+            let mut line = String::new();
+            loop {
+                line.clear();
+                match stdin.read_line(&mut line) {
+                    Ok(0) => break, // end of input: commands stop, the server runs on
+                    Ok(_) => {
+                        let command = line.trim_end_matches(['\r', '\n']).to_string();
+                        if tx.blocking_send(command).is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => std::thread::sleep(std::time::Duration::from_secs(1)),
                 }
             }
         });
