@@ -69,7 +69,8 @@ pub fn spec() -> Value {
                     "ts": { "type": "string", "format": "date-time" }, "ts_ms": { "type": "integer" },
                     "direction": { "type": "string", "enum": ["up", "down"] },
                     "len": { "type": "integer" }, "hex": { "type": "string" },
-                    "text": { "type": "string", "description": "lossy UTF-8; display as text, never as HTML" } } },
+                    "text": { "type": "string", "description": "lossy UTF-8; display as text, never as HTML" },
+                    "truncated": { "type": "boolean", "description": "live events only: hex/text cover the first 4096 bytes" } } },
                 "Rule": { "type": "object", "required": ["match", "pattern"], "properties": {
                     "match": { "type": "string", "enum": ["exact", "hex", "regex"] },
                     "pattern": { "type": "string" },
