@@ -184,3 +184,42 @@ def test_console_commands(tmp_path, tcp_device):
         for pipe in (proc.stdin, proc.stdout):
             if pipe and not pipe.closed:
                 pipe.close()
+
+
+def test_quiet_console_still_takes_commands(tmp_path, tcp_device):
+    """--quiet hides live events but console commands keep working."""
+    proc = subprocess.Popen(
+        [SOCKLAB_BIN, "--tcp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--quiet", "--echo"]
+        + ["--db", str(tmp_path / "q.db")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdin and proc.stdout
+        lines = []
+        while "type help" not in (line := proc.stdout.readline()):
+            assert line, "socklab stdout ended early"
+            lines.append(line)
+        port = int(lines[0].split("devices on tcp ", 1)[1].split(",")[0].rsplit(":", 1)[1])
+        dev = tcp_device(port)
+        dev.send(b"quiet please")
+        assert recv_exactly(dev, 12) == b"quiet please"  # the echo: the session is registered
+        proc.stdin.write("list\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline().startswith("1 online")
+        session_line = proc.stdout.readline()
+        assert session_line.lstrip().startswith("#") and " up " in session_line
+        proc.stdin.close()
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0
+        rest = proc.stdout.read()
+        assert " online (" not in rest and " offline:" not in rest  # no live events
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe and not pipe.closed:
+                pipe.close()

@@ -33,11 +33,10 @@ const HELP: &str = "commands:
   history ID           last 20 messages of a session
   help                 this text";
 
-/// Runs the console until the process ends: prints events if `live`, executes commands
-/// from stdin if `input`.
-pub async fn run(hub: Arc<Hub>, live: bool, input: bool) {
+/// Runs the console until the process ends: prints `events` (the live view; `None` with
+/// `--quiet`), executes commands from stdin if `input`.
+pub async fn run(hub: Arc<Hub>, mut events: Option<broadcast::Receiver<Arc<Event>>>, input: bool) {
     let mut out = tokio::io::stdout();
-    let mut events = live.then(|| hub.subscribe());
     let mut lines = if input {
         Some(spawn_stdin_reader())
     } else {

@@ -9,10 +9,9 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-
-use bytes::Bytes;
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::sync::broadcast;
 use tokio::sync::mpsc::error::SendTimeoutError;
 

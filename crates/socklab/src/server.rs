@@ -170,6 +170,8 @@ impl Server {
         if let Some(path) = &config.ready_file {
             write_ready_file(path, &addrs)?;
         }
+        // Subscribed before any device task runs, so the console misses no event.
+        let console_events = config.console_live.then(|| hub.subscribe());
         // Every device task holds a clone of `guard`; `recv` returns `None` once all are gone.
         let (guard, mut all_done) = mpsc::channel::<()>(1);
         for (listener, state) in tcp {
@@ -202,7 +204,7 @@ impl Server {
         let console = (config.console_live || config.console_input).then(|| {
             tokio::spawn(crate::console::run(
                 hub.clone(),
-                config.console_live,
+                console_events,
                 config.console_input,
             ))
         });
