@@ -47,7 +47,30 @@ fn export(session: u64, db: Option<std::path::PathBuf>) -> ExitCode {
     }
 }
 
+/// Raises the soft limit on open files to the hard limit: every device is a file
+/// descriptor, and the usual soft default (1024) would cap socklab at about a thousand
+/// devices while the hard limit allows far more.
+#[cfg(unix)]
+fn raise_fd_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read/write the struct we pass, which outlives the call.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                tracing::debug!("could not raise the open-file limit");
+            }
+        }
+    }
+}
+
 fn serve(cli: &Cli) -> ExitCode {
+    #[cfg(unix)]
+    raise_fd_limit();
     let config = cli.config();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
