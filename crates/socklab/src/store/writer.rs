@@ -33,11 +33,6 @@ pub(super) fn run(
             }
         }
         commit_with_retry(&mut conn, &batch);
-        let session_ops = batch
-            .iter()
-            .filter(|op| matches!(op, StoreOp::SessionStart(_) | StoreOp::SessionEnd(_)))
-            .count();
-        session_ops_committed.fetch_add(session_ops as u64, Ordering::AcqRel);
         if let Some(limit) = max_db_bytes {
             match enforce_retention(&conn, limit) {
                 Ok(true) if !retention_warned => {
@@ -50,6 +45,13 @@ pub(super) fn run(
                 Err(e) => tracing::error!("store: retention failed: {e}"),
             }
         }
+        // Counted (like barriers answered) only after retention, so a reader that finds
+        // nothing pending sees the database as retention left it.
+        let session_ops = batch
+            .iter()
+            .filter(|op| matches!(op, StoreOp::SessionStart(_) | StoreOp::SessionEnd(_)))
+            .count();
+        session_ops_committed.fetch_add(session_ops as u64, Ordering::AcqRel);
         let mut closing = false;
         for op in batch.drain(..) {
             match op {
