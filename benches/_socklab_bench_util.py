@@ -190,6 +190,17 @@ def stable_rss_kib(pid: int, settle_s: float = 1.0, timeout_s: float = 10.0) -> 
     return last
 
 
+def listen_overflows() -> int:
+    """The kernel's TcpExt ListenOverflows counter: SYNs dropped because a listener's accept
+    queue was full (each costs that client a 1 s retransmit). System-wide, not per process."""
+    lines = Path("/proc/net/netstat").read_text().splitlines()
+    for names, values in zip(lines[::2], lines[1::2]):
+        if names.startswith("TcpExt:"):
+            table = dict(zip(names.split()[1:], values.split()[1:]))
+            return int(table.get("ListenOverflows", 0))
+    return 0
+
+
 def wait_until(pred: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
     """Polls `pred` until it is true or `timeout` passes; returns its last value."""
     deadline = time.monotonic() + timeout

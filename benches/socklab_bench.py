@@ -49,6 +49,7 @@ from _socklab_bench_util import (  # the helper next to this script
     Child,
     http,
     install_cleanup,
+    listen_overflows,
     machine_line,
     prometheus,
     raise_nofile,
@@ -167,6 +168,7 @@ def scale_round(server: Server, bins: Bins, tmp: Path, target: int, per_shard: i
     descriptor limit needs), measures, closes them and waits until the server sees none."""
     shards = max(1, math.ceil(target / per_shard))
     block = source_block()
+    overflows = listen_overflows()
     t0, t0_wall = time.monotonic(), time.time()
     gens = []
     for i in range(shards):
@@ -187,6 +189,7 @@ def scale_round(server: Server, bins: Bins, tmp: Path, target: int, per_shard: i
     wait_until(all_online, 60 + target / 200, 0.05)
     connected = [g.expect("connected", 60 + target / 200) for g in gens]
     online = server.online()
+    overflows = listen_overflows() - overflows
     api_online = None
     accept_s = last_accept_ms(server) / 1000 - t0_wall
     if server.kind == "socklab":
@@ -210,6 +213,7 @@ def scale_round(server: Server, bins: Bins, tmp: Path, target: int, per_shard: i
         "errors": [c["errors"] for c in connected if c["errors"]],
         "online": online,
         "api_online": api_online,
+        "listen_overflows": overflows,
         "accept_s": accept_s,
         "accept_rate": online / accept_s if accept_s > 0 else None,
         "rss_loaded_kib": loaded_rss,
@@ -373,17 +377,19 @@ def report_scale(results: list[dict[str, Any]]) -> str:
             ratio = r["kib_per_conn"] / bare["kib_per_conn"]
         rows.append([
             r["server"], r["target"], r["online"], r["failed"], r["accept_rate"],
+            r["listen_overflows"],
             mib(r["rss_base_kib"]), mib(r["rss_loaded_kib"]), r["kib_per_conn"], ratio,
             mib(r["rss_after_kib"]), mib(r["rss_loaded2_kib"]), mib(r["rss_after2_kib"]),
         ])  # fmt: skip
     headers = [
-        "server", "connections", "online", "failed", "accepts/s", "RSS idle MiB",
+        "server", "connections", "online", "failed", "accepts/s", "SYN drops", "RSS idle MiB",
         "RSS loaded MiB", "KiB/conn", "x bare", "closed MiB", "again MiB", "closed MiB",
     ]  # fmt: skip
     text = table("Scale: idle TCP connections", headers, rows)
     text += (
         "\nnote: KiB/conn = VmRSS growth / connections online; 'again' = a second round of the"
-        " same connections after all closed (flat = memory reused, growth = leak)"
+        " same connections after all closed (flat = memory reused, growth = leak); SYN drops ="
+        " kernel ListenOverflows during the first round (system-wide), each a 1 s retransmit"
     )
     for r in results:
         if r["capped_by_nofile"]:
