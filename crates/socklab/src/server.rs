@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use tokio::net::{TcpListener, TcpSocket, UdpSocket};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::config::Config;
 use crate::hub::Hub;
@@ -195,12 +195,7 @@ impl Server {
             ));
         }
         drop(guard);
-        let mut http_shutdown = shutdown.clone();
-        let http_task = tokio::spawn(async move {
-            axum::serve(http, router)
-                .with_graceful_shutdown(async move { http_shutdown.wait().await })
-                .await
-        });
+        let http_done = serve_http(http, router, shutdown.clone());
         let console = (config.console_live || config.console_input).then(|| {
             tokio::spawn(crate::console::run(
                 hub.clone(),
@@ -217,9 +212,9 @@ impl Server {
         tracing::info!("socklab shutting down");
         trigger.fire();
         while all_done.recv().await.is_some() {}
-        match http_task.await {
+        match http_done.await {
             Ok(Err(e)) => tracing::warn!("http server: {e}"),
-            Err(e) => tracing::warn!("http server task: {e}"),
+            Err(_) => tracing::warn!("http server thread ended early"),
             Ok(Ok(())) => {}
         }
         hub.store().close().await;
@@ -250,6 +245,40 @@ fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(DEVICE_BACKLOG)
+}
+
+/// Serves the API and dashboard on a runtime of their own (one thread). Device tasks keep
+/// the main runtime's run queue busy under load; here API requests never queue behind
+/// thousands of them, which keeps the control plane responsive while devices flood in.
+/// The receiver completes when the HTTP server has shut down gracefully.
+fn serve_http(
+    http: TcpListener,
+    router: axum::Router,
+    mut shutdown: Shutdown,
+) -> oneshot::Receiver<io::Result<()>> {
+    let (done, finished) = oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name("socklab-http".into())
+        .spawn(move || {
+            let result = (|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                // The socket was registered with the main runtime's reactor; move it over.
+                let std_listener = http.into_std()?;
+                runtime.block_on(async move {
+                    let listener = TcpListener::from_std(std_listener)?;
+                    axum::serve(listener, router)
+                        .with_graceful_shutdown(async move { shutdown.wait().await })
+                        .await
+                })
+            })();
+            let _ = done.send(result);
+        });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start the http thread: {e}");
+    }
+    finished
 }
 
 fn listener_state(

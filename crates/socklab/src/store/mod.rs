@@ -1,10 +1,13 @@
 //! History in SQLite: every session and every byte read from or written to a device.
 //!
-//! One dedicated writer thread owns the write connection and drains a bounded channel,
+//! One dedicated writer thread owns the write connection and drains two bounded channels,
 //! committing whatever has queued up in one transaction (batching is what makes SQLite
-//! keep up with many devices). Device tasks `await` room in that channel before they read
-//! more, so when the disk falls behind, TCP back-pressure reaches the device instead of
-//! socklab dropping data or buffering without bound. Queries use a second connection
+//! keep up with many devices). Data from devices goes through the *data* queue: device
+//! tasks `await` room in it before they read more, so when the disk falls behind, TCP
+//! back-pressure reaches the device instead of socklab dropping data or buffering without
+//! bound. Session starts/ends and data sent to devices go through the *control* queue,
+//! which the writer drains first, so an operator's send is not stuck behind a flood of
+//! uploads. Queries use a second connection
 //! (WAL lets it read while the writer writes), run on tokio's blocking pool.
 //!
 //! Layout: `mod.rs` (handle, schema, open), [`writer`] (the thread, retention),
@@ -20,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::model::{MessageInfo, SessionInfo};
+use crate::model::{Direction, MessageInfo, SessionInfo};
 
 pub use query::export_jsonl;
 
@@ -66,7 +69,7 @@ pub(crate) enum StoreOp {
     Message(Arc<MessageInfo>),
     /// Record the end and final counters of a session.
     SessionEnd(SessionInfo),
-    /// Answer once everything queued before it is committed.
+    /// Answer once everything queued before it (in either queue) is committed.
     Barrier(oneshot::Sender<()>),
     /// Commit and stop the thread.
     Close,
@@ -75,8 +78,10 @@ pub(crate) enum StoreOp {
 /// Handle to the database: the writer's queue plus a read connection.
 #[derive(Debug)]
 pub struct Store {
-    /// Queue to the writer thread (bounded: see [`STORE_QUEUE_OPS`]).
+    /// Device data, barriers and close (bounded: see [`STORE_QUEUE_OPS`]).
     tx: mpsc::Sender<StoreOp>,
+    /// Session starts/ends and data down (bounded too; drained first).
+    control_tx: mpsc::Sender<StoreOp>,
     /// Connection for queries; SQLite connections are not `Sync`, queries take turns.
     reader: Arc<Mutex<Connection>>,
     /// Joined on close so the last commit has happened when `close` returns.
@@ -114,17 +119,19 @@ impl Store {
             .map_err(sql_err)?;
         let max_ids = query::max_ids(&reader).map_err(sql_err)?;
         let (tx, rx) = mpsc::channel(STORE_QUEUE_OPS);
+        let (control_tx, control_rx) = mpsc::channel(STORE_QUEUE_OPS);
         let session_ops_committed = Arc::new(AtomicU64::new(0));
         let committed = session_ops_committed.clone();
         let writer = std::thread::Builder::new()
             .name("socklab-store".into())
-            .spawn(move || writer::run(conn, rx, max_db_bytes, committed))
+            .spawn(move || writer::run(conn, rx, control_rx, max_db_bytes, committed))
             .map_err(|source| StoreError::Io {
                 path: path.to_path_buf(),
                 source,
             })?;
         Ok(Store {
             tx,
+            control_tx,
             reader: Arc::new(Mutex::new(reader)),
             writer: Mutex::new(Some(writer)),
             max_ids,
@@ -144,17 +151,25 @@ impl Store {
         self.max_ids
     }
 
-    /// Operations waiting for the writer (a metric).
+    /// Device data waiting for the writer (a metric; at [`STORE_QUEUE_OPS`] devices are
+    /// being paused).
     pub fn queue_depth(&self) -> usize {
         STORE_QUEUE_OPS - self.tx.capacity()
     }
 
-    /// Queues an operation, waiting for room: this wait is the back-pressure.
+    /// Queues an operation, waiting for room: for device data this wait is the
+    /// back-pressure. Which queue an operation takes is decided here.
     pub(crate) async fn submit(&self, op: StoreOp) {
-        if matches!(op, StoreOp::SessionStart(_) | StoreOp::SessionEnd(_)) {
-            self.session_ops_queued.fetch_add(1, Ordering::AcqRel);
-        }
-        if self.tx.send(op).await.is_err() {
+        let control = match &op {
+            StoreOp::SessionStart(_) | StoreOp::SessionEnd(_) => {
+                self.session_ops_queued.fetch_add(1, Ordering::AcqRel);
+                true
+            }
+            StoreOp::Message(m) => m.direction == Direction::Down,
+            StoreOp::Barrier(_) | StoreOp::Close => false,
+        };
+        let queue = if control { &self.control_tx } else { &self.tx };
+        if queue.send(op).await.is_err() {
             tracing::error!("store writer is gone; an operation was not saved");
         }
     }

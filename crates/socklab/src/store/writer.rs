@@ -17,19 +17,41 @@ const RETRY_EVERY: Duration = Duration::from_secs(1);
 /// The thread's body: runs until a `Close` arrives or every sender is gone.
 pub(super) fn run(
     mut conn: Connection,
-    mut rx: mpsc::Receiver<StoreOp>,
+    mut data: mpsc::Receiver<StoreOp>,
+    mut control: mpsc::Receiver<StoreOp>,
     max_db_bytes: Option<u64>,
     session_ops_committed: Arc<AtomicU64>,
 ) {
+    // Waiting on two queues at once needs an executor; a minimal one serves this thread.
+    let waiter = match tokio::runtime::Builder::new_current_thread().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("store: cannot start the writer: {e}");
+            return;
+        }
+    };
     let mut retention_warned = false;
     let mut batch: Vec<StoreOp> = Vec::with_capacity(STORE_BATCH_OPS);
-    while let Some(first) = rx.blocking_recv() {
-        // Take whatever else is already queued: one transaction for all of it.
+    loop {
+        let first = waiter.block_on(async {
+            tokio::select! {
+                biased;
+                Some(op) = control.recv() => Some(op),
+                Some(op) = data.recv() => Some(op),
+                else => None,
+            }
+        });
+        let Some(first) = first else { break };
+        // Take whatever else is already queued, control first: one transaction for all.
+        // Control first also keeps barriers honest: anything queued before a barrier is
+        // in this batch or an earlier one.
         batch.push(first);
-        while batch.len() < STORE_BATCH_OPS && !matches!(batch.last(), Some(StoreOp::Close)) {
-            match rx.try_recv() {
-                Ok(op) => batch.push(op),
-                Err(_) => break,
+        for queue in [&mut control, &mut data] {
+            while batch.len() < STORE_BATCH_OPS && !matches!(batch.last(), Some(StoreOp::Close)) {
+                match queue.try_recv() {
+                    Ok(op) => batch.push(op),
+                    Err(_) => break,
+                }
             }
         }
         commit_with_retry(&mut conn, &batch);

@@ -53,7 +53,7 @@ pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     metric(
         "socklab_store_queue_depth",
         "gauge",
-        "Operations waiting for the database writer.",
+        "Device data waiting for the database writer (devices pause when full).",
         &[("", hub.store().queue_depth() as u64)],
     );
     (
