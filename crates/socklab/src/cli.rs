@@ -6,6 +6,8 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::{Config, DEFAULT_DEVICE_PORT, DEFAULT_HTTP_PORT, default_db_path, parse_addr};
+use crate::link::LinkSpec;
+use crate::link::schedule::{self, ScheduleEntry};
 use crate::rules::Rule;
 
 /// socklab: the TCP/UDP server your device scripts talk to. Watch devices come online,
@@ -66,6 +68,44 @@ pub struct Cli {
     /// Write {"http", "tcp", "udp", "token"} as JSON to PATH once listening.
     #[arg(long, value_name = "PATH")]
     pub ready_file: Option<PathBuf>,
+
+    /// Emulate a link: PROFILE[,param=value...] for every listener, or ID:PROFILE[,...]
+    /// for listener ID (TCP listeners first, in order). Profiles: gprs, nbiot, ltem, cat1,
+    /// perfect. Example: --link nbiot,nat_idle=270s. Repeatable; later flags win.
+    #[arg(long = "link", value_name = "[ID:]SPEC", value_parser = parse_link)]
+    pub link: Vec<(Option<u32>, LinkSpec)>,
+
+    /// Seed for the links' jitter and loss: the same seed gives the same run.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+
+    /// Fault schedule file: lines of 'TIME ACTION [listener=ID]' timed from the start,
+    /// ACTION one of 'outage DURATION', 'reset', 'nat_drop', 'link SPEC|none'.
+    #[arg(long, value_name = "FILE", value_parser = parse_schedule)]
+    pub link_schedule: Option<ScheduleFile>,
+}
+
+/// A parsed `--link-schedule` file.
+#[derive(Clone, Debug)]
+pub struct ScheduleFile(pub Vec<ScheduleEntry>);
+
+fn parse_schedule(path: &str) -> Result<ScheduleFile, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    schedule::parse(&text).map(ScheduleFile)
+}
+
+fn parse_link(s: &str) -> Result<(Option<u32>, LinkSpec), String> {
+    let (id, spec) = match s.split_once(':') {
+        Some((id, spec)) => (
+            Some(
+                id.parse::<u32>()
+                    .map_err(|_| format!("{id:?} is not a listener id"))?,
+            ),
+            spec,
+        ),
+        None => (None, s),
+    };
+    LinkSpec::parse(spec).map(|l| (id, l)).map_err(|e| e.0)
 }
 
 /// Subcommands.
@@ -120,6 +160,13 @@ impl Cli {
             console_input: true,
             console_live: !self.quiet,
             ready_file: self.ready_file.clone(),
+            links: self.link.clone(),
+            link_seed: self.seed,
+            link_schedule: self
+                .link_schedule
+                .as_ref()
+                .map(|s| s.0.clone())
+                .unwrap_or_default(),
         }
     }
 }
@@ -167,5 +214,11 @@ mod tests {
         assert!(Cli::try_parse_from(["socklab", "--auto-reply", "x"]).is_err());
         assert!(Cli::try_parse_from(["socklab", "--udp-idle-timeout", "-1"]).is_err());
         assert!(Cli::try_parse_from(["socklab", "--tcp", "nohost:1"]).is_err());
+        let cfg = Cli::parse_from(["socklab", "--link", "nbiot", "--link", "1:gprs,nat_idle=5s"])
+            .config();
+        assert_eq!(cfg.link_for(0).unwrap().profile, "nbiot");
+        assert_eq!(cfg.link_for(1).unwrap().to_string(), "gprs,nat_idle=5s");
+        assert!(Cli::try_parse_from(["socklab", "--link", "wifi"]).is_err());
+        assert!(Cli::try_parse_from(["socklab", "--link", "x:gprs"]).is_err());
     }
 }

@@ -5,6 +5,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::link::LinkSpec;
+use crate::link::schedule::ScheduleEntry;
 use crate::rules::Rule;
 
 /// The tutorial's port, used when no listener is given.
@@ -44,6 +46,24 @@ pub struct Config {
     pub console_live: bool,
     /// Where to write the bound addresses as JSON once listening.
     pub ready_file: Option<PathBuf>,
+    /// Emulated links: `(None, spec)` for every listener, `(Some(id), spec)` for one; later
+    /// entries win.
+    pub links: Vec<(Option<u32>, LinkSpec)>,
+    /// Seed for the links' jitter and loss (`None`: different every run).
+    pub link_seed: Option<u64>,
+    /// Fault schedule, timed from the start.
+    pub link_schedule: Vec<ScheduleEntry>,
+}
+
+impl Config {
+    /// The link listener `id` starts with.
+    pub fn link_for(&self, id: u32) -> Option<LinkSpec> {
+        self.links
+            .iter()
+            .rev()
+            .find(|(l, _)| l.is_none_or(|l| l == id))
+            .map(|(_, s)| s.clone())
+    }
 }
 
 impl Config {
@@ -64,6 +84,9 @@ impl Config {
             console_input: false,
             console_live: false,
             ready_file: None,
+            links: Vec::new(),
+            link_seed: None,
+            link_schedule: Vec::new(),
         }
     }
 }

@@ -45,7 +45,13 @@ pub async fn run(hub: Arc<Hub>, mut events: Option<broadcast::Receiver<Arc<Event
     loop {
         tokio::select! {
             event = recv_event(&mut events) => match event {
-                Ok(event) => print(&mut out, &render_event(&event)).await,
+                Ok(event) => {
+                    // Per-piece link reports (delayed, throttled) render as nothing.
+                    let line = render_event(&event);
+                    if !line.is_empty() {
+                        print(&mut out, &line).await;
+                    }
+                }
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     print(&mut out, &format!("... {n} events skipped (console too slow)")).await;
                 }
@@ -154,13 +160,19 @@ pub fn render_event(event: &Event) -> String {
         ),
         Event::Data(m, s) => {
             format!(
-                "{} {} {} B {}",
+                "{} {} {} B {}{}",
                 header(m.ts_ms, s),
                 m.direction.as_str(),
                 m.data.len(),
-                payload(&m.data)
+                payload(&m.data),
+                if m.dropped {
+                    " (dropped by the link)"
+                } else {
+                    ""
+                }
             )
         }
+        Event::Link(e) => crate::link::control::render(e),
         Event::Offline(s) => format!(
             "{} offline: {} (up {} B / {} msgs, down {} B / {} msgs)",
             header(s.ended_ms.unwrap_or(s.started_ms), s),

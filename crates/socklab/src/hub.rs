@@ -56,6 +56,13 @@ pub struct Totals {
     pub msgs_down: AtomicU64,
 }
 
+impl Hub {
+    /// Bytes the emulated links dropped, both ways (a metric).
+    pub fn link_dropped_bytes(&self) -> u64 {
+        self.link_dropped.load(Ordering::Relaxed)
+    }
+}
+
 /// Owns the online sessions and fans their events out.
 #[derive(Debug)]
 pub struct Hub {
@@ -74,6 +81,8 @@ pub struct Hub {
     next_message_id: AtomicU64,
     /// Counters for metrics.
     pub totals: Totals,
+    /// Bytes dropped by emulated links.
+    link_dropped: AtomicU64,
 }
 
 impl Hub {
@@ -89,6 +98,7 @@ impl Hub {
             next_session_id: AtomicU64::new(session_max + 1),
             next_message_id: AtomicU64::new(message_max + 1),
             totals: Totals::default(),
+            link_dropped: AtomicU64::new(0),
         }
     }
 
@@ -100,6 +110,25 @@ impl Hub {
     /// Subscribes to live events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.events.subscribe()
+    }
+
+    /// Whether anyone listens to live events.
+    pub(crate) fn has_subscribers(&self) -> bool {
+        self.events.receiver_count() > 0
+    }
+
+    /// Fans an event out (for the link module).
+    pub(crate) fn publish_event(&self, event: Event) {
+        self.publish(event);
+    }
+
+    /// The online sessions (of one listener).
+    pub(crate) fn sessions_of(&self, listener: Option<u32>) -> Vec<Arc<SessionHandle>> {
+        self.registry()
+            .values()
+            .filter(|h| listener.is_none_or(|l| h.listener_id == l))
+            .cloned()
+            .collect()
     }
 
     fn publish(&self, event: Event) {
@@ -137,6 +166,27 @@ impl Hub {
     /// Records data that went up or down: counters, store (waiting for room, which is the
     /// back-pressure on the device), then the live event.
     pub(crate) async fn record(&self, handle: &SessionHandle, direction: Direction, data: Bytes) {
+        self.record_message(handle, direction, data, false).await;
+    }
+
+    /// Records data the emulated link dropped: stored and announced (marked `dropped`),
+    /// but not counted as traffic, since it never reached the other side.
+    pub(crate) async fn record_dropped(&self, handle: &SessionHandle, dir: Direction, data: Bytes) {
+        self.record_message(handle, dir, data, true).await;
+    }
+
+    async fn record_message(
+        &self,
+        handle: &SessionHandle,
+        direction: Direction,
+        data: Bytes,
+        dropped: bool,
+    ) {
+        if dropped {
+            self.link_dropped
+                .fetch_add(data.len() as u64, Ordering::Relaxed);
+            return self.store_and_publish(handle, direction, data, true).await;
+        }
         handle.count(direction, data.len());
         let (bytes, msgs) = match direction {
             Direction::Up => (&self.totals.bytes_up, &self.totals.msgs_up),
@@ -144,12 +194,23 @@ impl Hub {
         };
         bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
         msgs.fetch_add(1, Ordering::Relaxed);
+        self.store_and_publish(handle, direction, data, false).await;
+    }
+
+    async fn store_and_publish(
+        &self,
+        handle: &SessionHandle,
+        direction: Direction,
+        data: Bytes,
+        dropped: bool,
+    ) {
         let message = Arc::new(MessageInfo {
             id: self.next_message_id.fetch_add(1, Ordering::Relaxed),
             session_id: handle.id,
             ts_ms: clock::now_ms(),
             direction,
             data,
+            dropped,
         });
         self.store.submit(StoreOp::Message(message.clone())).await;
         if self.events.receiver_count() > 0 {
@@ -288,7 +349,7 @@ impl Hub {
             .collect()
     }
 
-    fn listener_changed(&self, id: u32) -> ListenerInfo {
+    pub(crate) fn listener_changed(&self, id: u32) -> ListenerInfo {
         let info = self.listeners().swap_remove(id as usize);
         self.publish(Event::Listener(info.clone()));
         info

@@ -16,6 +16,8 @@
 //!   wait for room before reading more, which turns a slow disk into TCP back-pressure.
 //! * [`web`]: the axum router — JSON API, Server-Sent Events, OpenAPI, metrics, the
 //!   embedded dashboard — with one error type and token/Origin checks.
+//! * [`link`]: link emulation (cellular profiles, faults, schedules) applied by each
+//!   session's task; skipped entirely while a session has no link.
 //! * [`console`]: live events on stdout, commands on stdin.
 //! * [`model`] and [`clock`]: the shared data shapes and time formats.
 //!
@@ -31,6 +33,7 @@ pub mod clock;
 pub mod config;
 pub mod console;
 pub mod hub;
+pub mod link;
 pub mod listener;
 pub mod model;
 pub mod rules;

@@ -76,6 +76,10 @@ pub enum EndReason {
     ClosedByOperator,
     /// socklab shut down (or crashed, found at the next start) while it was online.
     ServerShutdown,
+    /// The emulated link reset the connection (see [`crate::link`]).
+    LinkReset,
+    /// The emulated carrier NAT had dropped the connection; the device then went away.
+    NatDropped,
 }
 
 impl EndReason {
@@ -87,6 +91,8 @@ impl EndReason {
             EndReason::IdleTimeout => "idle_timeout",
             EndReason::ClosedByOperator => "closed_by_operator",
             EndReason::ServerShutdown => "server_shutdown",
+            EndReason::LinkReset => "link_reset",
+            EndReason::NatDropped => "nat_dropped",
         }
     }
 
@@ -98,6 +104,8 @@ impl EndReason {
             EndReason::IdleTimeout,
             EndReason::ClosedByOperator,
             EndReason::ServerShutdown,
+            EndReason::LinkReset,
+            EndReason::NatDropped,
         ]
         .into_iter()
         .find(|r| r.as_str() == s)
@@ -144,6 +152,8 @@ pub struct SessionInfo {
     pub end_reason: Option<EndReason>,
     /// Traffic so far.
     pub counters: Counters,
+    /// The emulated link of a live session (`None` without one, and in history).
+    pub link: Option<crate::link::LinkView>,
 }
 
 impl SessionInfo {
@@ -155,7 +165,7 @@ impl SessionInfo {
 
 impl Serialize for SessionInfo {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("Session", 15)?;
+        let mut st = s.serialize_struct("Session", 16)?;
         st.serialize_field("id", &self.id)?;
         st.serialize_field("listener_id", &self.listener_id)?;
         st.serialize_field("proto", &self.proto)?;
@@ -171,6 +181,7 @@ impl Serialize for SessionInfo {
         st.serialize_field("bytes_down", &self.counters.bytes_down)?;
         st.serialize_field("msgs_up", &self.counters.msgs_up)?;
         st.serialize_field("msgs_down", &self.counters.msgs_down)?;
+        st.serialize_field("link", &self.link)?;
         st.end()
     }
 }
@@ -188,6 +199,8 @@ pub struct MessageInfo {
     pub direction: Direction,
     /// The exact bytes (shared, not copied, between the store and the subscribers).
     pub data: Bytes,
+    /// The emulated link dropped it: it never reached the other side.
+    pub dropped: bool,
 }
 
 /// Largest payload a live event carries; longer messages are cut (with `"truncated":
@@ -205,7 +218,7 @@ impl Serialize for MessageView<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let m = self.message;
         let shown = &m.data[..m.data.len().min(self.limit)];
-        let mut st = s.serialize_struct("Message", 9)?;
+        let mut st = s.serialize_struct("Message", 10)?;
         st.serialize_field("id", &m.id)?;
         st.serialize_field("session_id", &m.session_id)?;
         st.serialize_field("ts", &clock::format_ms(m.ts_ms))?;
@@ -215,6 +228,7 @@ impl Serialize for MessageView<'_> {
         st.serialize_field("hex", &hex::encode(shown))?;
         st.serialize_field("text", &String::from_utf8_lossy(shown))?;
         st.serialize_field("truncated", &(shown.len() < m.data.len()))?;
+        st.serialize_field("dropped", &m.dropped)?;
         st.end()
     }
 }
@@ -244,6 +258,8 @@ pub struct ListenerInfo {
     pub auto_replies: Vec<RuleSpec>,
     /// Sessions online on this listener.
     pub online: usize,
+    /// The link new sessions get (`PROFILE[,param=value]`), `None` without one.
+    pub link: Option<String>,
 }
 
 /// What the hub fans out to subscribers (console, live stream).
@@ -255,8 +271,10 @@ pub enum Event {
     Data(Arc<MessageInfo>, SessionInfo),
     /// A session ended.
     Offline(SessionInfo),
-    /// A listener's echo mode or auto-reply rules changed.
+    /// A listener's echo mode, auto-reply rules or link changed.
     Listener(ListenerInfo),
+    /// The emulated link did something to a session.
+    Link(Arc<crate::link::LinkEvent>),
 }
 
 impl Serialize for Event {
@@ -284,6 +302,7 @@ impl Serialize for Event {
                 st.serialize_field("session", session)?;
                 st.end()
             }
+            Event::Link(event) => event.serialize(s),
             Event::Listener(listener) => {
                 let mut st = s.serialize_struct("Event", 2)?;
                 st.serialize_field("type", "listener")?;
@@ -305,6 +324,7 @@ mod tests {
             ts_ms: 0,
             direction: Direction::Up,
             data: Bytes::from(vec![b'<'; len]),
+            dropped: false,
         })
     }
 
@@ -319,6 +339,7 @@ mod tests {
             ended_ms: None,
             end_reason: None,
             counters: Counters::default(),
+            link: None,
         }
     }
 

@@ -195,6 +195,14 @@ impl Server {
             ));
         }
         drop(guard);
+        if !config.link_schedule.is_empty() {
+            tokio::spawn(crate::link::schedule::run(
+                hub.clone(),
+                config.link_schedule.clone(),
+                tokio::time::Instant::now(),
+                shutdown.clone(),
+            ));
+        }
         let http_done = serve_http(http, router, shutdown.clone());
         let console = (config.console_live || config.console_input).then(|| {
             tokio::spawn(crate::console::run(
@@ -287,13 +295,16 @@ fn listener_state(
     addr: SocketAddr,
     config: &Config,
 ) -> Arc<ListenerState> {
-    Arc::new(ListenerState::new(
-        id as u32,
-        proto,
-        addr,
-        config.echo,
-        config.auto_replies.clone(),
-    ))
+    Arc::new(
+        ListenerState::new(
+            id as u32,
+            proto,
+            addr,
+            config.echo,
+            config.auto_replies.clone(),
+        )
+        .with_link(config.link_for(id as u32), config.link_seed),
+    )
 }
 
 /// Writes the addresses atomically (temp file, then rename) so a poller never reads half.

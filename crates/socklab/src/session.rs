@@ -11,7 +11,9 @@ use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
 use tokio::net::UdpSocket;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
+
+use crate::link::{LinkControl, LinkSpec};
 
 use crate::model::{Counters, Direction, ListenerInfo, Proto, SessionInfo};
 use crate::rules::Rule;
@@ -58,6 +60,12 @@ pub struct SessionHandle {
     ended: AtomicBool,
     /// Wakes everyone waiting for the end (an API close waits so its answer is final).
     ended_notify: Notify,
+    /// The emulated link: operators write it, the session's task watches it.
+    pub(crate) link: watch::Sender<LinkControl>,
+    /// The emulated carrier NAT has dropped this connection.
+    pub(crate) nat_dropped: AtomicBool,
+    /// An operator asked the link to reset the connection (the TCP task acts on it).
+    pub(crate) reset_requested: AtomicBool,
 }
 
 impl SessionHandle {
@@ -85,6 +93,12 @@ impl SessionHandle {
             ending: AtomicBool::new(false),
             ended: AtomicBool::new(false),
             ended_notify: Notify::new(),
+            link: watch::Sender::new(LinkControl {
+                spec: listener.link(),
+                outage_until: None,
+            }),
+            nat_dropped: AtomicBool::new(false),
+            reset_requested: AtomicBool::new(false),
         }
     }
 
@@ -125,6 +139,7 @@ impl SessionHandle {
             ended_ms: ended.map(|e| e.0),
             end_reason: ended.map(|e| e.1),
             counters: self.counters(),
+            link: crate::link::view(self),
         }
     }
 
@@ -177,6 +192,10 @@ pub struct ListenerState {
     echo: AtomicBool,
     /// Auto-reply rules; replaced whole, read by every incoming chunk (cheap `Arc` clone).
     rules: RwLock<Arc<Vec<Rule>>>,
+    /// The link new sessions start with (read once per session start).
+    link: RwLock<Option<Arc<LinkSpec>>>,
+    /// `--seed`: makes the links' jitter and loss reproducible.
+    seed: Option<u64>,
 }
 
 impl ListenerState {
@@ -188,7 +207,31 @@ impl ListenerState {
             addr,
             echo: AtomicBool::new(echo),
             rules: RwLock::new(Arc::new(rules)),
+            link: RwLock::new(None),
+            seed: None,
         }
+    }
+
+    /// Sets the initial link and the link seed (builder style, at bind time).
+    pub fn with_link(mut self, link: Option<LinkSpec>, seed: Option<u64>) -> Self {
+        self.link = RwLock::new(link.map(Arc::new));
+        self.seed = seed;
+        self
+    }
+
+    /// Replaces the link new sessions start with.
+    pub fn set_link(&self, link: Option<Arc<LinkSpec>>) {
+        *self.link.write().unwrap_or_else(|e| e.into_inner()) = link;
+    }
+
+    /// The link new sessions start with.
+    pub fn link(&self) -> Option<Arc<LinkSpec>> {
+        self.link.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The link seed, if one was given.
+    pub fn seed(&self) -> Option<u64> {
+        self.seed
     }
 
     /// Turns echo mode on or off.
@@ -228,6 +271,7 @@ impl ListenerState {
             echo: self.echo.load(Ordering::Relaxed),
             auto_replies: self.rules().iter().map(|r| r.spec().clone()).collect(),
             online,
+            link: self.link().map(|l| l.to_string()),
         }
     }
 }

@@ -97,9 +97,9 @@ impl LinkSpec {
             ))
         })?;
         for part in parts.filter(|p| !p.is_empty()) {
-            let (key, value) = part.split_once('=').ok_or_else(|| {
-                LinkParseError(format!("{part:?} is not param=value"))
-            })?;
+            let (key, value) = part
+                .split_once('=')
+                .ok_or_else(|| LinkParseError(format!("{part:?} is not param=value")))?;
             spec.set(key.trim(), value.trim())?;
         }
         Ok(spec)
@@ -226,7 +226,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, LinkParseError> {
         (s, 1.0)
     };
     match num.trim().parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= 0.0 && v * mult < 1e9 => Ok(Duration::from_secs_f64(v * mult)),
+        Ok(v) if v.is_finite() && v >= 0.0 && v * mult < 1e9 => {
+            Ok(Duration::from_secs_f64(v * mult))
+        }
         _ => Err(LinkParseError(format!(
             "{s:?} is not a time: use e.g. 500ms, 2s, 4m, 6h"
         ))),
@@ -283,5 +285,8 @@ fn parse_count(s: &str) -> Option<u64> {
         'M' => (&s[..s.len() - 1], 1_000_000),
         _ => (s, 1),
     };
-    num.parse::<u64>().ok().map(|v| v.saturating_mul(mult)).filter(|v| *v > 0)
+    num.parse::<u64>()
+        .ok()
+        .map(|v| v.saturating_mul(mult))
+        .filter(|v| *v > 0)
 }

@@ -84,20 +84,33 @@ mod tests {
         assert_eq!(spec.down.latency, Duration::from_secs(2));
         assert_eq!(spec.down.rate_bps, Some(10_000));
         assert_eq!(spec.up.rate_bps, Some(50_000));
-        assert_eq!(spec.to_string(), "nbiot,nat_idle=270s,latency_up=1s,down=10k");
+        assert_eq!(
+            spec.to_string(),
+            "nbiot,nat_idle=270s,latency_up=1s,down=10k"
+        );
         assert_eq!(LinkSpec::parse(&spec.to_string()).unwrap(), spec);
         let p = LinkSpec::parse("perfect,loss=5%,loss_burst=3,nat_idle=6h").unwrap();
         assert!((p.up.loss - 0.05).abs() < 1e-12 && p.down.loss_burst == 3.0);
         assert_eq!(p.nat_idle, Some(Duration::from_secs(6 * 3600)));
         assert!(LinkSpec::parse("perfect,nat_idle=off").unwrap().is_noop());
-        assert!(LinkSpec::parse("perfect,reset_after=4k").unwrap().reset_after_bytes == Some(4000));
+        assert!(
+            LinkSpec::parse("perfect,reset_after=4k")
+                .unwrap()
+                .reset_after_bytes
+                == Some(4000)
+        );
     }
 
     /// Bad names, keys and values are errors that say what is expected.
     #[test]
     fn errors() {
         assert!(LinkSpec::parse("lte").unwrap_err().0.contains("nbiot"));
-        assert!(LinkSpec::parse("gprs,foo=1").unwrap_err().0.contains("unknown link parameter"));
+        assert!(
+            LinkSpec::parse("gprs,foo=1")
+                .unwrap_err()
+                .0
+                .contains("unknown link parameter")
+        );
         assert!(LinkSpec::parse("gprs,latency").is_err());
         assert!(LinkSpec::parse("gprs,latency=fast").is_err());
         assert!(LinkSpec::parse("gprs,loss=150%").is_err());

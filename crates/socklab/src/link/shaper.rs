@@ -145,7 +145,10 @@ impl DirShaper {
 
     /// One draw of the one-way delay: `latency ± jitter`, uniform, never negative.
     fn delay(&mut self) -> Duration {
-        let (lat, jit) = (self.params.latency.as_secs_f64(), self.params.jitter.as_secs_f64());
+        let (lat, jit) = (
+            self.params.latency.as_secs_f64(),
+            self.params.jitter.as_secs_f64(),
+        );
         if jit == 0.0 {
             return self.params.latency;
         }
@@ -168,8 +171,10 @@ impl DirShaper {
                 break;
             }
             if depart < end {
+                // Keep this window: later pieces leaving inside it wait for its end too.
                 depart = end;
                 stalled = true;
+                break;
             }
             (start, end) = self.next_stall_after(end, mean);
         }
@@ -202,7 +207,11 @@ impl DirShaper {
         let leave_bad = 1.0 / self.params.loss_burst.max(1.0);
         let enter_bad = loss * leave_bad / (1.0 - loss);
         let u: f64 = self.rng.random();
-        self.bad = if self.bad { u >= leave_bad } else { u < enter_bad };
+        self.bad = if self.bad {
+            u >= leave_bad
+        } else {
+            u < enter_bad
+        };
         self.bad
     }
 }

@@ -73,8 +73,14 @@ fn seeded_jitter_repeats() {
     };
     assert_eq!(run(7), run(7));
     assert_ne!(run(7), run(8));
-    assert_eq!(session_seed(Some(1), 5, true), session_seed(Some(1), 5, true));
-    assert_ne!(session_seed(Some(1), 5, true), session_seed(Some(1), 5, false));
+    assert_eq!(
+        session_seed(Some(1), 5, true),
+        session_seed(Some(1), 5, true)
+    );
+    assert_ne!(
+        session_seed(Some(1), 5, true),
+        session_seed(Some(1), 5, false)
+    );
 }
 
 /// Gilbert–Elliott loss: long-run rate as configured, losses come in bursts of the

@@ -101,11 +101,29 @@ async fn drive(
     hub: &Hub,
     shutdown: &mut Shutdown,
 ) -> EndReason {
+    let mut link = handle.link.subscribe();
     loop {
+        // An emulated link (or a fault) takes the session through the link loop; with
+        // none, or `perfect`, this plain loop runs with nothing added but the watch.
+        if crate::link::needs_driver(handle, &link.borrow_and_update()) {
+            let cx = crate::link::tcp::Ctx {
+                stream: &mut *stream,
+                handle,
+                outbox: &mut *outbox,
+                listener,
+                hub,
+                shutdown: &mut *shutdown,
+                link: &mut link,
+            };
+            if let Some(reason) = crate::link::tcp::drive(cx).await {
+                return reason;
+            }
+        }
         tokio::select! {
             biased;
             _ = shutdown.wait() => return EndReason::ServerShutdown,
             _ = handle.close_requested.notified() => return EndReason::ClosedByOperator,
+            _ = link.changed() => continue,
             Some(data) = outbox.recv() => {
                 if let Err(reason) = write(stream, handle, hub, shutdown, data).await {
                     return reason;
@@ -145,7 +163,7 @@ async fn drive(
 
 /// Records and writes one message to the device. The record comes first so that anyone who
 /// sees the device receive it also finds it in the history.
-async fn write(
+pub(crate) async fn write(
     stream: &mut TcpStream,
     handle: &SessionHandle,
     hub: &Hub,

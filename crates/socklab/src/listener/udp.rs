@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use super::tcp::TaskGuard;
 use crate::hub::Hub;
+use crate::link::udp::{UdpLinks, sleep_opt};
 use crate::model::{Direction, EndReason};
 use crate::session::{ListenerState, Outlet, SessionHandle};
 use crate::shutdown::Shutdown;
@@ -40,14 +41,25 @@ pub(crate) async fn serve(
     let sweep_every = (idle_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
     let mut sweep = tokio::time::interval(sweep_every);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Emulated links of this socket's sessions (empty, and never woken, without links).
+    let mut links = UdpLinks::default();
     loop {
+        let link_due = links.next_at();
         tokio::select! {
             _ = shutdown.wait() => break,
-            _ = sweep.tick() => expire(&mut peers, &hub, idle_timeout).await,
+            _ = sweep.tick() => {
+                expire(&mut peers, &hub, idle_timeout).await;
+                links.sweep(&hub).await;
+            }
+            _ = sleep_opt(link_due) => links.deliver_due(&socket, &listener, &hub).await,
             received = socket.recv_from(&mut buf) => match received {
                 Ok((n, addr)) => {
                     let data = Bytes::copy_from_slice(&buf[..n]);
                     let handle = session_for(&mut peers, addr, &socket, &listener, &hub).await;
+                    // With an active link the link takes the datagram (and answers it later).
+                    let Some(data) = links.up(&handle, data, &listener, &hub).await else {
+                        continue;
+                    };
                     let replies = listener.replies(&data);
                     hub.record(&handle, Direction::Up, data).await;
                     for reply in replies {

@@ -261,6 +261,21 @@ fn init_schema(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    init_tables(conn)?;
+    // `dropped` (data the emulated link discarded) came after the first release: add it
+    // to databases made before.
+    let has_dropped: bool = conn.query_row(
+        "SELECT COUNT(*) FROM pragma_table_info('messages') WHERE name = 'dropped'",
+        [],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )?;
+    if !has_dropped {
+        conn.execute_batch("ALTER TABLE messages ADD COLUMN dropped INTEGER NOT NULL DEFAULT 0")?;
+    }
+    Ok(())
+}
+
+fn init_tables(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS sessions (
              id INTEGER PRIMARY KEY,

@@ -50,12 +50,14 @@ fn session_row(r: &Row<'_>) -> rusqlite::Result<SessionInfo> {
             msgs_up: get_u64(10)?,
             msgs_down: get_u64(11)?,
         },
+        link: None,
     })
 }
 
 fn message_row(r: &Row<'_>) -> rusqlite::Result<MessageInfo> {
     let direction: i64 = r.get(3)?;
     let data: Vec<u8> = r.get(4)?;
+    let dropped: bool = r.get(5)?;
     Ok(MessageInfo {
         id: r.get::<_, i64>(0)? as u64,
         session_id: r.get::<_, i64>(1)? as u64,
@@ -66,6 +68,7 @@ fn message_row(r: &Row<'_>) -> rusqlite::Result<MessageInfo> {
             Direction::Down
         },
         data: Bytes::from(data),
+        dropped,
     })
 }
 
@@ -104,7 +107,7 @@ pub(super) fn messages(
         .query_row(params![session_id as i64, since_ms], |r| r.get(0))?;
     let rows = c
         .prepare_cached(
-            "SELECT id, session_id, ts_ms, direction, data FROM messages
+            "SELECT id, session_id, ts_ms, direction, data, dropped FROM messages
              WHERE session_id = ?1 AND ts_ms >= ?2 ORDER BY id LIMIT ?3 OFFSET ?4",
         )?
         .query_map(
@@ -122,7 +125,7 @@ pub(super) fn last_messages(
 ) -> rusqlite::Result<Vec<MessageInfo>> {
     let mut rows = c
         .prepare_cached(
-            "SELECT id, session_id, ts_ms, direction, data FROM messages
+            "SELECT id, session_id, ts_ms, direction, data, dropped FROM messages
              WHERE session_id = ?1 ORDER BY id DESC LIMIT ?2",
         )?
         .query_map(params![session_id as i64, count as i64], message_row)?
@@ -150,7 +153,7 @@ pub fn export_jsonl(
     }
     let mut stmt = c
         .prepare(
-            "SELECT id, session_id, ts_ms, direction, data FROM messages
+            "SELECT id, session_id, ts_ms, direction, data, dropped FROM messages
              WHERE session_id = ?1 ORDER BY id",
         )
         .map_err(sql_err)?;

@@ -174,15 +174,16 @@ fn apply(tx: &Transaction<'_>, op: &StoreOp) -> rusqlite::Result<()> {
                 Direction::Down => 1,
             };
             tx.prepare_cached(
-                "INSERT INTO messages (id, session_id, ts_ms, direction, data)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO messages (id, session_id, ts_ms, direction, data, dropped)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?
             .execute(params![
                 m.id as i64,
                 m.session_id as i64,
                 m.ts_ms,
                 direction,
-                &m.data[..]
+                &m.data[..],
+                m.dropped
             ])?;
         }
         StoreOp::SessionEnd(s) => end_session(tx, s)?,

@@ -2,12 +2,14 @@
 //! the embedded dashboard, as one axum [`Router`] built by [`app`] (tests drive it with
 //! `tower::ServiceExt::oneshot`, the server with `axum::serve`).
 //!
-//! Layout: [`api`] (session and listener routes), [`auth`] (token and Origin checks),
+//! Layout: [`api`] (session and listener routes), [`link`] (link emulation routes),
+//! [`auth`] (token and Origin checks),
 //! [`sse`] (live events), [`openapi`] (the document), [`metrics`], [`assets`].
 
 pub mod api;
 pub mod assets;
 pub mod auth;
+pub mod link;
 pub mod metrics;
 pub mod openapi;
 pub mod sse;
@@ -99,6 +101,10 @@ pub fn app(state: AppState) -> Router {
             "/api/listeners/{id}/auto-replies",
             put(api::set_auto_replies),
         )
+        .route("/api/link-profiles", get(link::profiles_list))
+        .route("/api/listeners/{id}/link", put(link::set_listener_link))
+        .route("/api/sessions/{id}/link", put(link::set_session_link))
+        .route("/api/sessions/{id}/fault", post(link::inject_fault))
         .route("/api/events", get(sse::events))
         .route("/api/openapi.json", get(openapi::document))
         .route("/metrics", get(metrics::metrics))

@@ -43,7 +43,7 @@ pub fn spec() -> Value {
     let session = json!({ "$ref": "#/components/schemas/Session" });
     let listener = json!({ "$ref": "#/components/schemas/Listener" });
     let payload = json!({ "$ref": "#/components/schemas/Payload" });
-    json!({
+    let mut doc = json!({
         "openapi": "3.0.3",
         "info": { "title": "socklab", "version": env!("CARGO_PKG_VERSION"),
                   "description": "Sessions, messages and operator actions of a socklab server. When a token is in force, send `Authorization: Bearer TOKEN` or `?token=TOKEN`." },
@@ -145,5 +145,7 @@ pub fn spec() -> Value {
                 "responses": { "200": { "description": "text exposition format",
                     "content": { "text/plain": { "schema": { "type": "string" } } } } } } }
         }
-    })
+    });
+    super::link::extend_openapi(&mut doc);
+    doc
 }

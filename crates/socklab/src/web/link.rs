@@ -1,0 +1,219 @@
+//! Link routes: the built-in profiles, setting the link of a listener or a live session,
+//! and injecting a fault now. Their OpenAPI paths live here too ([`openapi_paths`]).
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{AppError, AppState};
+use crate::hub::ActionError;
+use crate::link::{Fault, LinkSpec, profiles};
+
+/// Body of the link routes: `{"link": "PROFILE[,param=value]"}`, `null` or `"none"` for
+/// no link.
+#[derive(Debug, Deserialize)]
+struct LinkBody {
+    link: Option<String>,
+}
+
+fn link_spec(body: &Bytes) -> Result<Option<LinkSpec>, AppError> {
+    let body: LinkBody = serde_json::from_slice(body)
+        .map_err(|e| AppError::BadRequest(format!("invalid JSON body: {e}")))?;
+    match body.link.as_deref().map(str::trim) {
+        None | Some("none" | "") => Ok(None),
+        Some(s) => LinkSpec::parse(s)
+            .map(Some)
+            .map_err(|e| AppError::BadRequest(e.0)),
+    }
+}
+
+/// Body of the fault route: `{"fault": "outage", "seconds": 5}`, `{"fault": "reset"}`,
+/// `{"fault": "nat_drop"}`.
+#[derive(Debug, Deserialize)]
+struct FaultBody {
+    fault: String,
+    seconds: Option<f64>,
+}
+
+fn fault(body: &Bytes) -> Result<Fault, AppError> {
+    let body: FaultBody = serde_json::from_slice(body)
+        .map_err(|e| AppError::BadRequest(format!("invalid JSON body: {e}")))?;
+    match (body.fault.as_str(), body.seconds) {
+        ("outage", Some(s)) if s.is_finite() && s > 0.0 && s < 1e6 => {
+            Ok(Fault::Outage(std::time::Duration::from_secs_f64(s)))
+        }
+        ("outage", _) => Err(AppError::BadRequest(
+            "an outage needs \"seconds\" (a positive number)".into(),
+        )),
+        ("reset", _) => Ok(Fault::Reset),
+        ("nat_drop", _) => Ok(Fault::NatDrop),
+        (other, _) => Err(AppError::BadRequest(format!(
+            "unknown fault {other:?}: use outage, reset or nat_drop"
+        ))),
+    }
+}
+
+fn parse_id<T: std::str::FromStr>(raw: &str, what: &str) -> Result<T, AppError> {
+    raw.parse()
+        .map_err(|_| AppError::BadRequest(format!("invalid {what} id {raw:?}")))
+}
+
+async fn action_error(st: &AppState, e: ActionError) -> AppError {
+    match e {
+        ActionError::NotOnline(id) => {
+            let store = st.hub.store();
+            store.flush_sessions().await;
+            match store.session(id).await {
+                Ok(Some(_)) => AppError::Conflict(format!("session {id} is offline")),
+                Ok(None) => AppError::NotFound(format!("no session {id}")),
+                Err(e) => e.into(),
+            }
+        }
+        ActionError::NoListener(id) => AppError::NotFound(format!("no listener {id}")),
+        e @ ActionError::Busy(_) => AppError::Unavailable(e.to_string()),
+    }
+}
+
+/// `GET /api/link-profiles`: the built-in profiles, canonical text and figures.
+pub async fn profiles_list() -> Json<Value> {
+    let list: Vec<Value> = profiles::NAMES
+        .iter()
+        .filter_map(|n| profiles::get(n))
+        .map(|p| {
+            let dir = |d: &crate::link::model::DirParams| {
+                json!({
+                    "rate_bps": d.rate_bps, "latency_ms": d.latency.as_millis() as u64,
+                    "jitter_ms": d.jitter.as_millis() as u64, "loss": d.loss,
+                    "loss_burst": d.loss_burst,
+                    "stall_every_s": d.stall_every.map(|s| s.as_secs_f64()),
+                    "stall_for_s": d.stall_for.as_secs_f64(),
+                })
+            };
+            json!({ "name": p.profile, "up": dir(&p.up), "down": dir(&p.down),
+                    "batch_ms": p.batch.map(|b| b.as_millis() as u64) })
+        })
+        .collect();
+    Json(json!({ "profiles": list, "indicative": true }))
+}
+
+/// `PUT /api/listeners/{id}/link` with `{"link": SPEC|null}`: new sessions and the
+/// listener's online sessions get it.
+pub async fn set_listener_link(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, AppError> {
+    let id: u32 = parse_id(&id, "listener")?;
+    let spec = link_spec(&body)?;
+    match st.hub.set_listener_link(id, spec) {
+        Ok(info) => Ok(Json(json!(info))),
+        Err(e) => Err(action_error(&st, e).await),
+    }
+}
+
+/// `PUT /api/sessions/{id}/link` with `{"link": SPEC|null}`: this live session only.
+pub async fn set_session_link(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, AppError> {
+    let id: u64 = parse_id(&id, "session")?;
+    let spec = link_spec(&body)?;
+    match st.hub.set_session_link(id, spec) {
+        Ok(info) => Ok(Json(json!(info))),
+        Err(e) => Err(action_error(&st, e).await),
+    }
+}
+
+/// `POST /api/sessions/{id}/fault` with `{"fault": ..., "seconds"?}`: injects it now.
+pub async fn inject_fault(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, AppError> {
+    let id: u64 = parse_id(&id, "session")?;
+    let fault = fault(&body)?;
+    match st.hub.inject(id, fault).await {
+        Ok(info) => Ok(Json(json!(info))),
+        Err(e) => Err(action_error(&st, e).await),
+    }
+}
+
+/// Adds the link routes and fields to the OpenAPI document built by [`super::openapi`].
+pub fn extend_openapi(doc: &mut Value) {
+    if let Value::Object(paths) = openapi_paths() {
+        for (k, v) in paths {
+            doc["paths"][k] = v;
+        }
+    }
+    let schemas = &mut doc["components"]["schemas"];
+    schemas["Session"]["properties"]["link"] = json!({ "type": "object", "nullable": true,
+        "description": "the emulated link of a live session",
+        "properties": { "spec": { "type": "string", "example": "nbiot,nat_idle=270s" },
+            "state": { "type": "string", "enum": ["ok", "outage", "nat_dropped"] } } });
+    if let Some(reasons) = schemas["Session"]["properties"]["end_reason"]["enum"].as_array_mut() {
+        reasons.insert(reasons.len() - 1, json!("link_reset"));
+        reasons.insert(reasons.len() - 1, json!("nat_dropped"));
+    }
+    schemas["Message"]["properties"]["dropped"] = json!({ "type": "boolean",
+        "description": "the emulated link dropped it: it never reached the other side" });
+    schemas["Listener"]["properties"]["link"] = json!({ "type": "string", "nullable": true,
+        "description": "the link new sessions start with" });
+}
+
+/// The OpenAPI paths of these routes.
+fn openapi_paths() -> Value {
+    let id =
+        json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } });
+    let err = |codes: &[&str]| -> serde_json::Map<String, Value> {
+        codes
+            .iter()
+            .map(|c| {
+                (
+                    c.to_string(),
+                    json!({ "description": "error", "content": { "application/json": {
+                    "schema": { "$ref": "#/components/schemas/Error" } } } }),
+                )
+            })
+            .collect()
+    };
+    let ok = |schema: Value, codes: &[&str]| {
+        let mut r = err(codes);
+        r.insert(
+            "200".into(),
+            json!({ "description": "ok",
+            "content": { "application/json": { "schema": schema } } }),
+        );
+        Value::Object(r)
+    };
+    let link_body = json!({ "required": true, "content": { "application/json": { "schema": {
+        "type": "object", "properties": { "link": { "type": "string", "nullable": true,
+        "description": "PROFILE[,param=value...] (gprs, nbiot, ltem, cat1, perfect); null or \"none\" removes the link",
+        "example": "nbiot,nat_idle=270s" } } } } } });
+    json!({
+        "/api/link-profiles": { "get": {
+            "summary": "The built-in link profiles (indicative figures)",
+            "responses": ok(json!({ "type": "object" }), &["401"]) } },
+        "/api/listeners/{id}/link": { "put": {
+            "summary": "Set a listener's link (new sessions and its online sessions)",
+            "parameters": [id.clone()], "requestBody": link_body.clone(),
+            "responses": ok(json!({ "$ref": "#/components/schemas/Listener" }),
+                &["400", "401", "403", "404"]) } },
+        "/api/sessions/{id}/link": { "put": {
+            "summary": "Set the link of one online session",
+            "parameters": [id.clone()], "requestBody": link_body,
+            "responses": ok(json!({ "$ref": "#/components/schemas/Session" }),
+                &["400", "401", "403", "404", "409"]) } },
+        "/api/sessions/{id}/fault": { "post": {
+            "summary": "Inject a fault now: outage for N seconds, reset (RST), carrier-NAT drop",
+            "parameters": [id],
+            "requestBody": { "required": true, "content": { "application/json": { "schema": {
+                "type": "object", "required": ["fault"], "properties": {
+                    "fault": { "type": "string", "enum": ["outage", "reset", "nat_drop"] },
+                    "seconds": { "type": "number", "description": "outage only" } } } } } },
+            "responses": ok(json!({ "$ref": "#/components/schemas/Session" }),
+                &["400", "401", "403", "404", "409"]) } }
+    })
+}
