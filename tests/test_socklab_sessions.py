@@ -179,3 +179,10 @@ def test_signal_ends_sessions_with_server_shutdown(socklab, tcp_device, sig):
     socklab.start()
     _, s = socklab.get(f"/api/sessions/{sid}")
     assert (s["online"], s["end_reason"], s["bytes_up"]) == (False, "server_shutdown", 10)
+
+
+def test_sigterm_right_after_start_is_graceful(socklab_factory):
+    """A signal as soon as socklab is ready still shuts it down cleanly (exit status 0)."""
+    for _ in range(3):
+        lab = socklab_factory()
+        assert lab.stop(signal.SIGTERM) == 0

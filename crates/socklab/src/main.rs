@@ -80,6 +80,8 @@ fn serve(cli: &Cli) -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
+        // Handlers first: a SIGTERM during start-up must still shut down gracefully.
+        let first_signal = shutdown::signal();
         let server = Server::bind(config.clone()).await?;
         let addrs = server.addrs();
         let query = addrs
@@ -101,7 +103,7 @@ fn serve(cli: &Cli) -> ExitCode {
         );
         server
             .run(async {
-                shutdown::signal().await;
+                first_signal.await;
                 // A second Ctrl-C while shutting down (a device task stuck on a full disk,
                 // say) exits at once instead of being swallowed.
                 tokio::spawn(async {

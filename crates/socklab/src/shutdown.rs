@@ -42,28 +42,36 @@ impl Shutdown {
     }
 }
 
-/// Completes on the first SIGINT (Ctrl-C) or SIGTERM.
-pub async fn signal() {
+/// Completes on the first SIGINT (Ctrl-C) or SIGTERM after this call. The handlers are
+/// installed by the call itself, not when the future is first polled: a signal that
+/// arrives while the server is still starting then shuts it down gracefully instead of
+/// killing it. Must be called inside a tokio runtime.
+pub fn signal() -> impl std::future::Future<Output = ()> + Send {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match (
+        let handlers = (
             signal(SignalKind::interrupt()),
             signal(SignalKind::terminate()),
-        ) {
-            (Ok(mut int), Ok(mut term)) => {
-                tokio::select! {
-                    _ = int.recv() => {}
-                    _ = term.recv() => {}
+        );
+        async move {
+            match handlers {
+                (Ok(mut int), Ok(mut term)) => {
+                    tokio::select! {
+                        _ = int.recv() => {}
+                        _ = term.recv() => {}
+                    }
                 }
-            }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
