@@ -130,6 +130,14 @@ def start_bare(bins: Bins, tmp: Path, tag: str, discard: bool = False) -> Server
     return Server(kind, child, child.expect("ready", 15)["addr"])
 
 
+def sources_for(connections: int) -> int:
+    """Source addresses for one load generator: enough that each uses at most half of
+    `net.ipv4.ip_local_port_range`, and at least 8."""
+    low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+    ports = max(1, int(high) - int(low) + 1)
+    return min(250, max(SOURCES_PER_SHARD, math.ceil(connections / (ports // 2 or 1))))
+
+
 def source_block() -> int:
     """A random second octet, so runs do not meet their predecessors' TIME_WAIT ports."""
     return random.randint(16, 250)
@@ -174,7 +182,7 @@ def scale_round(server: Server, bins: Bins, tmp: Path, target: int, per_shard: i
     for i in range(shards):
         n = target // shards + (1 if i < target % shards else 0)
         argv = [bins.loadgen, "idle", "--target", server.tcp, "--connections", str(n)]
-        argv += ["--sources", f"127.{block}.{i}.1-127.{block}.{i}.{SOURCES_PER_SHARD}"]
+        argv += ["--sources", f"127.{block}.{i}.1-127.{block}.{i}.{sources_for(n)}"]
         argv += ["--max-hold-secs", "900"]
         gens.append(Child(f"{server.kind}-idle-{block}-{i}", argv, tmp))
     seen = {"online": 0, "at": t0, "changed": t0}
@@ -250,7 +258,7 @@ def ingest_argv(bins: Bins, server: Server, plan: IngestPlan) -> list[str]:
     return [
         bins.loadgen, "ingest", "--target", server.tcp, "--devices", str(plan.devices),
         "--secs", str(plan.secs), "--msg-bytes", str(MSG_BYTES),
-        "--sources", f"127.{block}.200.1-127.{block}.200.{SOURCES_PER_SHARD}",
+        "--sources", f"127.{block}.200.1-127.{block}.200.{sources_for(plan.devices)}",
     ] + (["--nagle"] if plan.nagle else [])  # fmt: skip
 
 
