@@ -60,6 +60,7 @@ wheel: venv
 test: setup lint rust-test stubtest wheel py-test
 
 bench: setup
+	cargo build --release -p socklab -p socklab-bench
 	$(PY) benches/usocket_vs_cpython.py
 	$(PY) benches/socklab_bench.py
 
