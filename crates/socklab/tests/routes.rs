@@ -274,6 +274,21 @@ async fn pages_stream_docs_metrics() {
     let (s, ctype, v) = call(&server, "GET", "/", None, &[]).await;
     assert_eq!(s, StatusCode::OK);
     assert!(ctype.starts_with("text/html"));
+    let page = server
+        .router
+        .clone()
+        .oneshot(
+            Request::get("/")
+                .header(header::HOST, HOST)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let csp = page.headers()[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap();
+    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"));
     assert!(v.as_str().unwrap().contains("<html"));
     for (path, kind) in [
         ("/assets/app.js", "text/javascript"),

@@ -4,10 +4,22 @@
 use axum::http::header;
 use axum::response::{Html, IntoResponse};
 
-/// The dashboard page.
+/// Content-Security-Policy of the dashboard: only its own script, style and API. Device
+/// payloads are rendered as text by the page; this is the second line of defence should a
+/// payload ever reach the DOM as markup (no inline script or handler can run).
+pub const DASHBOARD_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+     img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+     frame-ancestors 'none'; form-action 'self'";
+
+/// The dashboard page. No referrer is sent from it, since its URL may carry the token.
 pub async fn index() -> impl IntoResponse {
     (
-        [(header::CACHE_CONTROL, "no-cache")],
+        [
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::CONTENT_SECURITY_POLICY, DASHBOARD_CSP),
+            (header::REFERRER_POLICY, "no-referrer"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
         Html(include_str!("../../assets/index.html")),
     )
 }
