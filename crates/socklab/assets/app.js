@@ -536,6 +536,14 @@
     const payloadEl = el('span', 'log-payload');
     payloadEl.dataset.testid = 'log-payload';
     row.appendChild(payloadEl);
+    if (m.dropped) {
+      // The emulated link discarded it: it never reached the other side.
+      row.classList.add('dropped');
+      row.dataset.dropped = 'true';
+      const tag = el('span', 'log-drop', 'dropped by link');
+      tag.dataset.testid = 'log-dropped';
+      row.appendChild(tag);
+    }
     const entry = { m, el: row, payloadEl };
     renderPayload(entry);
     return entry;
@@ -778,6 +786,12 @@
       case 'stats':
         onStats(ev);
         break;
+      case 'link':
+        // State changes (outage, reset, NAT drop, link set) carry the session; the
+        // per-piece reports (delayed, throttled, dropped) do not and change nothing here.
+        if (!ev.session) return;
+        putSession(ev.session, true);
+        break;
       case 'lagged':
       case 'resync':
         // The server dropped events for us: reload what is on screen.
@@ -958,8 +972,15 @@
     rulesBtn.title = 'Edit auto-reply rules';
     rulesBtn.dataset.testid = 'listener-rules';
     rulesBtn.addEventListener('click', () => openRules(l.id));
-    li.append(name, meta, label, rulesBtn);
-    row = { li, meta, box };
+    const linkIn = document.createElement('input');
+    linkIn.className = 'listener-link mono';
+    linkIn.placeholder = 'link: none';
+    linkIn.title = 'Link for new and online sessions: PROFILE[,param=value] (Enter applies)';
+    linkIn.setAttribute('list', 'link-profiles');
+    linkIn.dataset.testid = 'listener-link';
+    linkIn.addEventListener('change', () => setListenerLink(l.id, linkIn.value));
+    li.append(name, meta, label, rulesBtn, linkIn);
+    row = { li, meta, box, linkIn };
     listenerEls.set(l.id, row);
     return row;
   }
@@ -987,8 +1008,10 @@
       if (s.online) onlineBy.set(s.listener_id, (onlineBy.get(s.listener_id) || 0) + 1);
     }
     for (const l of sorted) {
-      const { li, meta, box } = listenerRow(l);
+      const { li, meta, box, linkIn } = listenerRow(l);
       li.dataset.echo = l.echo ? 'true' : 'false'; // the server's state, not the checkbox's
+      li.dataset.link = l.link || '';
+      if (document.activeElement !== linkIn) linkIn.value = l.link || '';
       box.checked = !!l.echo;
       const rules = (l.auto_replies || []).length;
       // Every online session is in the model unless the API had more than a page of them.
@@ -1143,6 +1166,9 @@
       bytes.dataset.testid = 'session-bytes';
       l2.appendChild(st);
       l2.appendChild(bytes);
+      const lk = el('span', 'row-link');
+      lk.dataset.testid = 'session-link';
+      l2.appendChild(lk);
       main.appendChild(l1);
       main.appendChild(l2);
       const close = el('button', 'row-close', '\u00d7');
@@ -1178,6 +1204,16 @@
     li.querySelector('.row-bytes').textContent =
       '\u2191 ' + fmtBytes(s.bytes_up || 0) + '  \u2193 ' + fmtBytes(s.bytes_down || 0);
     li.querySelector('.row-close').hidden = !s.online;
+    const lk = li.querySelector('.row-link');
+    lk.textContent = linkText(s);
+    lk.hidden = !s.link;
+    lk.dataset.state = s.link ? s.link.state : '';
+  }
+
+  /** A session's emulated link as shown: "nbiot,nat_idle=270s", plus its state unless ok. */
+  function linkText(s) {
+    if (!s || !s.link) return '';
+    return s.link.spec + (s.link.state && s.link.state !== 'ok' ? ' \u00b7 ' + reasonText(s.link.state) : '');
   }
 
   /** Arrow keys move the selection through the rendered session rows. */
@@ -1244,6 +1280,16 @@
     $('detail-started').textContent = fmtDateTime(msOf(s, 'started_at'));
     $('detail-ended').textContent = s.online ? '\u2014' : fmtDateTime(msOf(s, 'ended_at'));
     $('detail-close').disabled = !s.online;
+    const link = $('detail-link');
+    link.textContent = s.link ? linkText(s) : s.online ? 'none' : '\u2014';
+    link.dataset.state = s.link ? s.link.state : 'none';
+    link.className = 'chip ' + (s.link && s.link.state !== 'ok' ? 'chip-off' : 'chip-link');
+    for (const id of ['link-apply', 'fault-outage', 'fault-reset', 'fault-nat']) $(id).disabled = !s.online;
+    const input = $('link-input');
+    if (document.activeElement !== input && input.dataset.sid !== String(s.id)) {
+      input.dataset.sid = String(s.id);
+      input.value = s.link ? s.link.spec : '';
+    }
     const total = (s.msgs_up || 0) + (s.msgs_down || 0);
     $('log-older').hidden = !(log.start > 0);
     $('log-info').textContent = log.loading
@@ -1331,6 +1377,48 @@
     }
   }
 
+  // ------------------------------------------------------------------ link emulation
+
+  async function setSessionLink() {
+    const sid = log.sid;
+    if (sid == null) return;
+    const value = $('link-input').value.trim();
+    try {
+      const s = await api('PUT', 'api/sessions/' + sid + '/link', { link: value || null });
+      hideError();
+      if (s && s.id != null) putSession(s, true);
+      $('link-input').dataset.sid = '';
+      schedule();
+    } catch (e) {
+      showError('Setting the link of session #' + sid, e);
+    }
+  }
+
+  async function injectFault(body) {
+    const sid = log.sid;
+    if (sid == null) return;
+    try {
+      const s = await api('POST', 'api/sessions/' + sid + '/fault', body);
+      hideError();
+      if (s && s.id != null) putSession(s, true);
+      schedule();
+    } catch (e) {
+      showError('Injecting ' + body.fault + ' into session #' + sid, e);
+    }
+  }
+
+  async function setListenerLink(id, value) {
+    try {
+      const l = await api('PUT', 'api/listeners/' + id + '/link', { link: value.trim() || null });
+      hideError();
+      if (l && l.id != null) model.listeners.set(l.id, l);
+    } catch (e) {
+      showError('Setting the link of listener ' + id, e);
+    }
+    dirty.listeners = true;
+    schedule();
+  }
+
   async function broadcast() {
     let body;
     try {
@@ -1416,6 +1504,14 @@
       e.preventDefault();
       broadcast();
     });
+    $('link-form').addEventListener('submit', (e) => {
+      e.preventDefault();
+      setSessionLink();
+    });
+    $('fault-outage').addEventListener('click', () =>
+      injectFault({ fault: 'outage', seconds: Number($('outage-seconds').value) || 5 }));
+    $('fault-reset').addEventListener('click', () => injectFault({ fault: 'reset' }));
+    $('fault-nat').addEventListener('click', () => injectFault({ fault: 'nat_drop' }));
     submitOnEnter($('send-input'), $('send-form'));
     submitOnEnter($('broadcast-input'), $('broadcast-form'));
     $('send-input').placeholder = 'Send to this device (Enter sends, Shift+Enter adds a line)';
