@@ -75,3 +75,20 @@ def test_retention_deletes_oldest_closed_sessions(socklab_factory, tcp_device):
     assert ids[0] not in kept and lab.get(f"/api/sessions/{ids[0]}")[0] == 404
     assert kept == sorted(kept, reverse=True) and kept == ids[-len(kept) :][::-1]
     assert len(kept) <= 3
+
+
+def test_second_server_on_the_same_database_refuses(socklab):
+    """A second socklab on a database in use exits with a clear message; the first runs on."""
+    second = subprocess.run(
+        [SOCKLAB_BIN, "--tcp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--db", str(socklab.db)],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert second.returncode == 1
+    assert "in use by another socklab" in second.stderr and str(socklab.pid) in second.stderr
+    assert socklab.get("/api/sessions")[0] == 200
+    socklab.restart()  # the lock goes with the process
+    assert socklab.get("/api/sessions")[0] == 200
