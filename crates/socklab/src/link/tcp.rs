@@ -44,6 +44,8 @@ struct Lane {
     queue: VecDeque<Piece>,
     bytes: usize,
     dir: Direction,
+    /// The link's batch period (arrivals wait up to this much longer).
+    batch: Duration,
 }
 
 impl Lane {
@@ -57,13 +59,20 @@ impl Lane {
             queue: VecDeque::new(),
             bytes: 0,
             dir,
+            batch: spec.batch.unwrap_or_default(),
         }
     }
 
-    /// How many bytes may be in flight: about 2 s at the capped rate, or a fixed bound.
+    /// How many bytes may be in flight: the bandwidth-delay product (the capped rate times
+    /// the longest delay a piece can see, plus 2 s), so a capped link runs at its cap
+    /// whatever its latency; a fixed bound when the rate is unlimited.
     fn budget(&self) -> usize {
-        match self.shaper.params().rate_bps {
-            Some(bps) => ((bps / 4) as usize).clamp(4096, MAX_IN_FLIGHT_BYTES),
+        let p = self.shaper.params();
+        match p.rate_bps {
+            Some(bps) => {
+                let delay = p.latency + p.jitter + self.batch + Duration::from_secs(2);
+                ((bps as f64 / 8.0 * delay.as_secs_f64()) as usize).clamp(4096, MAX_IN_FLIGHT_BYTES)
+            }
             None => MAX_IN_FLIGHT_BYTES,
         }
     }
@@ -128,6 +137,8 @@ pub(crate) struct Ctx<'a> {
     pub shutdown: &'a mut Shutdown,
     /// The session's link control.
     pub link: &'a mut watch::Receiver<LinkControl>,
+    /// Data for the device taken from the outbox before the link loop started.
+    pub pending: Option<Bytes>,
 }
 
 /// Runs the session with its link until it ends (`Some(reason)`), or until the link is a
@@ -141,6 +152,7 @@ pub(crate) async fn drive(cx: Ctx<'_>) -> Option<EndReason> {
         hub,
         shutdown,
         link,
+        pending,
     } = cx;
     let seed = listener.seed();
     let start = started_instant(handle.started_ms);
@@ -156,6 +168,9 @@ pub(crate) async fn drive(cx: Ctx<'_>) -> Option<EndReason> {
     let mut moved: u64 = 0;
     let mut eof = false;
     let mut nat_seen = false;
+    if let Some(data) = pending {
+        down.push(data, now, spec.batch.map(|b| (b, start)));
+    }
     loop {
         let now = Instant::now();
         let ctl = link.borrow().clone();
@@ -198,7 +213,12 @@ pub(crate) async fn drive(cx: Ctx<'_>) -> Option<EndReason> {
         tokio::select! {
             biased;
             _ = shutdown.wait() => return Some(EndReason::ServerShutdown),
-            _ = handle.close_requested.notified() => return Some(EndReason::ClosedByOperator),
+            _ = handle.close_requested.notified() => {
+                // An injected reset also wakes sessions through here; the loop top acts on it.
+                if !handle.reset_requested.load(Ordering::Relaxed) {
+                    return Some(EndReason::ClosedByOperator);
+                }
+            }
             changed = link.changed() => {
                 if changed.is_err() {
                     return Some(EndReason::ServerShutdown);
@@ -207,8 +227,10 @@ pub(crate) async fn drive(cx: Ctx<'_>) -> Option<EndReason> {
                 if new != spec {
                     spec = new;
                     let now = Instant::now();
-                    up.shaper = Lane::new(&spec, Direction::Up, seed, handle.id, now).shaper;
-                    down.shaper = Lane::new(&spec, Direction::Down, seed, handle.id, now).shaper;
+                    for lane in [&mut up, &mut down] {
+                        let fresh = Lane::new(&spec, lane.dir, seed, handle.id, now);
+                        (lane.shaper, lane.batch) = (fresh.shaper, fresh.batch);
+                    }
                 }
             }
             _ = sleep_opt(reset_at) => {

@@ -102,10 +102,17 @@ async fn drive(
     shutdown: &mut Shutdown,
 ) -> EndReason {
     let mut link = handle.link.subscribe();
+    let mut check_link = true;
+    // An operator send taken from the outbox just as the link changed: the link gets it.
+    let mut pending: Option<Bytes> = None;
     loop {
-        // An emulated link (or a fault) takes the session through the link loop; with
-        // none, or `perfect`, this plain loop runs with nothing added but the watch.
-        if crate::link::needs_driver(handle, &link.borrow_and_update()) {
+        // An emulated link (or a fault) takes the session through the link loop. With none,
+        // or `perfect`, this plain loop pays one atomic load per read or send for it: a
+        // change is noticed at the next read or send, and an injected reset wakes it
+        // through `close_requested`.
+        if (std::mem::take(&mut check_link) || link.has_changed().unwrap_or(false))
+            && crate::link::needs_driver(handle, &link.borrow_and_update())
+        {
             let cx = crate::link::tcp::Ctx {
                 stream: &mut *stream,
                 handle,
@@ -114,17 +121,33 @@ async fn drive(
                 hub,
                 shutdown: &mut *shutdown,
                 link: &mut link,
+                pending: pending.take(),
             };
             if let Some(reason) = crate::link::tcp::drive(cx).await {
                 return reason;
             }
         }
+        if let Some(data) = pending.take()
+            && let Err(reason) = write(stream, handle, hub, shutdown, data).await
+        {
+            return reason;
+        }
         tokio::select! {
             biased;
             _ = shutdown.wait() => return EndReason::ServerShutdown,
-            _ = handle.close_requested.notified() => return EndReason::ClosedByOperator,
-            _ = link.changed() => continue,
+            _ = handle.close_requested.notified() => {
+                if handle.reset_requested.load(std::sync::atomic::Ordering::Relaxed) {
+                    check_link = true;
+                    continue;
+                }
+                return EndReason::ClosedByOperator;
+            }
             Some(data) = outbox.recv() => {
+                if link.has_changed().unwrap_or(false) {
+                    pending = Some(data);
+                    check_link = true;
+                    continue;
+                }
                 if let Err(reason) = write(stream, handle, hub, shutdown, data).await {
                     return reason;
                 }
@@ -132,6 +155,11 @@ async fn drive(
             ready = stream.readable() => {
                 if ready.is_err() {
                     return EndReason::Reset;
+                }
+                if link.has_changed().unwrap_or(false) {
+                    // Data arrived after a link change: the link reads it.
+                    check_link = true;
+                    continue;
                 }
                 let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
                 match stream.try_read_buf(&mut buf) {
