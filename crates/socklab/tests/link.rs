@@ -1,0 +1,188 @@
+//! Link emulation end to end on loopback, driving `run`'s server directly: link events,
+//! live link changes through the hub, NAT drop and reset, UDP loss, and the link routes.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use bytes::Bytes;
+use common::{TestServer, WAIT, next_event};
+use http_body_util::BodyExt;
+use socklab::link::{Fault, LinkAction, LinkSpec};
+use socklab::model::{Direction, EndReason, Event};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use tower::ServiceExt;
+
+fn online_id(e: &Event) -> Option<u64> {
+    match e {
+        Event::Online(s) => Some(s.id),
+        _ => None,
+    }
+}
+
+async fn read_n(stream: &mut TcpStream, n: usize) -> std::io::Result<Vec<u8>> {
+    let mut buf = vec![0; n];
+    tokio::time::timeout(WAIT, stream.read_exact(&mut buf))
+        .await
+        .expect("read timed out")?;
+    Ok(buf)
+}
+
+/// A 200 ms link delays an echo by two one-way delays and reports `delayed` events.
+#[tokio::test]
+async fn latency_delays_and_reports() {
+    let server = TestServer::start(|c| {
+        c.echo = true;
+        c.links = vec![(None, LinkSpec::parse("perfect,latency=100ms").unwrap())];
+    })
+    .await;
+    let mut events = server.hub.subscribe();
+    let mut device = TcpStream::connect(server.tcp()).await.unwrap();
+    next_event(&mut events, online_id).await;
+    let start = Instant::now();
+    device.write_all(b"ping").await.unwrap();
+    assert_eq!(read_n(&mut device, 4).await.unwrap(), b"ping");
+    assert!(
+        start.elapsed() >= Duration::from_millis(190),
+        "{:?}",
+        start.elapsed()
+    );
+    let delayed = next_event(&mut events, |e| match e {
+        Event::Link(l) if l.action == LinkAction::Delayed => Some(l.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(delayed.direction, Some(Direction::Up));
+    assert!(delayed.delay_ms >= 90);
+    server.stop().await;
+}
+
+/// Setting a link on a live session through the hub takes effect, and clearing it returns
+/// the session to the plain loop with data still flowing.
+#[tokio::test]
+async fn live_link_change() {
+    let server = TestServer::start(|c| c.echo = true).await;
+    let mut events = server.hub.subscribe();
+    let mut device = TcpStream::connect(server.tcp()).await.unwrap();
+    let id = next_event(&mut events, online_id).await;
+    let spec = LinkSpec::parse("perfect,latency=150ms").unwrap();
+    let info = server.hub.set_session_link(id, Some(spec)).unwrap();
+    assert_eq!(info.link.unwrap().spec, "perfect,latency=150ms");
+    let start = Instant::now();
+    device.write_all(b"a").await.unwrap();
+    read_n(&mut device, 1).await.unwrap();
+    assert!(start.elapsed() >= Duration::from_millis(290));
+    server.hub.set_session_link(id, None).unwrap();
+    let start = Instant::now();
+    device.write_all(b"b").await.unwrap();
+    read_n(&mut device, 1).await.unwrap();
+    assert!(start.elapsed() < Duration::from_millis(250));
+    server.stop().await;
+}
+
+/// An injected NAT drop: the device's data is recorded as dropped and nothing comes back;
+/// an injected reset then gives the device ECONNRESET and ends the session `link_reset`.
+#[tokio::test]
+async fn nat_drop_then_reset() {
+    let server = TestServer::start(|c| c.echo = true).await;
+    let mut events = server.hub.subscribe();
+    let mut device = TcpStream::connect(server.tcp()).await.unwrap();
+    let id = next_event(&mut events, online_id).await;
+    let info = server.hub.inject(id, Fault::NatDrop).await.unwrap();
+    assert_eq!(info.link.unwrap().state, "nat_dropped");
+    device.write_all(b"lost").await.unwrap();
+    let dropped = next_event(&mut events, |e| match e {
+        Event::Data(m, _) if m.dropped => Some(m.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(&dropped.data[..], b"lost");
+    let mut one = [0u8; 1];
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), device.read(&mut one))
+            .await
+            .is_err(),
+        "nothing may come back through a dropped NAT"
+    );
+    server.hub.inject(id, Fault::Reset).await.unwrap();
+    let err = read_n(&mut device, 1).await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset);
+    let ended = next_event(&mut events, |e| match e {
+        Event::Offline(s) if s.id == id => Some(s.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(ended.end_reason, Some(EndReason::LinkReset));
+    server.stop().await;
+}
+
+/// UDP with total loss: every datagram is recorded as dropped, none delivered.
+#[tokio::test]
+async fn udp_total_loss() {
+    let server = TestServer::start(|c| {
+        c.links = vec![(None, LinkSpec::parse("perfect,loss_up=1").unwrap())];
+    })
+    .await;
+    let mut events = server.hub.subscribe();
+    let device = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for _ in 0..3 {
+        device.send_to(b"x", server.udp()).await.unwrap();
+    }
+    for _ in 0..3 {
+        let m = next_event(&mut events, |e| match e {
+            Event::Data(m, _) => Some(m.clone()),
+            _ => None,
+        })
+        .await;
+        assert!(m.dropped);
+    }
+    assert_eq!(server.hub.online_sessions()[0].counters.msgs_up, 0);
+    server.stop().await;
+}
+
+async fn call(server: &TestServer, method: &str, path: &str, body: &str) -> (StatusCode, Bytes) {
+    let req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "127.0.0.1")
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let resp = server.router.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    (status, resp.into_body().collect().await.unwrap().to_bytes())
+}
+
+/// The link routes answer with the right statuses (oneshot, no socket).
+#[tokio::test]
+async fn link_routes() {
+    let server = TestServer::start(|_| {}).await;
+    let (s, body) = call(&server, "GET", "/api/link-profiles", "").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(String::from_utf8_lossy(&body).contains("nbiot"));
+    let (s, body) = call(
+        &server,
+        "PUT",
+        "/api/listeners/0/link",
+        r#"{"link":"cat1"}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(String::from_utf8_lossy(&body).contains(r#""link":"cat1""#));
+    let (s, _) = call(&server, "PUT", "/api/listeners/0/link", r#"{"link":"5g"}"#).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _) = call(&server, "PUT", "/api/sessions/77/link", r#"{"link":null}"#).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = call(
+        &server,
+        "POST",
+        "/api/sessions/77/fault",
+        r#"{"fault":"x"}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    server.stop().await;
+}
