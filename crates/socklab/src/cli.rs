@@ -19,7 +19,7 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
 
-    /// TCP device listener HOST:PORT, [IPV6]:PORT or PORT (= 127.0.0.1:PORT); repeatable.
+    /// TCP device listener HOST:PORT (IPv6: `[::1]:PORT`) or PORT (= 127.0.0.1:PORT); repeatable.
     /// Without --tcp and --udp: both on 127.0.0.1:34187.
     #[arg(long = "tcp", value_name = "ADDR", value_parser = parse_addr)]
     pub tcp: Vec<std::net::SocketAddr>,

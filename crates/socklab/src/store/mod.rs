@@ -10,8 +10,8 @@
 //! uploads. Queries use a second connection
 //! (WAL lets it read while the writer writes), run on tokio's blocking pool.
 //!
-//! Layout: `mod.rs` (handle, schema, open), [`writer`] (the thread, retention),
-//! [`query`] (reads and export).
+//! Layout: `mod.rs` (handle, schema, open), `writer` (the thread, retention),
+//! `query` (reads and export).
 
 mod query;
 mod writer;
