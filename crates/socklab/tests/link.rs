@@ -186,3 +186,24 @@ async fn link_routes() {
     assert_eq!(s, StatusCode::BAD_REQUEST);
     server.stop().await;
 }
+
+/// A NAT idle timeout set through the API on a silent session fires without any traffic.
+#[tokio::test]
+async fn nat_idle_on_a_silent_session() {
+    let server = TestServer::start(|_| {}).await;
+    let mut events = server.hub.subscribe();
+    let _device = TcpStream::connect(server.tcp()).await.unwrap();
+    let id = next_event(&mut events, online_id).await;
+    let spec = LinkSpec::parse("perfect,nat_idle=300ms").unwrap();
+    let start = Instant::now();
+    server.hub.set_session_link(id, Some(spec)).unwrap();
+    next_event(&mut events, |e| match e {
+        Event::Link(l) if l.action == LinkAction::NatDropped => Some(()),
+        _ => None,
+    })
+    .await;
+    assert!(start.elapsed() >= Duration::from_millis(290));
+    let info = server.hub.online(id).unwrap().info(None);
+    assert_eq!(info.link.unwrap().state, "nat_dropped");
+    server.stop().await;
+}

@@ -239,11 +239,9 @@ impl Hub {
                 self.link_event(|| LinkEvent::state(handle, LinkAction::Outage, d));
             }
             (Proto::Tcp, Fault::Reset) => {
-                // The session task owns the socket: flag it and wake it (the plain loop does
-                // not watch the link channel, it wakes for operator actions).
+                // The session task owns the socket: flag it and wake it.
                 handle.reset_requested.store(true, Ordering::Relaxed);
                 handle.link.send_modify(|_| {});
-                handle.close_requested.notify_one();
             }
             (Proto::Tcp, Fault::NatDrop) => {
                 if !handle.nat_dropped.swap(true, Ordering::Relaxed) {

@@ -213,12 +213,7 @@ pub(crate) async fn drive(cx: Ctx<'_>) -> Option<EndReason> {
         tokio::select! {
             biased;
             _ = shutdown.wait() => return Some(EndReason::ServerShutdown),
-            _ = handle.close_requested.notified() => {
-                // An injected reset also wakes sessions through here; the loop top acts on it.
-                if !handle.reset_requested.load(Ordering::Relaxed) {
-                    return Some(EndReason::ClosedByOperator);
-                }
-            }
+            _ = handle.close_requested.notified() => return Some(EndReason::ClosedByOperator),
             changed = link.changed() => {
                 if changed.is_err() {
                     return Some(EndReason::ServerShutdown);

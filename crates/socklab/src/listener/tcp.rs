@@ -107,9 +107,8 @@ async fn drive(
     let mut pending: Option<Bytes> = None;
     loop {
         // An emulated link (or a fault) takes the session through the link loop. With none,
-        // or `perfect`, this plain loop pays one atomic load per read or send for it: a
-        // change is noticed at the next read or send, and an injected reset wakes it
-        // through `close_requested`.
+        // or `perfect`, this plain loop pays one atomic load per read or send for it; an idle
+        // session wakes for a change through the last `select!` branch.
         if (std::mem::take(&mut check_link) || link.has_changed().unwrap_or(false))
             && crate::link::needs_driver(handle, &link.borrow_and_update())
         {
@@ -135,13 +134,7 @@ async fn drive(
         tokio::select! {
             biased;
             _ = shutdown.wait() => return EndReason::ServerShutdown,
-            _ = handle.close_requested.notified() => {
-                if handle.reset_requested.load(std::sync::atomic::Ordering::Relaxed) {
-                    check_link = true;
-                    continue;
-                }
-                return EndReason::ClosedByOperator;
-            }
+            _ = handle.close_requested.notified() => return EndReason::ClosedByOperator,
             Some(data) = outbox.recv() => {
                 if link.has_changed().unwrap_or(false) {
                     pending = Some(data);
@@ -185,6 +178,9 @@ async fn drive(
                     Err(e) => return reason_for(&e),
                 }
             }
+            // Last on purpose: `biased` never polls it while data flows, so a busy session
+            // pays nothing for it; an idle one wakes when its link is changed.
+            _ = link.changed() => check_link = true,
         }
     }
 }
