@@ -275,6 +275,10 @@ impl Hub {
                 Err(SendTimeoutError::Closed(_)) => return Err(ActionError::NotOnline(handle.id)),
             },
             Outlet::Udp(socket) => {
+                // With an active link the listener task sends it through the link.
+                let Err(data) = crate::link::udp::divert(self, handle, data).await else {
+                    return Ok(len);
+                };
                 self.record(handle, Direction::Down, data.clone()).await;
                 if let Err(e) = socket.send_to(&data, handle.peer).await {
                     tracing::warn!("session {}: udp send to {}: {e}", handle.id, handle.peer);

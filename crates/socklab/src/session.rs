@@ -196,6 +196,9 @@ pub struct ListenerState {
     link: RwLock<Option<Arc<LinkSpec>>>,
     /// `--seed`: makes the links' jitter and loss reproducible.
     seed: Option<u64>,
+    /// UDP listeners: where operator sends to a session with an active link go (the
+    /// listener task owns the link state); set once the task runs.
+    pub(crate) udp_link_tx: std::sync::OnceLock<mpsc::Sender<(u64, Bytes)>>,
 }
 
 impl ListenerState {
@@ -209,6 +212,7 @@ impl ListenerState {
             rules: RwLock::new(Arc::new(rules)),
             link: RwLock::new(None),
             seed: None,
+            udp_link_tx: std::sync::OnceLock::new(),
         }
     }
 

@@ -207,3 +207,48 @@ async fn nat_idle_on_a_silent_session() {
     assert_eq!(info.link.unwrap().state, "nat_dropped");
     server.stop().await;
 }
+
+/// Operator sends to a UDP session take its down link: delayed by its latency, and
+/// recorded as dropped when the link loses them.
+#[tokio::test]
+async fn udp_operator_sends_take_the_link() {
+    let server = TestServer::start(|c| {
+        c.links = vec![(None, LinkSpec::parse("perfect,latency_down=200ms").unwrap())];
+    })
+    .await;
+    let mut events = server.hub.subscribe();
+    let device = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    device.send_to(b"hi", server.udp()).await.unwrap();
+    let id = next_event(&mut events, online_id).await;
+    let start = Instant::now();
+    server
+        .hub
+        .send(id, Bytes::from_static(b"down"))
+        .await
+        .unwrap();
+    let mut buf = [0u8; 16];
+    let (n, _) = tokio::time::timeout(WAIT, device.recv_from(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&buf[..n], b"down");
+    assert!(
+        start.elapsed() >= Duration::from_millis(190),
+        "{:?}",
+        start.elapsed()
+    );
+    let lossy = LinkSpec::parse("perfect,loss_down=1").unwrap();
+    server.hub.set_session_link(id, Some(lossy)).unwrap();
+    server
+        .hub
+        .send(id, Bytes::from_static(b"gone"))
+        .await
+        .unwrap();
+    let m = next_event(&mut events, |e| match e {
+        Event::Data(m, _) if m.direction == Direction::Down && m.dropped => Some(m.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(&m.data[..], b"gone");
+    server.stop().await;
+}

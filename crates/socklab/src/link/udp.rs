@@ -4,8 +4,9 @@
 //! loses what arrives in it; a NAT idle timeout ends the session (the device's next
 //! datagram is a new mapping, hence a new session).
 //!
-//! Operator sends to a UDP session go straight out of the socket and bypass the link;
-//! echo and auto-replies, which the task produces itself, go through it.
+//! Operator sends to a UDP session with an active link are handed to this task through a
+//! bounded queue ([`divert`]), so they take the session's down link like echo and
+//! auto-replies do.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::LinkSpec;
@@ -229,6 +231,26 @@ impl UdpLinks {
         }
     }
 
+    /// Hands an operator send (diverted by [`divert`]) to the session's down link.
+    pub(crate) async fn down(&mut self, id: u64, data: Bytes, listener: &ListenerState, hub: &Hub) {
+        let Some(handle) = hub.online(id) else { return };
+        let (spec, outage) = {
+            let ctl = handle.link.borrow();
+            (ctl.spec.clone(), ctl.outage(Instant::now()).is_some())
+        };
+        let spec = spec.unwrap_or_else(|| Arc::new(LinkSpec::perfect()));
+        self.send(
+            &handle,
+            &spec,
+            Direction::Down,
+            data,
+            outage,
+            listener.seed(),
+            hub,
+        )
+        .await;
+    }
+
     /// Ends sessions whose NAT mapping timed out and forgets sessions that ended.
     pub(crate) async fn sweep(&mut self, hub: &Hub) {
         let now = Instant::now();
@@ -252,6 +274,33 @@ impl UdpLinks {
                 .store(true, std::sync::atomic::Ordering::Relaxed);
             hub.link_event(|| LinkEvent::state(&handle, LinkAction::NatDropped, Duration::ZERO));
             hub.end_session(&handle, EndReason::NatDropped).await;
+        }
+    }
+}
+
+/// Operator sends queued for the listener task, per socket.
+pub(crate) const DIVERT_QUEUE: usize = 1024;
+
+/// Hands an operator send to a UDP session to its listener task when the session has an
+/// active link (`Ok`); gives the data back otherwise (`Err`: send it directly). A full
+/// queue drops the datagram, as a full router queue would.
+pub(crate) async fn divert(hub: &Hub, handle: &SessionHandle, data: Bytes) -> Result<(), Bytes> {
+    if !handle.link.borrow().active() {
+        return Err(data);
+    }
+    let Some(tx) = hub
+        .listener(handle.listener_id)
+        .ok()
+        .and_then(|l| l.udp_link_tx.get())
+    else {
+        return Err(data);
+    };
+    match tx.try_send((handle.id, data)) {
+        Ok(()) => Ok(()),
+        Err(mpsc::error::TrySendError::Full((_, data)))
+        | Err(mpsc::error::TrySendError::Closed((_, data))) => {
+            hub.record_dropped(handle, Direction::Down, data).await;
+            Ok(())
         }
     }
 }

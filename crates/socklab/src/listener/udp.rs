@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use super::tcp::TaskGuard;
 use crate::hub::Hub;
-use crate::link::udp::{UdpLinks, sleep_opt};
+use crate::link::udp::{DIVERT_QUEUE, UdpLinks, sleep_opt};
 use crate::model::{Direction, EndReason};
 use crate::session::{ListenerState, Outlet, SessionHandle};
 use crate::shutdown::Shutdown;
@@ -43,6 +43,8 @@ pub(crate) async fn serve(
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Emulated links of this socket's sessions (empty, and never woken, without links).
     let mut links = UdpLinks::default();
+    let (divert_tx, mut diverted) = tokio::sync::mpsc::channel(DIVERT_QUEUE);
+    let _ = listener.udp_link_tx.set(divert_tx);
     loop {
         let link_due = links.next_at();
         tokio::select! {
@@ -52,6 +54,7 @@ pub(crate) async fn serve(
                 links.sweep(&hub).await;
             }
             _ = sleep_opt(link_due) => links.deliver_due(&socket, &listener, &hub).await,
+            Some((id, data)) = diverted.recv() => links.down(id, data, &listener, &hub).await,
             received = socket.recv_from(&mut buf) => match received {
                 Ok((n, addr)) => {
                     let data = Bytes::copy_from_slice(&buf[..n]);
