@@ -122,7 +122,9 @@ async fn drive(
                 link: &mut link,
                 pending: pending.take(),
             };
-            if let Some(reason) = crate::link::tcp::drive(cx).await {
+            // Boxed: the link loop's state lives on the heap only while it runs, so sessions
+            // without a link do not carry it in their task (about 1.4 KiB each).
+            if let Some(reason) = Box::pin(crate::link::tcp::drive(cx)).await {
                 return reason;
             }
         }
