@@ -17,7 +17,10 @@ impl Socket {
     /// Blocking: `op` is a blocking syscall the kernel ends after one slice; EAGAIN/EINTR
     /// run the checkpoint and retry. Timed: poll one slice (bounded by `w`'s deadline) then
     /// `op` with `MSG_DONTWAIT`; the deadline gives `OSError(110)`. Non-blocking: `op` once,
-    /// EAGAIN is `OSError(11)`. If `close()` ran meanwhile the result is `OSError(9)`.
+    /// EAGAIN is `OSError(11)`. If `close()` ran meanwhile, a failure is `OSError(9)`; a
+    /// transfer that completed stands (the bytes went out, or arrived, before the close), and
+    /// the 0-byte read that `close()`'s shutdown causes is turned into `OSError(9)` by
+    /// [`Socket::on_eof`].
     pub(super) fn io<T>(
         &self,
         g: &Guard<'_>,
@@ -27,12 +30,9 @@ impl Socket {
         check: Checkpoint<'_>,
         mut op: impl FnMut(i32) -> std::result::Result<T, Errno>,
     ) -> Result<T> {
-        let closed_or = |r: Result<T>| {
-            if g.closed() {
-                Err(Error::Os(errno::EBADF))
-            } else {
-                r
-            }
+        let closed_or = |r: Result<T>| match r {
+            Err(_) if g.closed() => Err(Error::Os(errno::EBADF)),
+            r => r,
         };
         let current_mode = || {
             if dontwait {

@@ -272,6 +272,11 @@ impl Socket {
     /// the first time raises `OSError(107)` in device profiles; afterwards (and always in
     /// the micropython profile, and for datagrams) the read returns empty.
     fn on_eof(&self) -> Result<()> {
+        // close() from another thread shuts the socket down, which ends a blocked read
+        // with 0 bytes: that is the close, not the peer's FIN.
+        if self.handle.is_closed() {
+            return Err(Error::Os(errno::EBADF));
+        }
         if self.is_stream()
             && !self.fin_seen.swap(true, Ordering::SeqCst)
             && profile::current().fin_raises()
