@@ -31,6 +31,9 @@ const HELP: &str = "commands:
   autoreply RULE       add a rule to every listener, e.g. exact:1234567890=>text:0123456789
   autoreply clear      remove every rule
   history ID           last 20 messages of a session
+  link ID SPEC|none    set a session's emulated link, e.g. link 3 nbiot,nat_idle=270s
+  link all SPEC|none   set every listener's link (new and online sessions)
+  fault ID FAULT       inject now: outage 5s | reset | nat_drop
   help                 this text";
 
 /// Runs the console until the process ends: prints `events` (the live view; `None` with
@@ -285,6 +288,7 @@ async fn run_command(hub: &Hub, line: &str) -> Result<String, String> {
             Ok(format!("echo {arg} on every listener"))
         }
         "autoreply" => autoreply(hub, rest),
+        "link" | "fault" => crate::link::control::console(hub, cmd, arg, tail).await,
         "history" => {
             let id = parse_id(arg)?;
             let store = hub.store();

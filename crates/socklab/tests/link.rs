@@ -252,3 +252,31 @@ async fn udp_operator_sends_take_the_link() {
     assert_eq!(&m.data[..], b"gone");
     server.stop().await;
 }
+
+/// The console's `link` and `fault` commands act through the hub like the API.
+#[tokio::test]
+async fn console_link_commands() {
+    let server = TestServer::start(|_| {}).await;
+    let mut events = server.hub.subscribe();
+    let _device = TcpStream::connect(server.tcp()).await.unwrap();
+    let id = next_event(&mut events, online_id).await;
+    let hub = &server.hub;
+    let out = socklab::console::execute(hub, &format!("link {id} gprs,nat_idle=5s")).await;
+    assert_eq!(out, format!("#{id}: link gprs,nat_idle=5s"));
+    let out = socklab::console::execute(hub, "link all ltem").await;
+    assert_eq!(out, "link ltem on every listener");
+    assert_eq!(hub.listeners()[0].link.as_deref(), Some("ltem"));
+    let out = socklab::console::execute(hub, &format!("fault {id} outage 2s")).await;
+    assert_eq!(out, format!("#{id}: outage 2s"));
+    assert!(
+        socklab::console::execute(hub, "link 1 wifi")
+            .await
+            .starts_with("error:")
+    );
+    assert!(
+        socklab::console::execute(hub, "fault x reset")
+            .await
+            .starts_with("error:")
+    );
+    server.stop().await;
+}

@@ -164,6 +164,39 @@ impl Fault {
     }
 }
 
+/// The console's `link` and `fault` commands (see the console's help text).
+pub async fn console(hub: &Hub, cmd: &str, arg: &str, tail: &str) -> Result<String, String> {
+    let spec = |s: &str| match s.trim() {
+        "" => Err("usage: link ID|all SPEC|none".to_string()),
+        "none" => Ok(None),
+        s => LinkSpec::parse(s).map(Some).map_err(|e| e.0),
+    };
+    if cmd == "link" && arg == "all" {
+        let spec = spec(tail)?;
+        let text = spec.as_ref().map_or("none".into(), |s| s.to_string());
+        for id in 0..hub.listener_count() as u32 {
+            hub.set_listener_link(id, spec.clone())
+                .map_err(|e| e.to_string())?;
+        }
+        return Ok(format!("link {text} on every listener"));
+    }
+    let id: u64 = arg
+        .trim_start_matches('#')
+        .parse()
+        .map_err(|_| format!("{arg:?} is not a session id"))?;
+    if cmd == "link" {
+        let info = hub
+            .set_session_link(id, spec(tail)?)
+            .map_err(|e| e.to_string())?;
+        let text = info.link.map_or("none".into(), |l| l.spec);
+        Ok(format!("#{id}: link {text}"))
+    } else {
+        let fault = Fault::parse(tail)?;
+        hub.inject(id, fault).await.map_err(|e| e.to_string())?;
+        Ok(format!("#{id}: {}", tail.trim()))
+    }
+}
+
 impl Hub {
     /// Publishes a link event when someone listens (building it costs nothing otherwise).
     pub(crate) fn link_event(&self, make: impl FnOnce() -> LinkEvent) {

@@ -51,6 +51,12 @@ pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
         ],
     );
     metric(
+        "socklab_link_dropped_bytes_total",
+        "counter",
+        "Bytes the emulated links dropped (lost datagrams, NAT-dropped and reset connections).",
+        &[("", hub.link_dropped_bytes())],
+    );
+    metric(
         "socklab_store_queue_depth",
         "gauge",
         "Device data waiting for the database writer (devices pause when full).",
