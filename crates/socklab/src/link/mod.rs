@@ -71,6 +71,12 @@ pub fn needs_driver(handle: &SessionHandle, ctl: &LinkControl) -> bool {
         || handle.reset_requested.load(Ordering::Relaxed)
 }
 
+/// The `perfect` link, for a control without a spec that must still run the link loop
+/// (an injected fault on a session without a link).
+pub fn perfect() -> Arc<LinkSpec> {
+    Arc::new(LinkSpec::perfect())
+}
+
 /// A session's link as the API shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct LinkView {

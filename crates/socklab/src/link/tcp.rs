@@ -15,11 +15,12 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
-use tokio::time::{Instant, sleep_until};
+use tokio::time::Instant;
 
 use super::control::{LinkAction, LinkEvent};
 use super::shaper::{DirShaper, Plan, session_seed};
-use super::{LinkControl, LinkSpec};
+use super::udp::sleep_opt;
+use super::{LinkControl, LinkSpec, perfect};
 use crate::clock;
 use crate::hub::Hub;
 use crate::listener::READ_CHUNK_BYTES;
@@ -160,7 +161,7 @@ pub(crate) async fn drive(cx: Ctx<'_>) -> Option<EndReason> {
         .borrow_and_update()
         .spec
         .clone()
-        .unwrap_or_default_spec();
+        .unwrap_or_else(perfect);
     let now = Instant::now();
     let mut up = Lane::new(&spec, Direction::Up, seed, handle.id, now);
     let mut down = Lane::new(&spec, Direction::Down, seed, handle.id, now);
@@ -218,7 +219,7 @@ pub(crate) async fn drive(cx: Ctx<'_>) -> Option<EndReason> {
                 if changed.is_err() {
                     return Some(EndReason::ServerShutdown);
                 }
-                let new = link.borrow().spec.clone().unwrap_or_default_spec();
+                let new = link.borrow().spec.clone().unwrap_or_else(perfect);
                 if new != spec {
                     spec = new;
                     let now = Instant::now();
@@ -334,30 +335,12 @@ fn report(hub: &Hub, id: u64, dir: Direction, p: &Piece) {
     hub.link_event(|| LinkEvent::data(id, action, dir, p.data.len(), delay));
 }
 
-/// Sleeps until `at`, or forever when there is nothing to wait for.
-async fn sleep_opt(at: Option<Instant>) {
-    match at {
-        Some(at) => sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
-
 /// The tokio instant of a Unix-milliseconds start time.
 fn started_instant(started_ms: i64) -> Instant {
     let ago = (clock::now_ms() - started_ms).max(0) as u64;
     Instant::now()
         .checked_sub(Duration::from_millis(ago))
         .unwrap_or_else(Instant::now)
-}
-
-trait OrPerfect {
-    fn unwrap_or_default_spec(self) -> std::sync::Arc<LinkSpec>;
-}
-
-impl OrPerfect for Option<std::sync::Arc<LinkSpec>> {
-    fn unwrap_or_default_spec(self) -> std::sync::Arc<LinkSpec> {
-        self.unwrap_or_else(|| std::sync::Arc::new(LinkSpec::perfect()))
-    }
 }
 
 #[cfg(test)]

@@ -19,9 +19,9 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::LinkSpec;
 use super::control::{LinkAction, LinkEvent};
 use super::shaper::{DirShaper, session_seed};
+use super::{LinkSpec, perfect};
 use crate::hub::Hub;
 use crate::model::{Direction, EndReason};
 use crate::session::{ListenerState, SessionHandle};
@@ -126,7 +126,7 @@ impl UdpLinks {
             }
             (ctl.spec.clone(), ctl.outage(Instant::now()))
         };
-        let spec = spec.unwrap_or_else(|| Arc::new(LinkSpec::perfect()));
+        let spec = spec.unwrap_or_else(perfect);
         self.send(
             handle,
             &spec,
@@ -209,7 +209,7 @@ impl UdpLinks {
                         let ctl = p.handle.link.borrow();
                         (ctl.spec.clone(), ctl.outage(Instant::now()).is_some())
                     };
-                    let spec = spec.unwrap_or_else(|| Arc::new(LinkSpec::perfect()));
+                    let spec = spec.unwrap_or_else(perfect);
                     for reply in replies {
                         self.send(
                             &p.handle,
@@ -238,7 +238,7 @@ impl UdpLinks {
             let ctl = handle.link.borrow();
             (ctl.spec.clone(), ctl.outage(Instant::now()).is_some())
         };
-        let spec = spec.unwrap_or_else(|| Arc::new(LinkSpec::perfect()));
+        let spec = spec.unwrap_or_else(perfect);
         self.send(
             &handle,
             &spec,
