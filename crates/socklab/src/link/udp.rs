@@ -5,7 +5,7 @@
 //! datagram is a new mapping, hence a new session).
 //!
 //! Operator sends to a UDP session with an active link are handed to this task through a
-//! bounded queue ([`divert`]), so they take the session's down link like echo and
+//! bounded queue (`divert`), so they take the session's down link like echo and
 //! auto-replies do.
 
 use std::cmp::Reverse;

@@ -1,5 +1,5 @@
 //! Link routes: the built-in profiles, setting the link of a listener or a live session,
-//! and injecting a fault now. Their OpenAPI paths live here too ([`openapi_paths`]).
+//! and injecting a fault now. Their OpenAPI paths live here too ([`extend_openapi`]).
 
 use axum::Json;
 use axum::body::Bytes;
