@@ -6,6 +6,8 @@ Run from the repository root after `cargo build --release -p socklab -p socklab-
 
     python benches/link_bench.py            # full: 1,000 ingest devices x 10 s, 10,000 idle
     python benches/link_bench.py --quick    # under a minute
+    python benches/link_bench.py --baseline-bin PATH   # adds a "pre-link" row: a socklab
+                                            # built before the link layer existed
 
 Binaries: SOCKLAB_BIN / SOCKLAB_LOADGEN_BIN, else $CARGO_TARGET_DIR (or target)/release.
 Every child is stopped when this script ends, whatever way it ends.
@@ -75,9 +77,9 @@ class Lab:
 def start(bin_: str, tmp: Path, tag: str, link: str | None) -> Lab:
     ready = tmp / f"{tag}.ready.json"
     argv = [bin_, "--tcp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--quiet"]
-    argv += ["--db", str(tmp / f"{tag}.db"), "--ready-file", str(ready), "--seed", "1"]
+    argv += ["--db", str(tmp / f"{tag}.db"), "--ready-file", str(ready)]
     if link:
-        argv += ["--link", link]
+        argv += ["--link", link, "--seed", "1"]
     child = Child(tag, argv, tmp, stdin_pipe=False)
     info: dict[str, Any] = {}
 
@@ -100,9 +102,11 @@ def sources(n: int) -> str:
 
 def ingest(bins: dict[str, str], tmp: Path, link: str | None, devices: int, secs: float) -> dict:
     """Devices send 64-byte messages as fast as they can; the rate is messages socklab took
-    in and committed (store queue empty) per second from the start of sending."""
+    in and committed (store queue empty) per second from the start of sending. `link`
+    "pre-link" runs the baseline binary (--baseline-bin) without a link."""
     tag = f"ingest-{link or 'none'}-{random.randrange(10**6)}"
-    lab = start(bins["socklab"], tmp, tag, link)
+    binary = bins["baseline"] if link == "pre-link" else bins["socklab"]
+    lab = start(binary, tmp, tag, None if link == "pre-link" else link)
     try:
         argv = [bins["loadgen"], "ingest", "--target", lab.tcp, "--devices", str(devices)]
         argv += ["--secs", str(secs), "--msg-bytes", str(MSG_BYTES), "--sources", sources(devices)]
@@ -131,7 +135,8 @@ def ingest(bins: dict[str, str], tmp: Path, link: str | None, devices: int, secs
 def idle_memory(bins: dict[str, str], tmp: Path, link: str | None, conns: int) -> dict:
     """Resident memory per idle session: RSS with `conns` connections open minus before."""
     tag = f"idle-{(link or 'none').replace(',', '_')}-{random.randrange(10**6)}"
-    lab = start(bins["socklab"], tmp, tag, link)
+    binary = bins["baseline"] if link == "pre-link" else bins["socklab"]
+    lab = start(binary, tmp, tag, None if link == "pre-link" else link)
     try:
         base = stable_rss_kib(lab.child.pid, 0.5)
         argv = [bins["loadgen"], "idle", "--target", lab.tcp, "--connections", str(conns)]
@@ -185,12 +190,19 @@ def nbiot_load(bins: dict[str, str], tmp: Path, devices: int, secs: float) -> di
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true", help="small sizes, under a minute")
+    p.add_argument(
+        "--baseline-bin",
+        help="also measure this socklab binary (e.g. one built before the link layer existed)",
+    )
     args = p.parse_args(argv)
     install_cleanup()
     bins = {
         "socklab": default_bin("socklab", "SOCKLAB_BIN"),
         "loadgen": default_bin("socklab-loadgen", "SOCKLAB_LOADGEN_BIN"),
     }
+    if args.baseline_bin:
+        bins["baseline"] = args.baseline_bin
+    extra = ["pre-link"] if args.baseline_bin else []
     for b in bins.values():
         if not Path(b).exists():
             print(f"missing binary {b}: cargo build --release -p socklab -p socklab-bench")
@@ -201,12 +213,10 @@ def main(argv: list[str] | None = None) -> int:
     print(machine_line())
     with tempfile.TemporaryDirectory(prefix="link-bench-") as d:
         tmp = Path(d)
-        runs: dict[str, list[dict]] = {"none": [], "perfect": []}
-        for _ in range(rounds):  # alternate, so drift hits both alike
-            for link in ("none", "perfect"):
-                runs[link].append(
-                    ingest(bins, tmp, None if link == "none" else link, devices, secs)
-                )
+        runs: dict[str, list[dict]] = {k: [] for k in ["none", "perfect", *extra]}
+        for _ in range(rounds):  # alternate, so drift hits all alike
+            for link, results in runs.items():
+                results.append(ingest(bins, tmp, None if link == "none" else link, devices, secs))
         best = {k: max(v, key=lambda r: r["rate"]) for k, v in runs.items()}
         ratio = best["perfect"]["rate"] / best["none"]["rate"]
         print(table(
@@ -215,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
             [[k, f"{r['msgs']:,.0f}", f"{r['seconds']:.2f}", f"{r['rate']:,.0f}",
               f"{r['rate'] / best['none']['rate']:.3f}"] for k, r in best.items()],
         ))  # fmt: skip
-        mem = [idle_memory(bins, tmp, link, idle_n) for link in (None, "perfect", "nbiot")]
+        mem = [idle_memory(bins, tmp, link, idle_n) for link in (None, "perfect", "nbiot", *extra)]
         base_kib = mem[0]["kib"]
         print(table(
             f"Memory: {idle_n:,} idle sessions",
