@@ -11,9 +11,9 @@ use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
 use tokio::net::UdpSocket;
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, mpsc};
 
-use crate::link::{LinkControl, LinkSpec};
+use crate::link::{LinkCell, LinkControl, LinkSpec};
 
 use crate::model::{Counters, Direction, ListenerInfo, Proto, SessionInfo};
 use crate::rules::Rule;
@@ -61,7 +61,7 @@ pub struct SessionHandle {
     /// Wakes everyone waiting for the end (an API close waits so its answer is final).
     ended_notify: Notify,
     /// The emulated link: operators write it, the session's task watches it.
-    pub(crate) link: watch::Sender<LinkControl>,
+    pub(crate) link: LinkCell,
     /// The emulated carrier NAT has dropped this connection.
     pub(crate) nat_dropped: AtomicBool,
     /// An operator asked the link to reset the connection (the TCP task acts on it).
@@ -93,7 +93,7 @@ impl SessionHandle {
             ending: AtomicBool::new(false),
             ended: AtomicBool::new(false),
             ended_notify: Notify::new(),
-            link: watch::Sender::new(LinkControl {
+            link: LinkCell::new(LinkControl {
                 spec: listener.link(),
                 outage_until: None,
             }),

@@ -232,8 +232,8 @@ impl Hub {
     }
 
     fn apply_link(&self, handle: &SessionHandle, spec: Option<Arc<LinkSpec>>) {
-        // `send_modify` holds the watch's lock only for this assignment.
-        handle.link.send_modify(|c| c.spec = spec);
+        // `modify` holds the cell's lock only for this assignment.
+        handle.link.modify(|c| c.spec = spec);
         self.link_event(|| LinkEvent::state(handle, LinkAction::Changed, Duration::ZERO));
     }
 
@@ -268,17 +268,17 @@ impl Hub {
             (_, Fault::Outage(d)) => {
                 handle
                     .link
-                    .send_modify(|c| c.outage_until = Some(Instant::now() + d));
+                    .modify(|c| c.outage_until = Some(Instant::now() + d));
                 self.link_event(|| LinkEvent::state(handle, LinkAction::Outage, d));
             }
             (Proto::Tcp, Fault::Reset) => {
                 // The session task owns the socket: flag it and wake it.
                 handle.reset_requested.store(true, Ordering::Relaxed);
-                handle.link.send_modify(|_| {});
+                handle.link.modify(|_| {});
             }
             (Proto::Tcp, Fault::NatDrop) => {
                 if !handle.nat_dropped.swap(true, Ordering::Relaxed) {
-                    handle.link.send_modify(|_| {});
+                    handle.link.modify(|_| {});
                     self.link_event(|| {
                         LinkEvent::state(handle, LinkAction::NatDropped, Duration::ZERO)
                     });

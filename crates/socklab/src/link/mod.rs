@@ -13,12 +13,13 @@
 //! * [`control`]: operator actions on the hub (set a link, inject a fault) and the events
 //!   the link emits; [`schedule`]: fault schedule files.
 //!
-//! Concurrency: each session has a `watch` channel carrying its [`LinkControl`]. Operators
-//! write it (a brief lock inside `watch`, never held across an await); the session task
-//! owns all shaper state and notices changes between two reads or writes. Changing a link
+//! Concurrency: each session has a [`LinkCell`] (a small watch) carrying its
+//! [`LinkControl`]. Operators write it (a brief lock, never held across an await); the
+//! session task owns all shaper state and notices changes between two reads or writes. Changing a link
 //! under load therefore never waits for a session, and a session never waits for the API.
 //! While the link is a no-op (none, or `perfect`) the session runs socklab's plain loop.
 
+pub mod cell;
 pub mod control;
 pub mod model;
 pub mod profiles;
@@ -36,6 +37,7 @@ use std::sync::atomic::Ordering;
 use serde::Serialize;
 use tokio::time::Instant;
 
+pub use cell::LinkCell;
 pub use control::{Fault, LinkAction, LinkEvent};
 pub use model::{LinkParseError, LinkSpec};
 
@@ -77,6 +79,13 @@ pub fn perfect() -> Arc<LinkSpec> {
     Arc::new(LinkSpec::perfect())
 }
 
+/// Takes in the session's current link control (recording its version in `seen`) and
+/// tells whether the session must run the link loop.
+pub(crate) fn check(handle: &SessionHandle, seen: &mut u64) -> bool {
+    *seen = handle.link.version();
+    needs_driver(handle, &handle.link.get())
+}
+
 /// A session's link as the API shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct LinkView {
@@ -89,7 +98,7 @@ pub struct LinkView {
 /// The link view of a live session (`None` when it has no link and nothing happened).
 pub fn view(handle: &SessionHandle) -> Option<LinkView> {
     let nat = handle.nat_dropped.load(Ordering::Relaxed);
-    let ctl = handle.link.borrow();
+    let ctl = handle.link.get();
     let state = if nat {
         "nat_dropped"
     } else if ctl.outage(Instant::now()).is_some() {

@@ -14,13 +14,13 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::control::{LinkAction, LinkEvent};
 use super::shaper::{DirShaper, Plan, session_seed};
 use super::udp::sleep_opt;
-use super::{LinkControl, LinkSpec, perfect};
+use super::{LinkSpec, perfect};
 use crate::clock;
 use crate::hub::Hub;
 use crate::listener::READ_CHUNK_BYTES;
@@ -136,8 +136,8 @@ pub(crate) struct Ctx<'a> {
     pub hub: &'a Hub,
     /// Server shutdown.
     pub shutdown: &'a mut Shutdown,
-    /// The session's link control.
-    pub link: &'a mut watch::Receiver<LinkControl>,
+    /// The version of the session's link control last taken in.
+    pub seen: &'a mut u64,
     /// Data for the device taken from the outbox before the link loop started.
     pub pending: Option<Bytes>,
 }
@@ -152,16 +152,13 @@ pub(crate) async fn drive(cx: Ctx<'_>) -> Option<EndReason> {
         listener,
         hub,
         shutdown,
-        link,
+        seen,
         pending,
     } = cx;
     let seed = listener.seed();
     let start = started_instant(handle.started_ms);
-    let mut spec = link
-        .borrow_and_update()
-        .spec
-        .clone()
-        .unwrap_or_else(perfect);
+    *seen = handle.link.version();
+    let mut spec = handle.link.get().spec.unwrap_or_else(perfect);
     let now = Instant::now();
     let mut up = Lane::new(&spec, Direction::Up, seed, handle.id, now);
     let mut down = Lane::new(&spec, Direction::Down, seed, handle.id, now);
@@ -174,7 +171,7 @@ pub(crate) async fn drive(cx: Ctx<'_>) -> Option<EndReason> {
     }
     loop {
         let now = Instant::now();
-        let ctl = link.borrow().clone();
+        let ctl = handle.link.get();
         if handle.reset_requested.swap(false, Ordering::Relaxed) {
             return Some(reset(stream, handle, hub, &mut up, &mut down).await);
         }
@@ -215,11 +212,9 @@ pub(crate) async fn drive(cx: Ctx<'_>) -> Option<EndReason> {
             biased;
             _ = shutdown.wait() => return Some(EndReason::ServerShutdown),
             _ = handle.close_requested.notified() => return Some(EndReason::ClosedByOperator),
-            changed = link.changed() => {
-                if changed.is_err() {
-                    return Some(EndReason::ServerShutdown);
-                }
-                let new = link.borrow().spec.clone().unwrap_or_else(perfect);
+            _ = handle.link.changed(*seen) => {
+                *seen = handle.link.version();
+                let new = handle.link.get().spec.unwrap_or_else(perfect);
                 if new != spec {
                     spec = new;
                     let now = Instant::now();

@@ -21,7 +21,7 @@ use tokio::time::Instant;
 
 use super::control::{LinkAction, LinkEvent};
 use super::shaper::{DirShaper, session_seed};
-use super::{LinkSpec, perfect};
+use super::{LinkControl, LinkSpec, perfect};
 use crate::hub::Hub;
 use crate::model::{Direction, EndReason};
 use crate::session::{ListenerState, SessionHandle};
@@ -119,12 +119,11 @@ impl UdpLinks {
         listener: &ListenerState,
         hub: &Hub,
     ) -> Option<Bytes> {
-        let (spec, outage) = {
-            let ctl = handle.link.borrow();
-            if !ctl.active() {
-                return Some(data);
-            }
-            (ctl.spec.clone(), ctl.outage(Instant::now()))
+        let Some((spec, outage)) = handle.link.with(|ctl| {
+            ctl.active()
+                .then(|| (ctl.spec.clone(), ctl.outage(Instant::now())))
+        }) else {
+            return Some(data);
         };
         let spec = spec.unwrap_or_else(perfect);
         self.send(
@@ -205,10 +204,9 @@ impl UdpLinks {
                 Direction::Up => {
                     let replies = listener.replies(&p.data);
                     hub.record(&p.handle, Direction::Up, p.data).await;
-                    let (spec, outage) = {
-                        let ctl = p.handle.link.borrow();
-                        (ctl.spec.clone(), ctl.outage(Instant::now()).is_some())
-                    };
+                    let ctl = p.handle.link.get();
+                    let outage = ctl.outage(Instant::now()).is_some();
+                    let spec = ctl.spec;
                     let spec = spec.unwrap_or_else(perfect);
                     for reply in replies {
                         self.send(
@@ -234,10 +232,9 @@ impl UdpLinks {
     /// Hands an operator send (diverted by [`divert`]) to the session's down link.
     pub(crate) async fn down(&mut self, id: u64, data: Bytes, listener: &ListenerState, hub: &Hub) {
         let Some(handle) = hub.online(id) else { return };
-        let (spec, outage) = {
-            let ctl = handle.link.borrow();
-            (ctl.spec.clone(), ctl.outage(Instant::now()).is_some())
-        };
+        let ctl = handle.link.get();
+        let outage = ctl.outage(Instant::now()).is_some();
+        let spec = ctl.spec;
         let spec = spec.unwrap_or_else(perfect);
         self.send(
             &handle,
@@ -285,7 +282,7 @@ pub(crate) const DIVERT_QUEUE: usize = 1024;
 /// active link (`Ok`); gives the data back otherwise (`Err`: send it directly). A full
 /// queue drops the datagram, as a full router queue would.
 pub(crate) async fn divert(hub: &Hub, handle: &SessionHandle, data: Bytes) -> Result<(), Bytes> {
-    if !handle.link.borrow().active() {
+    if !handle.link.with(LinkControl::active) {
         return Err(data);
     }
     let Some(tx) = hub

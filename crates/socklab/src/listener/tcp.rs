@@ -101,7 +101,7 @@ async fn drive(
     hub: &Hub,
     shutdown: &mut Shutdown,
 ) -> EndReason {
-    let mut link = handle.link.subscribe();
+    let mut seen = handle.link.version();
     let mut check_link = true;
     // An operator send taken from the outbox just as the link changed: the link gets it.
     let mut pending: Option<Bytes> = None;
@@ -109,8 +109,8 @@ async fn drive(
         // An emulated link (or a fault) takes the session through the link loop. With none,
         // or `perfect`, this plain loop pays one atomic load per read or send for it; an idle
         // session wakes for a change through the last `select!` branch.
-        if (std::mem::take(&mut check_link) || link.has_changed().unwrap_or(false))
-            && crate::link::needs_driver(handle, &link.borrow_and_update())
+        if (std::mem::take(&mut check_link) || handle.link.version() != seen)
+            && crate::link::check(handle, &mut seen)
         {
             let cx = crate::link::tcp::Ctx {
                 stream: &mut *stream,
@@ -119,7 +119,7 @@ async fn drive(
                 listener,
                 hub,
                 shutdown: &mut *shutdown,
-                link: &mut link,
+                seen: &mut seen,
                 pending: pending.take(),
             };
             // Boxed: the link loop's state lives on the heap only while it runs, so sessions
@@ -138,7 +138,7 @@ async fn drive(
             _ = shutdown.wait() => return EndReason::ServerShutdown,
             _ = handle.close_requested.notified() => return EndReason::ClosedByOperator,
             Some(data) = outbox.recv() => {
-                if link.has_changed().unwrap_or(false) {
+                if handle.link.version() != seen {
                     pending = Some(data);
                     check_link = true;
                     continue;
@@ -151,7 +151,7 @@ async fn drive(
                 if ready.is_err() {
                     return EndReason::Reset;
                 }
-                if link.has_changed().unwrap_or(false) {
+                if handle.link.version() != seen {
                     // Data arrived after a link change: the link reads it.
                     check_link = true;
                     continue;
@@ -182,7 +182,7 @@ async fn drive(
             }
             // Last on purpose: `biased` never polls it while data flows, so a busy session
             // pays nothing for it; an idle one wakes when its link is changed.
-            _ = link.changed() => check_link = true,
+            _ = handle.link.changed(seen) => check_link = true,
         }
     }
 }
