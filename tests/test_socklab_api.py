@@ -223,3 +223,21 @@ def test_quiet_console_still_takes_commands(tmp_path, tcp_device):
         for pipe in (proc.stdin, proc.stdout):
             if pipe and not pipe.closed:
                 pipe.close()
+
+
+def test_send_to_a_device_that_does_not_read_gives_503(socklab, tcp_device):
+    """Sends to a device that never reads fill its buffers and outbox, then answer 503 within
+    a bounded wait (no hung request); an operator close still ends the session at once."""
+    tcp_device(socklab.tcp_port)  # connected, never reads
+    sid = socklab.wait_session(lambda s: s["online"])["id"]
+    chunk = {"text": "x" * (512 * 1024)}
+    statuses = []
+    for _ in range(200):  # ~100 MiB at most; the kernel and the outbox hold far less
+        status, body = socklab.post(f"/api/sessions/{sid}/send", chunk)
+        statuses.append(status)
+        if status != 200:
+            break
+    assert statuses[-1] == 503, statuses[-3:]
+    assert "not reading" in body["error"]
+    assert socklab.post(f"/api/sessions/{sid}/close") == (200, {"closed": True})
+    assert socklab.get(f"/api/sessions/{sid}")[1]["end_reason"] == "closed_by_operator"
