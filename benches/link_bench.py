@@ -194,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         "--baseline-bin",
         help="also measure this socklab binary (e.g. one built before the link layer existed)",
     )
+    p.add_argument("--rounds", type=int, help="ingest rounds per configuration")
+    p.add_argument("--ingest-only", action="store_true", help="only the ingest comparison")
     args = p.parse_args(argv)
     install_cleanup()
     bins = {
@@ -208,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"missing binary {b}: cargo build --release -p socklab -p socklab-bench")
             return 2
     devices, secs, rounds, idle_n = (200, 3.0, 1, 2000) if args.quick else (1000, 10.0, 2, 10000)
+    rounds = args.rounds or rounds
     nb_devices, nb_secs = (1000, 8.0) if args.quick else (1000, 15.0)
     raise_nofile(idle_n + 4096)
     print(machine_line())
@@ -218,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
             for link, results in runs.items():
                 results.append(ingest(bins, tmp, None if link == "none" else link, devices, secs))
         best = {k: max(v, key=lambda r: r["rate"]) for k, v in runs.items()}
+        for k, v in runs.items():
+            print(f"{k}: " + ", ".join(f"{r['rate']:,.0f}" for r in v) + " msgs/s")
         ratio = best["perfect"]["rate"] / best["none"]["rate"]
         print(table(
             f"Ingest: {devices} devices x {secs:g} s, 64-byte messages (best of {rounds})",
@@ -225,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
             [[k, f"{r['msgs']:,.0f}", f"{r['seconds']:.2f}", f"{r['rate']:,.0f}",
               f"{r['rate'] / best['none']['rate']:.3f}"] for k, r in best.items()],
         ))  # fmt: skip
+        if args.ingest_only:
+            return 0
         mem = [idle_memory(bins, tmp, link, idle_n) for link in (None, "perfect", "nbiot", *extra)]
         base_kib = mem[0]["kib"]
         print(table(
