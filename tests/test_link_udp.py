@@ -19,49 +19,60 @@ TOLERANCE = 0.02
 
 
 def send_datagrams(port: int) -> None:
-    """Sends numbered datagrams, paced so the kernel's receive buffer never overflows (only
-    the emulated link may lose them)."""
+    """Sends numbered datagrams, paced so that the kernel's receive buffer normally never
+    overflows (only the emulated link should lose them)."""
     sock = usocket.socket(usocket.AF_INET, usocket.SOCK_DGRAM)
     try:
         for i in range(DATAGRAMS):
             sock.sendto(b"%05d" % i, ("127.0.0.1", port))
-            if i % 50 == 49:
+            if i % 20 == 19:
                 time.sleep(0.002)
     finally:
         sock.close()
 
 
-def loss_pattern(lab: Any) -> list[int]:
-    """Numbers of the datagrams the link dropped, once all 10,000 are in the history."""
+def fates(lab: Any) -> dict[int, bool]:
+    """Whether the link dropped each datagram socklab received, by datagram number, once
+    the history stops growing."""
     session = lab.wait_session(lambda s: s["proto"] == "udp")
+    seen = {"n": -1, "since": time.monotonic()}
 
-    def complete() -> list[dict[str, Any]] | None:
+    def settled() -> list[dict[str, Any]] | None:
         got = lab.messages(session["id"])
-        return got if len(got) >= DATAGRAMS else None
+        if len(got) != seen["n"]:
+            seen.update(n=len(got), since=time.monotonic())
+        done = len(got) >= DATAGRAMS or time.monotonic() - seen["since"] > 1.0
+        return got if done else None
 
-    messages = lab.wait_for("every datagram recorded", complete, timeout=60)
-    assert len(messages) == DATAGRAMS
-    delivered = [m for m in messages if not m["dropped"]]
-    assert lab.get(f"/api/sessions/{session['id']}")[1]["msgs_up"] == len(delivered)
-    return [int(m["text"]) for m in messages if m["dropped"]]
+    messages = lab.wait_for("every datagram recorded", settled, timeout=60)
+    delivered = sum(not m["dropped"] for m in messages)
+    assert lab.get(f"/api/sessions/{session['id']}")[1]["msgs_up"] == delivered
+    return {int(m["text"]): m["dropped"] for m in messages}
 
 
 def test_udp_loss_rate_and_seed(socklab_factory):
-    """10% loss with bursts of 2: the observed rate is within bounds, and a second run with
-    the same seed drops exactly the same datagrams."""
+    """10% loss with bursts of 2 over 10,000 datagrams: the observed rate is within bounds,
+    losses come in bursts, and a second run with the same seed gives the same fates (up to
+    the first datagram the kernel itself dropped in either run, should the machine be so
+    loaded that socklab fell behind: from there the link sees a different sequence)."""
     spec = f"perfect,loss_up={LOSS},loss_burst={BURST}"
-    patterns = []
+    runs = []
     for _ in range(2):
         lab = socklab_factory(link=spec, seed=7)
         send_datagrams(lab.udp_port)
-        patterns.append(loss_pattern(lab))
+        runs.append(fates(lab))
         lab.stop()
-    rate = len(patterns[0]) / DATAGRAMS
-    print(f"observed loss {rate:.4f} (configured {LOSS})")
+    for run in runs:
+        assert len(run) >= DATAGRAMS * 0.95, len(run)
+    same = next((i for i in range(DATAGRAMS) if i not in runs[0] or i not in runs[1]), DATAGRAMS)
+    assert same >= DATAGRAMS // 10, same
+    assert [runs[0][i] for i in range(same)] == [runs[1][i] for i in range(same)]
+    first = [runs[0][i] for i in sorted(runs[0])]
+    rate = sum(first) / len(first)
+    print(f"observed loss {rate:.4f} over {len(first)} datagrams (configured {LOSS})")
     assert abs(rate - LOSS) <= TOLERANCE, rate
-    assert patterns[0] == patterns[1]
-    runs = sum(1 for i, n in enumerate(patterns[0]) if i == 0 or patterns[0][i - 1] != n - 1)
-    mean_burst = len(patterns[0]) / runs
+    bursts = sum(1 for i, lost in enumerate(first) if lost and (i == 0 or not first[i - 1]))
+    mean_burst = sum(first) / bursts
     assert 1.5 <= mean_burst <= 2.6, mean_burst
 
 
