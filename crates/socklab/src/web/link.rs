@@ -148,6 +148,9 @@ pub fn extend_openapi(doc: &mut Value) {
             doc["paths"][k] = v;
         }
     }
+    doc["paths"]["/api/events"]["get"]["summary"] = json!(
+        "Live events (Server-Sent Events): online, data, offline, listener, link, stats, lagged"
+    );
     let schemas = &mut doc["components"]["schemas"];
     schemas["Session"]["properties"]["link"] = json!({ "type": "object", "nullable": true,
         "description": "the emulated link of a live session",
