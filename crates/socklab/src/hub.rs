@@ -56,13 +56,6 @@ pub struct Totals {
     pub msgs_down: AtomicU64,
 }
 
-impl Hub {
-    /// Bytes the emulated links dropped, both ways (a metric).
-    pub fn link_dropped_bytes(&self) -> u64 {
-        self.link_dropped.load(Ordering::Relaxed)
-    }
-}
-
 /// Owns the online sessions and fans their events out.
 #[derive(Debug)]
 pub struct Hub {
@@ -110,6 +103,11 @@ impl Hub {
     /// Subscribes to live events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.events.subscribe()
+    }
+
+    /// Bytes the emulated links dropped, both ways (a metric).
+    pub fn link_dropped_bytes(&self) -> u64 {
+        self.link_dropped.load(Ordering::Relaxed)
     }
 
     /// Whether anyone listens to live events.
