@@ -63,6 +63,7 @@ bench: setup
 	cargo build --release -p socklab -p socklab-bench
 	$(PY) benches/usocket_vs_cpython.py
 	$(PY) benches/socklab_bench.py
+	$(PY) benches/link_bench.py
 
 clean:
 	cargo clean

@@ -1,6 +1,6 @@
 //! The data model every part of socklab speaks: sessions, messages, listeners and the
 //! events the hub fans out, plus their JSON shapes (the API contract in
-//! `notes/socklab-api.md`: snake_case fields, RFC 3339 times next to Unix milliseconds).
+//! `docs/api.md`: snake_case fields, RFC 3339 times next to Unix milliseconds).
 
 use std::fmt;
 use std::net::SocketAddr;
