@@ -70,40 +70,34 @@ impl Profile {
     }
 }
 
-/// The device's constants (lwIP values plus Quectel's 7 and 8), §1 of the spec.
-const DEVICE_CONSTANTS: &[(&str, i32)] = &[
-    ("AF_INET", 2),
-    ("AF_INET6", 10),
-    ("SOCK_STREAM", 1),
-    ("SOCK_DGRAM", 2),
-    ("SOCK_RAW", 3),
-    ("IPPROTO_IP", 0),
-    ("IPPROTO_TCP", 6),
-    ("IPPROTO_UDP", 17),
-    ("IPPROTO_TCP_SER", 7),
-    ("TCP_CUSTOMIZE_PORT", 8),
-    ("SOL_SOCKET", 4095),
-    ("SO_REUSEADDR", 4),
-    ("TCP_KEEPALIVE", 2),
-];
+/// The device's constant table (lwIP values plus Quectel's 7 and 8, §1 of the spec),
+/// followed by the `extra` entries a profile adds.
+macro_rules! device_constants {
+    ($($extra:expr),* $(,)?) => {
+        &[
+            ("AF_INET", 2),
+            ("AF_INET6", 10),
+            ("SOCK_STREAM", 1),
+            ("SOCK_DGRAM", 2),
+            ("SOCK_RAW", 3),
+            ("IPPROTO_IP", 0),
+            ("IPPROTO_TCP", 6),
+            ("IPPROTO_UDP", 17),
+            ("IPPROTO_TCP_SER", 7),
+            ("TCP_CUSTOMIZE_PORT", 8),
+            ("SOL_SOCKET", 4095),
+            ("SO_REUSEADDR", 4),
+            ("TCP_KEEPALIVE", 2),
+            $($extra),*
+        ]
+    };
+}
+
+/// The device's constants, §1 of the spec.
+const DEVICE_CONSTANTS: &[(&str, i32)] = device_constants!();
 
 /// Legacy firmware: the device set plus `IP_ADD_MEMBERSHIP` (0x400).
-const LEGACY_CONSTANTS: &[(&str, i32)] = &[
-    ("AF_INET", 2),
-    ("AF_INET6", 10),
-    ("SOCK_STREAM", 1),
-    ("SOCK_DGRAM", 2),
-    ("SOCK_RAW", 3),
-    ("IPPROTO_IP", 0),
-    ("IPPROTO_TCP", 6),
-    ("IPPROTO_UDP", 17),
-    ("IPPROTO_TCP_SER", 7),
-    ("TCP_CUSTOMIZE_PORT", 8),
-    ("SOL_SOCKET", 4095),
-    ("SO_REUSEADDR", 4),
-    ("TCP_KEEPALIVE", 2),
-    ("IP_ADD_MEMBERSHIP", 1024),
-];
+const LEGACY_CONSTANTS: &[(&str, i32)] = device_constants!(("IP_ADD_MEMBERSHIP", 1024));
 
 /// Upstream MicroPython's unix port: Linux values, upstream's extra names.
 const MICROPYTHON_CONSTANTS: &[(&str, i32)] = &[
