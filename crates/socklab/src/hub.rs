@@ -13,12 +13,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::broadcast;
-use tokio::sync::mpsc::error::SendTimeoutError;
 
 use crate::clock;
 use crate::model::{Direction, EndReason, Event, ListenerInfo, MessageInfo, SessionInfo};
 use crate::rules::Rule;
-use crate::session::{ListenerState, Outlet, SessionHandle};
+use crate::session::{ListenerState, OutboxError, Outlet, SessionHandle};
 use crate::store::{Store, StoreOp};
 
 /// How long a send waits for room in a TCP session's outbox before giving up.
@@ -267,10 +266,10 @@ impl Hub {
         }
         let len = data.len();
         match &handle.outlet {
-            Outlet::Tcp(tx) => match tx.send_timeout(data, wait).await {
+            Outlet::Tcp(outbox) => match outbox.send_timeout(data, wait).await {
                 Ok(()) => {}
-                Err(SendTimeoutError::Timeout(_)) => return Err(ActionError::Busy(handle.id)),
-                Err(SendTimeoutError::Closed(_)) => return Err(ActionError::NotOnline(handle.id)),
+                Err(OutboxError::Full) => return Err(ActionError::Busy(handle.id)),
+                Err(OutboxError::Closed) => return Err(ActionError::NotOnline(handle.id)),
             },
             Outlet::Udp(socket) => {
                 // With an active link the listener task sends it through the link.

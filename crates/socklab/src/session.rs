@@ -2,12 +2,14 @@
 //!
 //! A [`SessionHandle`] is what the hub keeps for an online session: identity, live
 //! counters, and the way to reach the device ([`Outlet`]). It is deliberately small
-//! (a few atomics and one bounded channel) because socklab aims at tens of thousands of
-//! idle connections; read buffers are allocated only while data is being read.
+//! (a few atomics and an inline bounded queue, [`Outbox`]) because socklab aims at tens of
+//! thousands of idle connections; read buffers are allocated only while data is being read.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::net::UdpSocket;
@@ -22,11 +24,118 @@ use crate::rules::Rule;
 #[derive(Debug)]
 pub enum Outlet {
     /// Data for a TCP device goes through its connection task, which owns the socket and
-    /// writes in order; the channel is bounded so a device that stops reading pushes back
+    /// writes in order; the outbox is bounded so a device that stops reading pushes back
     /// on the sender instead of growing a queue.
-    Tcp(mpsc::Sender<Bytes>),
+    Tcp(Outbox),
     /// UDP datagrams are sent straight from the shared listener socket.
     Udp(Arc<UdpSocket>),
+}
+
+/// Why a send to an [`Outbox`] failed.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum OutboxError {
+    /// Still full when the wait ran out: the device is not reading.
+    Full,
+    /// The connection task has finished; nothing will be written any more.
+    Closed,
+}
+
+/// A TCP session's queue of data for the device: bounded, many senders, one reader (the
+/// connection task).
+///
+/// It replaces a `tokio::sync::mpsc::channel(OUTBOX_CAPACITY)`, which allocates ~1.5 KiB up
+/// front (the shared channel plus a block of 32 slots) even for the many devices nobody
+/// ever sends to. This lives inline in the session handle and allocates only when data is
+/// queued (the `VecDeque` grows to at most the capacity).
+#[derive(Debug)]
+pub struct Outbox {
+    /// Queued data, oldest first; locked only to push or pop, never across an await.
+    queue: Mutex<VecDeque<Bytes>>,
+    /// Most entries `queue` may hold.
+    capacity: usize,
+    /// Set when the connection task is done: sends fail instead of queueing.
+    closed: AtomicBool,
+    /// Wakes the reader after a push (a stored permit if it is not waiting).
+    data_ready: Notify,
+    /// Wakes a sender waiting for room after a pop; all of them on close.
+    room: Notify,
+}
+
+impl Outbox {
+    /// An empty outbox holding at most `capacity` entries (no allocation yet).
+    pub(crate) fn new(capacity: usize) -> Outbox {
+        Outbox {
+            queue: Mutex::new(VecDeque::new()),
+            capacity,
+            closed: AtomicBool::new(false),
+            data_ready: Notify::new(),
+            room: Notify::new(),
+        }
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, VecDeque<Bytes>> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues `data`, waiting up to `wait` for room (with `Duration::ZERO`: only if there
+    /// is room now).
+    pub(crate) async fn send_timeout(
+        &self,
+        data: Bytes,
+        wait: Duration,
+    ) -> Result<(), OutboxError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut data = Some(data);
+        loop {
+            let room = self.room.notified();
+            tokio::pin!(room);
+            // Register before checking, so a pop or close in between is not missed.
+            room.as_mut().enable();
+            if self.closed.load(Ordering::Acquire) {
+                return Err(OutboxError::Closed);
+            }
+            {
+                let mut queue = self.queue();
+                if queue.len() < self.capacity {
+                    queue.extend(data.take());
+                }
+            }
+            if data.is_none() {
+                self.data_ready.notify_one();
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline, room).await.is_err() {
+                return Err(OutboxError::Full);
+            }
+        }
+    }
+
+    /// Waits for the oldest queued entry and takes it. Cancel-safe: an entry is taken only
+    /// in the poll that returns it, so a `select!` that picks another branch loses nothing.
+    pub(crate) async fn recv(&self) -> Bytes {
+        loop {
+            let ready = self.data_ready.notified();
+            tokio::pin!(ready);
+            // Register before checking, so a push in between is not missed.
+            ready.as_mut().enable();
+            let popped = self.queue().pop_front();
+            if let Some(data) = popped {
+                self.room.notify_one();
+                return data;
+            }
+            ready.await;
+        }
+    }
+
+    /// Refuses further sends, wakes the senders waiting for room (they fail as closed) and
+    /// frees what is still queued (it will never be written). Called by the connection
+    /// task when it is done with the device.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.room.notify_waiters();
+        let dropped = std::mem::take(&mut *self.queue());
+        drop(dropped);
+    }
 }
 
 /// Live state of one online session.
@@ -277,5 +386,58 @@ impl ListenerState {
             online,
             link: self.link().map(|l| l.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// The outbox keeps order, refuses a send when full after the wait, lets a waiting
+    /// sender in once the reader makes room, and fails waiting senders on close.
+    #[tokio::test]
+    async fn outbox_bounded_ordered_closable() {
+        let outbox = Arc::new(Outbox::new(2));
+        let zero = Duration::ZERO;
+        outbox.send_timeout(Bytes::from("a"), zero).await.unwrap();
+        outbox.send_timeout(Bytes::from("b"), zero).await.unwrap();
+        let full = outbox.send_timeout(Bytes::from("x"), Duration::from_millis(20));
+        assert_eq!(full.await, Err(OutboxError::Full));
+        let waiter = tokio::spawn({
+            let outbox = outbox.clone();
+            async move {
+                let wait = Duration::from_secs(5);
+                outbox.send_timeout(Bytes::from("c"), wait).await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(outbox.recv().await, "a");
+        assert_eq!(waiter.await.unwrap(), Ok(()));
+        assert_eq!(outbox.recv().await, "b");
+        assert_eq!(outbox.recv().await, "c");
+        // A recv that loses a select takes nothing.
+        tokio::select! {
+            biased;
+            _ = std::future::ready(()) => {}
+            _ = outbox.recv() => unreachable!(),
+        }
+        outbox.send_timeout(Bytes::from("d"), zero).await.unwrap();
+        outbox.send_timeout(Bytes::from("e"), zero).await.unwrap();
+        let blocked = tokio::spawn({
+            let outbox = outbox.clone();
+            async move {
+                let wait = Duration::from_secs(5);
+                outbox.send_timeout(Bytes::from("f"), wait).await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        outbox.close();
+        let closed = tokio::time::timeout(Duration::from_secs(1), blocked).await;
+        assert_eq!(closed.unwrap().unwrap(), Err(OutboxError::Closed));
+        let after = outbox.send_timeout(Bytes::from("g"), zero).await;
+        assert_eq!(after, Err(OutboxError::Closed));
     }
 }

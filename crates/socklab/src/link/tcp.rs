@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::control::{LinkAction, LinkEvent};
@@ -26,7 +25,7 @@ use crate::hub::Hub;
 use crate::listener::READ_CHUNK_BYTES;
 use crate::listener::tcp::write;
 use crate::model::{Direction, EndReason};
-use crate::session::{ListenerState, SessionHandle};
+use crate::session::{ListenerState, Outbox, SessionHandle};
 use crate::shutdown::Shutdown;
 
 /// Most bytes one direction holds in flight when the rate is unlimited.
@@ -129,7 +128,7 @@ pub(crate) struct Ctx<'a> {
     /// The session.
     pub handle: &'a SessionHandle,
     /// Operator sends.
-    pub outbox: &'a mut mpsc::Receiver<Bytes>,
+    pub outbox: &'a Outbox,
     /// Echo and auto-reply rules.
     pub listener: &'a ListenerState,
     /// Records and events.
@@ -259,7 +258,7 @@ pub(crate) async fn drive(cx: Ctx<'_>) -> Option<EndReason> {
                     return Some(reset(stream, handle, hub, &mut up, &mut down).await);
                 }
             }
-            Some(data) = outbox.recv(), if down.has_room() => {
+            data = outbox.recv(), if down.has_room() => {
                 if nat {
                     hub.record_dropped(handle, Direction::Down, data).await;
                 } else {

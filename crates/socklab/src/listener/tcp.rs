@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use super::{OUTBOX_CAPACITY, READ_CHUNK_BYTES};
 use crate::hub::Hub;
 use crate::model::{Direction, EndReason};
-use crate::session::{ListenerState, Outlet, SessionHandle};
+use crate::session::{ListenerState, Outbox, Outlet, SessionHandle};
 use crate::shutdown::Shutdown;
 
 /// Reads up to this size are copied out of the read buffer (see `drive`).
@@ -71,17 +71,16 @@ async fn serve_connection(
     mut shutdown: Shutdown,
     _guard: TaskGuard,
 ) {
-    let (tx, mut outbox) = mpsc::channel(OUTBOX_CAPACITY);
-    let handle = hub.open_session(&listener, peer, Outlet::Tcp(tx)).await;
-    let reason = drive(
-        &mut stream,
-        &handle,
-        &mut outbox,
-        &listener,
-        &hub,
-        &mut shutdown,
-    )
-    .await;
+    let handle = hub
+        .open_session(&listener, peer, Outlet::Tcp(Outbox::new(OUTBOX_CAPACITY)))
+        .await;
+    let Outlet::Tcp(outbox) = &handle.outlet else {
+        unreachable!("a TCP session has a TCP outlet");
+    };
+    let reason = drive(&mut stream, &handle, outbox, &listener, &hub, &mut shutdown).await;
+    // Nothing reads the outbox any more: later sends fail as not online, and senders
+    // waiting for room are released instead of timing out.
+    outbox.close();
     if matches!(
         reason,
         EndReason::ClosedByOperator | EndReason::ServerShutdown
@@ -96,7 +95,7 @@ async fn serve_connection(
 async fn drive(
     stream: &mut TcpStream,
     handle: &SessionHandle,
-    outbox: &mut mpsc::Receiver<Bytes>,
+    outbox: &Outbox,
     listener: &ListenerState,
     hub: &Hub,
     shutdown: &mut Shutdown,
@@ -115,7 +114,7 @@ async fn drive(
             let cx = crate::link::tcp::Ctx {
                 stream: &mut *stream,
                 handle,
-                outbox: &mut *outbox,
+                outbox,
                 listener,
                 hub,
                 shutdown: &mut *shutdown,
@@ -137,7 +136,7 @@ async fn drive(
             biased;
             _ = shutdown.wait() => return EndReason::ServerShutdown,
             _ = handle.close_requested.notified() => return EndReason::ClosedByOperator,
-            Some(data) = outbox.recv() => {
+            data = outbox.recv() => {
                 if handle.link.version() != seen {
                     pending = Some(data);
                     check_link = true;
