@@ -44,7 +44,7 @@ def test_token_is_required_when_set(socklab_factory):
         assert lab.get(path)[0] == 200, path
         assert lab.get(path + "?token=s3cret", token=None)[0] == 200, path
     assert lab.post("/api/broadcast", {"text": "x"}, token=None)[0] == 401
-    assert lab.get("/assets/app.js", token=None)[0] == 200
+    assert lab.get("/assets/main.js", token=None)[0] == 200
 
 
 def test_non_loopback_dashboard_gets_a_generated_token(socklab_factory):

@@ -291,7 +291,7 @@ async fn pages_stream_docs_metrics() {
     assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"));
     assert!(v.as_str().unwrap().contains("<html"));
     for (path, kind) in [
-        ("/assets/app.js", "text/javascript"),
+        ("/assets/main.js", "text/javascript"),
         ("/assets/style.css", "text/css"),
     ] {
         let (s, ctype, _) = call(&server, "GET", path, None, &[]).await;
@@ -377,8 +377,32 @@ async fn token_required() {
     )
     .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
-    let (s, _, _) = call(&server, "GET", "/assets/app.js", None, &[]).await;
+    let (s, _, _) = call(&server, "GET", "/assets/main.js", None, &[]).await;
     assert_eq!(s, StatusCode::OK);
+    server.stop().await;
+}
+
+/// The dashboard's ES modules are served from the embedded table; other names are 404.
+#[tokio::test]
+async fn module_assets() {
+    let server = TestServer::start(|_| {}).await;
+    let (s, ctype, body) = call(&server, "GET", "/assets/events.js", None, &[]).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(ctype.starts_with("text/javascript"));
+    assert!(body.as_str().unwrap().contains("export function connect"));
+    let (s, _, main) = call(&server, "GET", "/assets/main.js", None, &[]).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(main.as_str().unwrap().contains("from './events.js'"));
+    for path in [
+        "/assets/nope.js",
+        "/assets/app.js",
+        "/assets/index.html",
+        "/assets/..%2Fsrc%2Fmain.rs",
+    ] {
+        let (s, _, body) = call(&server, "GET", path, None, &[]).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{path}");
+        assert!(body["error"].is_string(), "{path}");
+    }
     server.stop().await;
 }
 

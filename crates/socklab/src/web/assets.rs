@@ -1,8 +1,11 @@
-//! The dashboard, embedded in the binary (no Node build): `index.html`, `app.js` and
-//! `style.css` from `crates/socklab/assets/`.
+//! The dashboard, embedded in the binary (no Node build): `index.html`, the script's ES
+//! modules (`main.js` and what it imports) and `style.css` from `crates/socklab/assets/`.
 
+use axum::extract::Path;
 use axum::http::header;
-use axum::response::{Html, IntoResponse};
+use axum::response::{Html, IntoResponse, Response};
+
+use super::AppError;
 
 /// Content-Security-Policy of the dashboard: only its own script, style and API. Device
 /// payloads are rendered as text by the page; this is the second line of defence should a
@@ -24,24 +27,41 @@ pub async fn index() -> impl IntoResponse {
     )
 }
 
-/// The dashboard's script.
-pub async fn app_js() -> impl IntoResponse {
+/// The dashboard's static files besides the page: (name under `/assets/`, content,
+/// content type). The script is a set of ES modules loaded from `main.js`, all same-origin,
+/// so `script-src 'self'` covers them.
+pub const ASSETS: &[(&str, &str, &str)] = &[
+    ("main.js", include_str!("../../assets/main.js"), JS),
+    ("state.js", include_str!("../../assets/state.js"), JS),
+    ("api.js", include_str!("../../assets/api.js"), JS),
+    ("sessions.js", include_str!("../../assets/sessions.js"), JS),
+    ("log.js", include_str!("../../assets/log.js"), JS),
+    ("events.js", include_str!("../../assets/events.js"), JS),
+    ("chart.js", include_str!("../../assets/chart.js"), JS),
     (
-        [
-            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        include_str!("../../assets/app.js"),
-    )
-}
+        "listeners.js",
+        include_str!("../../assets/listeners.js"),
+        JS,
+    ),
+    ("send.js", include_str!("../../assets/send.js"), JS),
+    ("style.css", include_str!("../../assets/style.css"), CSS),
+];
 
-/// The dashboard's style sheet.
-pub async fn style_css() -> impl IntoResponse {
-    (
-        [
-            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        include_str!("../../assets/style.css"),
-    )
+const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+
+/// One file of [`ASSETS`] by name; 404 for any other name.
+pub async fn asset(Path(name): Path<String>) -> Response {
+    match ASSETS.iter().find(|(n, _, _)| *n == name) {
+        Some((_, body, kind)) => (
+            [
+                (header::CONTENT_TYPE, *kind),
+                (header::CACHE_CONTROL, "no-cache"),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            ],
+            *body,
+        )
+            .into_response(),
+        None => AppError::NotFound(format!("no asset {name}")).into_response(),
+    }
 }

@@ -109,8 +109,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/openapi.json", get(openapi::document))
         .route("/metrics", get(metrics::metrics))
         .route_layer(from_fn_with_state(state.clone(), auth::check))
-        .route("/assets/app.js", get(assets::app_js))
-        .route("/assets/style.css", get(assets::style_css))
+        .route("/assets/{name}", get(assets::asset))
         .fallback(not_found)
         .with_state(state)
 }

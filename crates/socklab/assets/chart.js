@@ -1,0 +1,123 @@
+// socklab dashboard: the throughput chart (canvas).
+
+import { $, CHART_SECONDS, fmtBytes } from './state.js';
+
+// ------------------------------------------------------------------ throughput chart
+
+export const chart = {
+  up: new Float64Array(CHART_SECONDS + 1),
+  down: new Float64Array(CHART_SECONDS + 1),
+  sec: new Float64Array(CHART_SECONDS + 1).fill(-1),
+  lastStats: null,
+};
+
+export function chartAdd(dir, bytes, atMs) {
+  const sec = Math.floor(atMs / 1000);
+  const i = sec % chart.sec.length;
+  if (chart.sec[i] !== sec) {
+    chart.sec[i] = sec;
+    chart.up[i] = 0;
+    chart.down[i] = 0;
+  }
+  chart[dir][i] += bytes;
+}
+
+/**
+ * Adds bytes moved between two local times to the chart, split over the seconds the
+ * interval covers, so stats events that jitter around second boundaries draw no spikes.
+ */
+export function spread(dir, bytes, fromMs, toMs) {
+  if (!bytes) return;
+  if (!(toMs > fromMs) || toMs - fromMs > 10000) {
+    chartAdd(dir, bytes, toMs - 1);
+    return;
+  }
+  for (let t = fromMs; t < toMs; ) {
+    const end = Math.min(toMs, (Math.floor(t / 1000) + 1) * 1000);
+    chartAdd(dir, (bytes * (end - t)) / (toMs - fromMs), t);
+    t = end;
+  }
+}
+
+export function chartSeries(dir, nowSec) {
+  const out = new Array(CHART_SECONDS);
+  for (let k = 0; k < CHART_SECONDS; k++) {
+    const sec = nowSec - CHART_SECONDS + k; // the current, incomplete second is not drawn
+    const i = ((sec % chart.sec.length) + chart.sec.length) % chart.sec.length;
+    out[k] = chart.sec[i] === sec ? chart[dir][i] : 0;
+  }
+  return out;
+}
+
+export function niceMax(v) {
+  if (v <= 64) return 64;
+  const p = Math.pow(2, Math.ceil(Math.log2(v)));
+  return p * 0.75 >= v ? p * 0.75 : p;
+}
+
+export function drawChart() {
+  const canvas = $('chart');
+  const dpr = window.devicePixelRatio || 1;
+  const w = canvas.clientWidth;
+  const h = canvas.clientHeight;
+  if (!w || !h) return;
+  if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(h * dpr)) {
+    canvas.width = Math.round(w * dpr);
+    canvas.height = Math.round(h * dpr);
+  }
+  const ctx = canvas.getContext('2d');
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  ctx.clearRect(0, 0, w, h);
+  const nowSec = Math.floor(Date.now() / 1000);
+  const up = chartSeries('up', nowSec);
+  const down = chartSeries('down', nowSec);
+  const peakUp = Math.max(...up);
+  const peakDown = Math.max(...down);
+  const max = niceMax(Math.max(peakUp, peakDown));
+  canvas.dataset.peakUp = String(Math.round(peakUp)); // bytes/s, for tests and the curious
+  canvas.dataset.peakDown = String(Math.round(peakDown));
+  const css = getComputedStyle(document.documentElement);
+  const top = 12;
+  const plotH = h - top - 2;
+  ctx.strokeStyle = css.getPropertyValue('--grid').trim() || '#e5e7eb';
+  ctx.lineWidth = 1;
+  for (let g = 0; g <= 2; g++) {
+    const y = Math.round(top + (plotH * g) / 2) + 0.5;
+    ctx.beginPath();
+    ctx.moveTo(0, y);
+    ctx.lineTo(w, y);
+    ctx.stroke();
+  }
+  const line = (series, color, fill) => {
+    const step = w / (CHART_SECONDS - 1);
+    ctx.beginPath();
+    series.forEach((v, k) => {
+      const x = k * step;
+      const y = top + plotH - (plotH * v) / max;
+      if (k === 0) ctx.moveTo(x, y);
+      else ctx.lineTo(x, y);
+    });
+    if (fill) {
+      ctx.lineTo(w, top + plotH);
+      ctx.lineTo(0, top + plotH);
+      ctx.closePath();
+      ctx.fillStyle = fill;
+      ctx.fill();
+    } else {
+      ctx.strokeStyle = color;
+      ctx.lineWidth = 1.5;
+      ctx.stroke();
+    }
+  };
+  const upColor = css.getPropertyValue('--up').trim() || '#0d9488';
+  const downColor = css.getPropertyValue('--down').trim() || '#7c3aed';
+  line(up, null, css.getPropertyValue('--up-fill').trim() || 'rgba(13,148,136,0.15)');
+  line(up, upColor);
+  line(down, downColor);
+  ctx.fillStyle = css.getPropertyValue('--muted').trim() || '#6b7280';
+  ctx.font = '10px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace';
+  ctx.textBaseline = 'top';
+  ctx.fillText(fmtBytes(max) + '/s', 2, 0);
+  $('rate-up').textContent = fmtBytes(up[CHART_SECONDS - 1]) + '/s';
+  $('rate-down').textContent = fmtBytes(down[CHART_SECONDS - 1]) + '/s';
+}

@@ -1,0 +1,227 @@
+// socklab dashboard: listeners (echo, link) and their auto-reply rules.
+
+import { api, hideError, showError } from './api.js';
+import { schedule } from './main.js';
+import { $, dirty, el, model } from './state.js';
+
+// ------------------------------------------------------------------ listeners
+
+export async function loadListeners() {
+  try {
+    const r = await api('GET', 'api/listeners');
+    model.listeners.clear();
+    for (const l of r.listeners || []) model.listeners.set(l.id, l);
+    dirty.listeners = true;
+    schedule();
+  } catch (e) {
+    showError('Loading listeners', e);
+  }
+}
+
+export async function setEcho(id, enabled) {
+  try {
+    const l = await api('PUT', 'api/listeners/' + id + '/echo', { enabled });
+    if (l && l.id != null) model.listeners.set(l.id, l);
+  } catch (e) {
+    showError('Setting echo', e);
+  }
+  dirty.listeners = true;
+  schedule();
+}
+
+export const listenerEls = new Map(); // listener id -> {li, meta, box}
+export let listenerKey = ''; // the listener set the list and the broadcast menu were built for
+
+/** One listener's row, built once; later renders only update it (clicks never hit a
+ * replaced element while sessions come and go). */
+export function listenerRow(l) {
+  let row = listenerEls.get(l.id);
+  if (row) return row;
+  const li = el('li', 'listener');
+  li.dataset.testid = 'listener-row';
+  li.dataset.listenerId = String(l.id);
+  const name = el('span', 'listener-name');
+  name.appendChild(el('span', 'proto proto-' + l.proto, l.proto));
+  name.appendChild(el('span', 'mono', ' ' + l.addr));
+  const meta = el('span', 'listener-meta muted');
+  const label = el('label', 'check');
+  const box = document.createElement('input');
+  box.type = 'checkbox';
+  box.dataset.testid = 'listener-echo';
+  box.addEventListener('change', () => setEcho(l.id, box.checked));
+  label.append(box, document.createTextNode(' echo'));
+  const rulesBtn = el('button', 'small', 'rules');
+  rulesBtn.type = 'button';
+  rulesBtn.title = 'Edit auto-reply rules';
+  rulesBtn.dataset.testid = 'listener-rules';
+  rulesBtn.addEventListener('click', () => openRules(l.id));
+  const linkIn = document.createElement('input');
+  linkIn.className = 'listener-link mono';
+  linkIn.placeholder = 'link: none';
+  linkIn.title = 'Link for new and online sessions: PROFILE[,param=value] (Enter applies)';
+  linkIn.setAttribute('list', 'link-profiles');
+  linkIn.dataset.testid = 'listener-link';
+  linkIn.addEventListener('change', () => setListenerLink(l.id, linkIn.value));
+  li.append(name, meta, label, rulesBtn, linkIn);
+  row = { li, meta, box, linkIn };
+  listenerEls.set(l.id, row);
+  return row;
+}
+
+export function renderListeners() {
+  const sorted = [...model.listeners.values()].sort((a, b) => a.id - b.id);
+  const key = sorted.map((l) => l.id + ' ' + l.proto + ' ' + l.addr).join('|');
+  if (key !== listenerKey) {
+    listenerKey = key;
+    listenerEls.clear();
+    const items = sorted.map((l) => listenerRow(l).li);
+    if (!items.length) items.push(el('li', 'empty', 'No listeners reported.'));
+    $('listener-list').replaceChildren(...items);
+    const select = $('broadcast-listener');
+    const chosen = select.value;
+    const options = [option('', 'all listeners', chosen)];
+    for (const l of sorted) options.push(option(String(l.id), l.proto + ' ' + l.addr, chosen));
+    select.replaceChildren(...options);
+    $('detail-empty-addrs').textContent = sorted.length
+      ? 'Devices connect to ' + sorted.map((l) => l.proto + ' ' + l.addr).join('  \u00b7  ')
+      : '';
+  }
+  const onlineBy = new Map();
+  for (const s of model.sessions.values()) {
+    if (s.online) onlineBy.set(s.listener_id, (onlineBy.get(s.listener_id) || 0) + 1);
+  }
+  for (const l of sorted) {
+    const { li, meta, box, linkIn } = listenerRow(l);
+    li.dataset.echo = l.echo ? 'true' : 'false'; // the server's state, not the checkbox's
+    li.dataset.link = l.link || '';
+    if (document.activeElement !== linkIn) linkIn.value = l.link || '';
+    box.checked = !!l.echo;
+    const rules = (l.auto_replies || []).length;
+    // Every online session is in the model unless the API had more than a page of them.
+    const online = model.onlineExtra === 0 ? onlineBy.get(l.id) || 0 : l.online;
+    meta.textContent = (typeof online === 'number' ? online + ' online' : '') +
+      (rules ? ' \u00b7 ' + rules + ' auto-repl' + (rules === 1 ? 'y' : 'ies') : '');
+  }
+}
+
+// ------------------------------------------------------------------ auto-reply rules
+
+export const MATCH_KINDS = [
+  ['exact', 'text equals'],
+  ['hex', 'contains hex'],
+  ['regex', 'matches regex'],
+];
+
+export function option(value, label, selected) {
+  const o = el('option', null, label);
+  o.value = value;
+  o.selected = value === selected;
+  return o;
+}
+
+export function ruleRow(rule) {
+  const row = el('div', 'rule');
+  row.dataset.testid = 'rule-row';
+  const match = el('select', 'rule-match');
+  match.dataset.testid = 'rule-match';
+  match.setAttribute('aria-label', 'Match kind');
+  for (const [v, label] of MATCH_KINDS) match.appendChild(option(v, label, rule.match || 'exact'));
+  const pattern = el('input', 'rule-pattern mono');
+  pattern.dataset.testid = 'rule-pattern';
+  pattern.placeholder = 'pattern';
+  pattern.value = rule.pattern || '';
+  const replyMode = el('select', 'rule-reply-mode');
+  replyMode.dataset.testid = 'rule-reply-mode';
+  replyMode.setAttribute('aria-label', 'Reply format');
+  const isHex = rule.reply_hex != null && rule.reply_text == null;
+  replyMode.append(option('text', 'reply text', isHex ? 'hex' : 'text'), option('hex', 'reply hex', isHex ? 'hex' : 'text'));
+  const reply = el('input', 'rule-reply mono');
+  reply.dataset.testid = 'rule-reply';
+  reply.placeholder = 'reply';
+  reply.value = (isHex ? rule.reply_hex : rule.reply_text) || '';
+  const remove = el('button', 'row-close', '\u00d7');
+  remove.type = 'button';
+  remove.title = 'Remove rule';
+  remove.dataset.testid = 'rule-remove';
+  remove.addEventListener('click', () => row.remove());
+  const l1 = el('div', 'rule-line');
+  l1.append(match, pattern, remove);
+  const l2 = el('div', 'rule-line');
+  l2.append(replyMode, reply);
+  row.append(l1, l2);
+  return row;
+}
+
+/** Opens the rule editor of one listener, filled with its current rules. */
+export function openRules(id) {
+  const l = model.listeners.get(id);
+  const box = $('rules-editor');
+  if (!l) return;
+  box.dataset.listenerId = String(id);
+  const head = el('div', 'rules-head', 'Auto-replies of ' + l.proto + ' ' + l.addr);
+  const rows = el('div', 'rules-rows');
+  for (const rule of l.auto_replies || []) rows.appendChild(ruleRow(rule));
+  const add = el('button', 'link-btn', '+ add rule');
+  add.type = 'button';
+  add.dataset.testid = 'rule-add';
+  add.addEventListener('click', () => rows.appendChild(ruleRow({})));
+  const save = el('button', 'primary small', 'Save');
+  save.type = 'button';
+  save.dataset.testid = 'rules-save';
+  save.addEventListener('click', () => saveRules(id, rows, save));
+  const cancel = el('button', 'small', 'Cancel');
+  cancel.type = 'button';
+  cancel.addEventListener('click', closeRules);
+  const actions = el('div', 'rules-actions');
+  actions.append(add, cancel, save);
+  const hint = el('div', 'hint', 'First match answers. Text equals ignores one trailing line end.');
+  box.replaceChildren(head, rows, actions, hint);
+  box.hidden = false;
+}
+
+export function closeRules() {
+  const box = $('rules-editor');
+  box.hidden = true;
+  box.replaceChildren();
+}
+
+export async function saveRules(id, rows, button) {
+  const rules = [];
+  for (const row of rows.querySelectorAll('[data-testid="rule-row"]')) {
+    const pattern = row.querySelector('.rule-pattern').value;
+    const reply = row.querySelector('.rule-reply').value;
+    if (!pattern && !reply) continue;
+    const hex = row.querySelector('.rule-reply-mode').value === 'hex';
+    rules.push({
+      match: row.querySelector('.rule-match').value,
+      pattern,
+      reply_text: hex ? null : reply,
+      reply_hex: hex ? reply.replace(/[\s:]/g, '') : null,
+    });
+  }
+  button.disabled = true;
+  try {
+    const l = await api('PUT', 'api/listeners/' + id + '/auto-replies', { rules });
+    if (l && l.id != null) model.listeners.set(l.id, l);
+    dirty.listeners = true;
+    schedule();
+    hideError();
+    closeRules();
+  } catch (e) {
+    showError('Saving auto-reply rules', e);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+export async function setListenerLink(id, value) {
+  try {
+    const l = await api('PUT', 'api/listeners/' + id + '/link', { link: value.trim() || null });
+    hideError();
+    if (l && l.id != null) model.listeners.set(l.id, l);
+  } catch (e) {
+    showError('Setting the link of listener ' + id, e);
+  }
+  dirty.listeners = true;
+  schedule();
+}

@@ -1,0 +1,304 @@
+// socklab dashboard: the session (device) list, its loading, selection and the detail panel.
+
+import { api, showError } from './api.js';
+import { loadLog } from './log.js';
+import { schedule } from './main.js';
+import { $, LOG_CAP, SESSION_PAGE, SESSION_RENDER_CAP, dirty, el, fmtBytes, fmtDateTime, fmtInt, log, model, msOf, reasonText } from './state.js';
+
+// ------------------------------------------------------------------ sessions
+
+/** Prefers the fresher of two snapshots of one session (offline is final; counters only grow). */
+export function fresher(a, b) {
+  if (!a) return b;
+  if (a.online === false && b.online !== false) return a;
+  if (b.online === false && a.online !== false) return b;
+  const wa = (a.bytes_up || 0) + (a.bytes_down || 0) + (a.msgs_up || 0) + (a.msgs_down || 0);
+  const wb = (b.bytes_up || 0) + (b.bytes_down || 0) + (b.msgs_up || 0) + (b.msgs_down || 0);
+  return wb >= wa ? b : a;
+}
+
+/** Stores a session snapshot. `authoritative` snapshots (from events) replace older ones. */
+export function putSession(s, authoritative) {
+  const old = model.sessions.get(s.id);
+  const next = authoritative ? s : fresher(old, s);
+  model.sessions.set(s.id, next);
+  const wasOnline = !!(old && old.online);
+  if (wasOnline !== !!next.online) {
+    model.onlineInMap += next.online ? 1 : -1;
+    dirty.listeners = true;
+  }
+  if (!old || old.online !== next.online) dirty.list = true;
+  dirty.rows.add(s.id);
+  if (s.id === log.sid) dirty.detail = true;
+  dirty.totals = true;
+  return old;
+}
+
+export function visibleSessions() {
+  const out = [];
+  for (const s of model.sessions.values()) {
+    if (model.filter === 'all' || s.online || s.id === log.sid) out.push(s);
+  }
+  out.sort((a, b) => b.id - a.id);
+  return out;
+}
+
+export async function loadSessions(reset) {
+  const filter = model.filter;
+  const offset = reset ? 0 : model.pageOffset;
+  try {
+    const r = await api('GET', 'api/sessions?state=' + filter + '&limit=' + SESSION_PAGE + '&offset=' + offset);
+    if (filter !== model.filter) return;
+    for (const s of r.sessions || []) putSession(s, false);
+    model.pageOffset = offset + (r.sessions || []).length;
+    model.pageTotal = typeof r.total === 'number' ? r.total : model.pageOffset;
+    dirty.list = true;
+    dirty.totals = true;
+    schedule();
+  } catch (e) {
+    showError('Loading sessions', e);
+  }
+}
+
+/** Counts for the header: online and total sessions straight from the API. */
+export async function loadCounts() {
+  try {
+    const [on, all] = await Promise.all([
+      api('GET', 'api/sessions?state=online&limit=' + SESSION_PAGE + '&offset=0'),
+      api('GET', 'api/sessions?state=all&limit=1&offset=0'),
+    ]);
+    const onlineIds = new Set();
+    for (const s of on.sessions || []) {
+      onlineIds.add(s.id);
+      putSession(s, false);
+    }
+    const onTotal = typeof on.total === 'number' ? on.total : onlineIds.size;
+    model.onlineExtra = Math.max(0, onTotal - onlineIds.size);
+    const allTotal = typeof all.total === 'number' ? all.total : 0;
+    model.sessionExtra = Math.max(0, allTotal - model.sessions.size);
+    // After a reconnect, sessions we still think online may have ended meanwhile: ask for
+    // each (an offline answer wins in putSession; a newer online one changes nothing).
+    if ((on.sessions || []).length >= onTotal) {
+      const stale = [];
+      for (const s of model.sessions.values()) if (s.online && !onlineIds.has(s.id)) stale.push(s.id);
+      for (const id of stale.slice(0, 100)) {
+        api('GET', 'api/sessions/' + id).then((fresh) => {
+          putSession(fresh, false);
+          schedule();
+        }).catch(() => {});
+      }
+    }
+    dirty.totals = true;
+    schedule();
+  } catch (e) {
+    showError('Loading sessions', e);
+  }
+}
+
+export function select(id) {
+  if (log.sid === id) return;
+  const prev = log.sid;
+  log.sid = id;
+  log.gen += 1;
+  log.entries = [];
+  log.ids = new Set();
+  log.pending = [];
+  log.buffer = [];
+  log.start = 0;
+  log.cap = LOG_CAP;
+  $('log').replaceChildren();
+  if (prev != null) dirty.rows.add(prev);
+  if (id != null) dirty.rows.add(id);
+  dirty.list = true;
+  dirty.detail = true;
+  history.replaceState(null, '', location.pathname + location.search + (id != null ? '#session=' + id : ''));
+  schedule();
+  if (id != null) loadLog(log.gen);
+}
+
+export async function closeSession(id) {
+  try {
+    await api('POST', 'api/sessions/' + id + '/close');
+  } catch (e) {
+    showError('Closing session #' + id, e);
+  }
+}
+
+export const rowEls = new Map(); // session id -> <li>
+
+export function sessionRow(s) {
+  let li = rowEls.get(s.id);
+  if (!li) {
+    li = el('li', 'session-row');
+    li.dataset.testid = 'session-row';
+    li.dataset.sessionId = String(s.id);
+    li.tabIndex = 0;
+    li.setAttribute('role', 'button');
+    const dot = el('span', 'dot');
+    const main = el('div', 'row-main');
+    const l1 = el('div', 'row-line');
+    l1.appendChild(el('span', 'sid', '#' + s.id));
+    l1.appendChild(el('span', 'proto proto-' + s.proto, s.proto));
+    const peer = el('span', 'peer mono', s.peer);
+    peer.dataset.testid = 'session-peer';
+    l1.appendChild(peer);
+    const l2 = el('div', 'row-line muted');
+    const st = el('span', 'row-state');
+    st.dataset.testid = 'session-state';
+    const bytes = el('span', 'row-bytes mono');
+    bytes.dataset.testid = 'session-bytes';
+    l2.appendChild(st);
+    l2.appendChild(bytes);
+    const lk = el('span', 'row-link');
+    lk.dataset.testid = 'session-link';
+    l2.appendChild(lk);
+    main.appendChild(l1);
+    main.appendChild(l2);
+    const close = el('button', 'row-close', '\u00d7');
+    close.type = 'button';
+    close.title = 'Close session #' + s.id;
+    close.setAttribute('aria-label', 'Close session #' + s.id);
+    close.dataset.testid = 'session-close';
+    close.addEventListener('click', (e) => {
+      e.stopPropagation();
+      closeSession(s.id);
+    });
+    li.append(dot, main, close);
+    li.addEventListener('click', () => select(s.id));
+    li.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter' || e.key === ' ') {
+        e.preventDefault();
+        select(s.id);
+      }
+    });
+    rowEls.set(s.id, li);
+  }
+  updateRow(li, s);
+  return li;
+}
+
+export function updateRow(li, s) {
+  li.dataset.online = s.online ? 'true' : 'false';
+  li.classList.toggle('offline', !s.online);
+  li.classList.toggle('selected', s.id === log.sid);
+  li.setAttribute('aria-pressed', s.id === log.sid ? 'true' : 'false');
+  const st = li.querySelector('.row-state');
+  st.textContent = s.online ? 'online' : 'offline' + (s.end_reason ? ' \u00b7 ' + reasonText(s.end_reason) : '');
+  li.querySelector('.row-bytes').textContent =
+    '\u2191 ' + fmtBytes(s.bytes_up || 0) + '  \u2193 ' + fmtBytes(s.bytes_down || 0);
+  li.querySelector('.row-close').hidden = !s.online;
+  const lk = li.querySelector('.row-link');
+  lk.textContent = linkText(s);
+  lk.hidden = !s.link;
+  lk.dataset.state = s.link ? s.link.state : '';
+}
+
+/** A session's emulated link as shown: "nbiot,nat_idle=270s", plus its state unless ok. */
+export function linkText(s) {
+  if (!s || !s.link) return '';
+  return s.link.spec + (s.link.state && s.link.state !== 'ok' ? ' \u00b7 ' + reasonText(s.link.state) : '');
+}
+
+/** Arrow keys move the selection through the rendered session rows. */
+export function moveSelection(e) {
+  if (e.key !== 'ArrowDown' && e.key !== 'ArrowUp') return;
+  const rows = [...$('session-list').children];
+  if (!rows.length) return;
+  e.preventDefault();
+  const at = rows.findIndex((li) => li.dataset.sessionId === String(log.sid));
+  const next = e.key === 'ArrowDown' ? Math.min(rows.length - 1, at + 1) : Math.max(0, at - 1);
+  const li = rows[at < 0 ? 0 : next];
+  select(Number(li.dataset.sessionId));
+  li.focus();
+}
+
+export function renderList() {
+  const all = visibleSessions();
+  const shown = all.slice(0, SESSION_RENDER_CAP);
+  const keep = new Set(shown.map((s) => s.id));
+  for (const [id, li] of rowEls) {
+    if (!keep.has(id)) {
+      li.remove();
+      rowEls.delete(id);
+    }
+  }
+  const list = $('session-list');
+  const want = shown.map(sessionRow);
+  let same = list.children.length === want.length;
+  for (let i = 0; same && i < want.length; i++) same = list.children[i] === want[i];
+  if (!same) {
+    // Re-inserting rows drops keyboard focus; give it back to the row that had it.
+    const focused = document.activeElement;
+    list.replaceChildren(...want);
+    if (focused && focused !== document.body && list.contains(focused)) focused.focus();
+  }
+  $('session-empty').hidden = shown.length > 0;
+  $('session-empty').textContent = model.filter === 'online' && model.sessions.size
+    ? 'No device online.'
+    : 'No devices yet. Point a device at a listener below.';
+  const capped = all.length > SESSION_RENDER_CAP;
+  $('sessions-more').hidden = capped || model.pageOffset >= model.pageTotal;
+  $('sessions-note').hidden = !capped;
+  $('sessions-note').textContent = capped
+    ? 'Showing the newest ' + fmtInt(SESSION_RENDER_CAP) + ' of ' + fmtInt(all.length) + ' sessions.'
+    : '';
+}
+
+export function renderDetail() {
+  const s = log.sid != null ? model.sessions.get(log.sid) : null;
+  $('detail-empty').hidden = log.sid != null;
+  $('detail-body').hidden = log.sid == null;
+  if (log.sid == null) return;
+  $('detail').dataset.sessionId = String(log.sid);
+  $('detail-title').textContent = 'Session #' + log.sid;
+  if (!s) return;
+  const state = $('detail-state');
+  state.textContent = s.online ? 'online' : 'offline' + (s.end_reason ? ' \u00b7 ' + reasonText(s.end_reason) : '');
+  state.className = 'chip ' + (s.online ? 'chip-ok' : 'chip-off');
+  state.dataset.online = s.online ? 'true' : 'false';
+  $('detail-peer').textContent = s.proto + '  ' + s.peer + ' \u2192 ' + (s.local || '');
+  $('detail-bytes-up').textContent = fmtInt(s.bytes_up);
+  $('detail-bytes-down').textContent = fmtInt(s.bytes_down);
+  $('detail-msgs').textContent = fmtInt(s.msgs_up) + ' / ' + fmtInt(s.msgs_down);
+  $('detail-started').textContent = fmtDateTime(msOf(s, 'started_at'));
+  $('detail-ended').textContent = s.online ? '\u2014' : fmtDateTime(msOf(s, 'ended_at'));
+  $('detail-close').disabled = !s.online;
+  const link = $('detail-link');
+  link.textContent = s.link ? linkText(s) : s.online ? 'none' : '\u2014';
+  link.dataset.state = s.link ? s.link.state : 'none';
+  link.className = 'chip ' + (s.link && s.link.state !== 'ok' ? 'chip-off' : 'chip-link');
+  for (const id of ['link-apply', 'fault-outage', 'fault-reset', 'fault-nat']) $(id).disabled = !s.online;
+  const input = $('link-input');
+  if (document.activeElement !== input && input.dataset.sid !== String(s.id)) {
+    input.dataset.sid = String(s.id);
+    input.value = s.link ? s.link.spec : '';
+  }
+  const total = (s.msgs_up || 0) + (s.msgs_down || 0);
+  $('log-older').hidden = !(log.start > 0);
+  $('log-info').textContent = log.loading
+    ? 'loading\u2026'
+    : 'showing ' + fmtInt(log.entries.length) + ' of ' + fmtInt(Math.max(total, log.entries.length)) + ' messages';
+}
+
+export function renderTotals() {
+  $('total-online').textContent = fmtInt(model.onlineInMap + model.onlineExtra);
+  $('total-sessions').textContent = fmtInt(model.sessions.size + model.sessionExtra);
+  const up = $('total-up');
+  const down = $('total-down');
+  up.textContent = fmtBytes(model.totals.up);
+  up.title = fmtInt(model.totals.up) + ' bytes';
+  down.textContent = fmtBytes(model.totals.down);
+  down.title = fmtInt(model.totals.down) + ' bytes';
+  document.title = 'socklab \u00b7 ' + fmtInt(model.onlineInMap + model.onlineExtra) + ' online';
+}
+
+export function setFilter(f) {
+  if (model.filter === f) return;
+  model.filter = f;
+  for (const b of document.querySelectorAll('[data-filter]')) b.classList.toggle('on', b.dataset.filter === f);
+  model.pageOffset = 0;
+  model.pageTotal = 0;
+  dirty.list = true;
+  schedule();
+  loadSessions(true);
+}

@@ -1,0 +1,106 @@
+// socklab dashboard: plain JavaScript ES modules, no build step, no external resources.
+//
+// Data flow: the live event stream (/api/events, Server-Sent Events) and the JSON API feed one
+// in-memory model (sessions, the selected session's log, totals, throughput buckets). Handlers
+// only update the model and mark what changed; one flush per animation frame writes the DOM, so
+// a device sending thousands of messages per second costs one layout per frame, not one per
+// message. Device payloads are only ever written with textContent: nothing a device sends is
+// parsed as HTML.
+//
+// This module holds the shared model and the small formatting helpers; it imports nothing.
+
+/** Rows kept in the rendered log; older messages stay loadable through the messages API. */
+export const LOG_CAP = 500;
+/** Messages fetched per API page. */
+export const MSG_PAGE = 500;
+/** Sessions fetched per API page. */
+export const SESSION_PAGE = 200;
+/** Session rows rendered at most; the newest are shown first. */
+export const SESSION_RENDER_CAP = 500;
+/** Recent live messages remembered per unselected session (covers a store that lags behind). */
+export const RECENT_PER_SESSION = 50;
+/** Sessions whose recent messages are remembered (least recently active ones are dropped). */
+export const RECENT_SESSIONS = 200;
+/** Bytes of one payload rendered at most (the rest is summarised). */
+export const PAYLOAD_SHOW_MAX = 4096;
+/** Seconds of history in the throughput chart. */
+export const CHART_SECONDS = 60;
+
+export const $ = (id) => document.getElementById(id);
+
+// ------------------------------------------------------------------ model
+
+export const model = {
+  sessions: new Map(), // id -> Session object from the API / events
+  filter: 'all', // 'online' | 'all'
+  pageOffset: 0, // sessions fetched from the API for the current filter
+  pageTotal: 0, // total the API reported for the current filter
+  onlineInMap: 0, // sessions in `sessions` that are online (kept up to date by putSession)
+  onlineExtra: 0, // online sessions the API reported but that were not fetched (beyond a page)
+  sessionExtra: 0, // sessions the API reported that are not in `sessions`
+  listeners: new Map(),
+  totals: { up: 0, down: 0 },
+  statsSeenAt: 0, // last time a {"type":"stats"} event arrived (then totals come from it)
+  recent: new Map(), // session id -> last few live messages
+  view: 'text', // payload rendering: 'text' | 'hex'
+};
+
+/** The selected session's log. `gen` invalidates fetches started for an older selection. */
+export const log = {
+  sid: null,
+  gen: 0,
+  loading: false,
+  buffer: [], // live messages that arrived while the history was loading
+  entries: [], // [{m, el, payloadEl}] in display order
+  ids: new Set(),
+  start: 0, // index of the first rendered message in the session's full history
+  cap: LOG_CAP,
+  pending: [], // live messages waiting for the next frame
+};
+
+export const dirty = { list: false, rows: new Set(), detail: false, totals: false, listeners: false };
+
+export function fmtBytes(n) {
+  if (!Number.isFinite(n)) return '0 B';
+  if (n < 1024) return Math.round(n) + ' B';
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n / 1024;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u += 1;
+  }
+  return (v >= 100 ? v.toFixed(0) : v.toFixed(1)) + ' ' + units[u];
+}
+
+// Thousands separators without toLocaleString (measurably slow at thousands of rows/s).
+export const fmtInt = (n) => String(Math.round(Number(n) || 0)).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+export const pad = (n, w) => String(n).padStart(w, '0');
+
+export function msOf(obj, key) {
+  const ms = obj[key + '_ms'];
+  if (typeof ms === 'number') return ms;
+  const parsed = Date.parse(obj[key] || '');
+  return Number.isNaN(parsed) ? null : parsed;
+}
+
+export function fmtTime(ms) {
+  const d = new Date(ms);
+  return pad(d.getHours(), 2) + ':' + pad(d.getMinutes(), 2) + ':' + pad(d.getSeconds(), 2) +
+    '.' + pad(d.getMilliseconds(), 3);
+}
+
+export function fmtDateTime(ms) {
+  if (ms == null) return '\u2014';
+  const d = new Date(ms);
+  return d.getFullYear() + '-' + pad(d.getMonth() + 1, 2) + '-' + pad(d.getDate(), 2) + ' ' + fmtTime(ms);
+}
+
+export const reasonText = (r) => (r ? String(r).replace(/_/g, ' ') : '');
+
+export function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text != null) e.textContent = text;
+  return e;
+}
