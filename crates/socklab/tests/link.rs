@@ -119,6 +119,43 @@ async fn nat_drop_then_reset() {
     server.stop().await;
 }
 
+/// The carrier NAT sits next to the device: data the device sent before the NAT forgot the
+/// flow is already past it and still arrives; the echo it triggers goes nowhere.
+#[tokio::test]
+async fn data_in_flight_at_a_nat_drop_still_arrives() {
+    let server = TestServer::start(|c| {
+        c.echo = true;
+        c.links = vec![(
+            None,
+            LinkSpec::parse("perfect,latency_up=3s,nat_idle=1s").unwrap(),
+        )];
+    })
+    .await;
+    let mut events = server.hub.subscribe();
+    let mut device = TcpStream::connect(server.tcp()).await.unwrap();
+    next_event(&mut events, online_id).await;
+    device.write_all(b"in flight").await.unwrap();
+    let data = |dir: Direction| {
+        move |e: &Event| match e {
+            Event::Data(m, _) if m.direction == dir => Some(m.clone()),
+            _ => None,
+        }
+    };
+    let up = next_event(&mut events, data(Direction::Up)).await;
+    assert_eq!(&up.data[..], b"in flight");
+    assert!(!up.dropped, "data sent before the NAT drop is delivered");
+    let echo = next_event(&mut events, data(Direction::Down)).await;
+    assert!(echo.dropped, "the reply cannot cross the dropped NAT");
+    let mut one = [0u8; 1];
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), device.read(&mut one))
+            .await
+            .is_err(),
+        "nothing may come back through a dropped NAT"
+    );
+    server.stop().await;
+}
+
 /// UDP with total loss: every datagram is recorded as dropped, none delivered.
 #[tokio::test]
 async fn udp_total_loss() {

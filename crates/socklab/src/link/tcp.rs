@@ -177,10 +177,11 @@ pub(crate) async fn drive(cx: Ctx<'_>) -> Option<EndReason> {
         let nat = handle.nat_dropped.load(Ordering::Relaxed);
         if nat && !nat_seen {
             nat_seen = true;
-            for lane in [&mut up, &mut down] {
-                while let Some(p) = lane.pop() {
-                    hub.record_dropped(handle, lane.dir, p.data).await;
-                }
+            // The carrier NAT sits next to the device: data the device already sent crossed
+            // it before it forgot the flow and still arrives; data still queued for the
+            // device would cross it afterwards and goes nowhere.
+            while let Some(p) = down.pop() {
+                hub.record_dropped(handle, Direction::Down, p.data).await;
             }
         }
         if eof && up.queue.is_empty() {
@@ -240,7 +241,11 @@ pub(crate) async fn drive(cx: Ctx<'_>) -> Option<EndReason> {
                 hub.record(handle, Direction::Up, p.data).await;
                 let now = Instant::now();
                 for reply in replies {
-                    down.push(reply, now, spec.batch.map(|b| (b, start)));
+                    if nat {
+                        hub.record_dropped(handle, Direction::Down, reply).await;
+                    } else {
+                        down.push(reply, now, spec.batch.map(|b| (b, start)));
+                    }
                 }
                 if spec.reset_after_bytes.is_some_and(|n| moved >= n) {
                     return Some(reset(stream, handle, hub, &mut up, &mut down).await);
