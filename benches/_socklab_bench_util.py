@@ -211,6 +211,29 @@ def wait_until(pred: Callable[[], bool], timeout: float, interval: float = 0.05)
     return pred()
 
 
+def launch_socklab(
+    bin_: str, tmp: Path, tag: str, extra: Sequence[str] = ()
+) -> tuple[Child, dict[str, Any]]:
+    """Start socklab on loopback port 0 with a database in `tmp` and wait (30 s at most)
+    for its ready file: the child and the bound addresses ({"tcp": [...], "http": ...})."""
+    ready = tmp / f"{tag}.ready.json"
+    argv = [bin_, "--tcp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--quiet"]
+    argv += ["--db", str(tmp / f"{tag}.db"), "--ready-file", str(ready), *extra]
+    child = Child(tag, argv, tmp, stdin_pipe=False)
+    info: dict[str, Any] = {}
+
+    def is_ready() -> bool:
+        try:
+            info.update(json.loads(ready.read_text()))
+            return bool(info.get("tcp"))
+        except (OSError, ValueError):
+            return child.proc.poll() is not None
+
+    if not wait_until(is_ready, 30, 0.05) or not info:
+        raise RuntimeError(f"socklab did not become ready (see {child.log_path})")
+    return child, info
+
+
 def http(method: str, url: str, body: dict | None = None, timeout: float = 10.0) -> Any:
     """One HTTP request to a loopback URL; returns the parsed JSON or the text."""
     data = None if body is None else json.dumps(body).encode()

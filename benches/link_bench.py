@@ -16,7 +16,6 @@ Every child is stopped when this script ends, whatever way it ends.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import statistics
@@ -25,7 +24,6 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -33,6 +31,7 @@ from _socklab_bench_util import (
     Child,
     http,
     install_cleanup,
+    launch_socklab,
     machine_line,
     prometheus,
     raise_nofile,
@@ -75,23 +74,7 @@ class Lab:
 
 
 def start(bin_: str, tmp: Path, tag: str, link: str | None) -> Lab:
-    ready = tmp / f"{tag}.ready.json"
-    argv = [bin_, "--tcp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--quiet"]
-    argv += ["--db", str(tmp / f"{tag}.db"), "--ready-file", str(ready)]
-    if link:
-        argv += ["--link", link, "--seed", "1"]
-    child = Child(tag, argv, tmp, stdin_pipe=False)
-    info: dict[str, Any] = {}
-
-    def is_ready() -> bool:
-        try:
-            info.update(json.loads(ready.read_text()))
-            return bool(info.get("tcp"))
-        except (OSError, ValueError):
-            return child.proc.poll() is not None
-
-    if not wait_until(is_ready, 30, 0.05) or not info:
-        raise RuntimeError(f"socklab did not become ready (see {child.log_path})")
+    child, info = launch_socklab(bin_, tmp, tag, ["--link", link, "--seed", "1"] if link else [])
     return Lab(child, info["tcp"][0], info["http"])
 
 

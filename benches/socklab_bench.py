@@ -49,6 +49,7 @@ from _socklab_bench_util import (  # the helper next to this script
     Child,
     http,
     install_cleanup,
+    launch_socklab,
     listen_overflows,
     machine_line,
     prometheus,
@@ -105,22 +106,8 @@ def default_bin(name: str, env: str) -> str:
 
 
 def start_socklab(bins: Bins, tmp: Path, tag: str) -> Server:
-    db, ready = tmp / f"{tag}.db", tmp / f"{tag}.ready.json"
-    argv = [bins.socklab, "--tcp", "127.0.0.1:0", "--http", "127.0.0.1:0"]
-    argv += ["--db", str(db), "--quiet", "--ready-file", str(ready)]
-    child = Child(tag, argv, tmp, stdin_pipe=False)
-    info: dict[str, Any] = {}
-
-    def is_ready() -> bool:
-        try:
-            info.update(json.loads(ready.read_text()))
-            return bool(info.get("tcp"))
-        except (OSError, ValueError):
-            return child.proc.poll() is not None
-
-    if not wait_until(is_ready, 30, 0.05) or not info:
-        raise RuntimeError(f"socklab did not become ready (see {child.log_path})")
-    return Server("socklab", child, info["tcp"][0], info["http"], db)
+    child, info = launch_socklab(bins.socklab, tmp, tag)
+    return Server("socklab", child, info["tcp"][0], info["http"], tmp / f"{tag}.db")
 
 
 def start_bare(bins: Bins, tmp: Path, tag: str, discard: bool = False) -> Server:
