@@ -23,6 +23,17 @@ fn online_id(e: &Event) -> Option<u64> {
     }
 }
 
+/// Nothing comes back to the device within 300 ms (as through a dropped NAT).
+async fn assert_nothing_arrives(device: &mut TcpStream) {
+    let mut one = [0u8; 1];
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), device.read(&mut one))
+            .await
+            .is_err(),
+        "nothing may come back through a dropped NAT"
+    );
+}
+
 async fn read_n(stream: &mut TcpStream, n: usize) -> std::io::Result<Vec<u8>> {
     let mut buf = vec![0; n];
     tokio::time::timeout(WAIT, stream.read_exact(&mut buf))
@@ -100,13 +111,7 @@ async fn nat_drop_then_reset() {
     })
     .await;
     assert_eq!(&dropped.data[..], b"lost");
-    let mut one = [0u8; 1];
-    assert!(
-        tokio::time::timeout(Duration::from_millis(300), device.read(&mut one))
-            .await
-            .is_err(),
-        "nothing may come back through a dropped NAT"
-    );
+    assert_nothing_arrives(&mut device).await;
     server.hub.inject(id, Fault::Reset).await.unwrap();
     let err = read_n(&mut device, 1).await.unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset);
@@ -146,13 +151,7 @@ async fn data_in_flight_at_a_nat_drop_still_arrives() {
     assert!(!up.dropped, "data sent before the NAT drop is delivered");
     let echo = next_event(&mut events, data(Direction::Down)).await;
     assert!(echo.dropped, "the reply cannot cross the dropped NAT");
-    let mut one = [0u8; 1];
-    assert!(
-        tokio::time::timeout(Duration::from_millis(300), device.read(&mut one))
-            .await
-            .is_err(),
-        "nothing may come back through a dropped NAT"
-    );
+    assert_nothing_arrives(&mut device).await;
     server.stop().await;
 }
 
