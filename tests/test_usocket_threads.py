@@ -186,3 +186,51 @@ def test_switching_to_nonblocking_ends_a_blocked_recv_with_11():
         t.join(2)
         err = box.get("error")
         assert type(err) is OSError and err.args == (11,), box
+
+
+LINES = 50_000
+
+
+@pytest.mark.parametrize("name", ["quecpython", "legacy", "micropython"])
+def test_readline_from_four_threads_loses_and_splices_nothing(name):
+    """4 threads doing readline on one socket against a fast producer: every line arrives
+    exactly once and whole (stream reads take turns, as on the device)."""
+    from usocket_peers import profile
+
+    expected = [b"line %06d %s\n" % (i, b"x" * (i % 23)) for i in range(LINES)]
+    with profile(name), usocket_pair() as (cli, conn):
+        cli.settimeout(30)
+        got: list[list[bytes]] = [[] for _ in range(4)]
+        errors: list[BaseException] = []
+
+        def reader(out: list[bytes]) -> None:
+            try:
+                while True:
+                    try:
+                        line = cli.readline()
+                    except OSError as e:
+                        if e.args == (107,):  # the FIN rule: one reader sees it once
+                            continue
+                        raise
+                    if not line:
+                        return
+                    out.append(line)
+            except BaseException as e:  # noqa: BLE001 (reported below)
+                errors.append(e)
+
+        threads = [threading.Thread(target=reader, args=(g,), daemon=True) for g in got]
+        for t in threads:
+            t.start()
+        blob = b"".join(expected)
+        for i in range(0, len(blob), 4096):  # many small sends: lines straddle them
+            conn.sendall(blob[i : i + 4096])
+        conn.close()
+        for t in threads:
+            t.join(60)
+        assert not errors, errors
+        assert not any(t.is_alive() for t in threads)
+        lines = [line for g in got for line in g]
+        assert len(lines) == LINES
+        assert sorted(lines) == expected
+        for g in got:  # each thread saw its own lines in stream order
+            assert g == sorted(g)

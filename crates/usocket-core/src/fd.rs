@@ -3,9 +3,16 @@
 //! `close()` must wake a thread blocked in `recv`/`accept`/`connect` on the same socket
 //! without the classic fd-reuse race (closing a descriptor another thread is about to use,
 //! which may by then name a different file). So every call holds a [`Guard`] (an in-flight
-//! count) while it uses the descriptor; `close()` marks the handle closed and calls
-//! `shutdown(2)`, which on Linux wakes every waiter on the socket (TCP, UDP, listening and
-//! connecting sockets alike), and the real `close(2)` runs when the last guard drops.
+//! count) while it uses the descriptor; `close()` marks the handle closed and shuts down the
+//! *receiving* side only (`shutdown(SHUT_RD)`), and the real `close(2)` runs when the last
+//! guard drops.
+//!
+//! Why `SHUT_RD`: it wakes every waiter on the socket (a blocked `recv` returns 0, `accept`
+//! and a pending `connect` fail, a `poll` reports the socket readable) for TCP, UDP,
+//! listening and connecting sockets alike, and it sends nothing: no FIN, no RST. So what
+//! reaches the peer is decided by `close(2)` alone and the socket's options: an orderly FIN,
+//! or with `SO_LINGER` on and a zero time, a RST only (the peer's next read fails with
+//! ECONNRESET). `SHUT_RDWR` would send a FIN first and turn an abort into a clean EOF.
 
 use crate::error::{Error, Result, errno};
 use std::os::fd::RawFd;
@@ -60,7 +67,8 @@ impl Handle {
         if self.is_closed() { -1 } else { self.fd }
     }
 
-    /// Closes the socket: idempotent; wakes blocked calls; `close(2)` once none is inside.
+    /// Closes the socket: idempotent; wakes blocked calls without sending anything;
+    /// `close(2)` (which sends the FIN, or the RST of a zero linger) once none is inside.
     pub(crate) fn close(&self) {
         // Hold a guard so a call leaving meanwhile cannot release the fd under shutdown().
         self.inflight.fetch_add(1, Ordering::SeqCst);
@@ -69,8 +77,9 @@ impl Handle {
             return;
         }
         // SAFETY: fd is still open (released only after inflight reaches zero, and we hold
-        // one). ENOTCONN from an unconnected socket is expected and ignored.
-        unsafe { libc::shutdown(self.fd, libc::SHUT_RDWR) };
+        // one). ENOTCONN from an unconnected socket is expected and ignored (the waiters
+        // are woken all the same).
+        unsafe { libc::shutdown(self.fd, libc::SHUT_RD) };
     }
 
     fn release_if_idle(&self) {

@@ -46,7 +46,8 @@ pub(crate) fn readinto(
 }
 
 /// `readline([limit])`: buffered lines are returned straight away; otherwise the buffer is
-/// refilled (GIL released) until a line, the limit or the end of the stream.
+/// refilled (GIL released) until a line, the limit or the end of the stream. One reader at
+/// a time per socket (the read turn), as on the device.
 pub(crate) fn readline<'py>(
     py: Python<'py>,
     sock: &Socket,
@@ -60,10 +61,19 @@ pub(crate) fn readline<'py>(
         return Ok(Some(PyBytes::new(py, b"")));
     }
     let line = |s: &[u8]| PyBytes::new(py, s);
+    let w = sock.waiter();
+    // The whole readline holds the socket's read turn, so lines from several threads
+    // never splice; waiting for it happens detached, never holding the GIL.
+    let _turn = match sock.try_read_turn() {
+        Some(turn) => turn,
+        None => match detached(py, |check| sock.read_turn(&w, check))? {
+            ReadOutcome::Data(turn) => turn,
+            ReadOutcome::WouldBlock => return Ok(None),
+        },
+    };
     if let Some(found) = sock.buffered_line(limit, line) {
         return Ok(Some(found));
     }
-    let w = sock.waiter();
     loop {
         match detached(py, |check| sock.fill_buffer(&w, check))? {
             ReadOutcome::Data(0) => {

@@ -134,7 +134,9 @@ impl Socket {
     /// `recv(bufsize)` into `buf`: waits for at least one byte, returns how many arrived.
     ///
     /// Bytes `readline` buffered come first. On a stream whose peer closed, the FIN rule
-    /// applies (see [`Socket::end_of_stream`]). Timeout: `OSError(110)`; non-blocking with nothing to
+    /// applies (see [`Socket::end_of_stream`]). A stream read first takes the socket's read
+    /// turn ([`ReadTurn`](super::ReadTurn)): while another thread reads, it waits (counted in
+    /// the timeout; non-blocking: `OSError(11)`). Timeout: `OSError(110)`; non-blocking with nothing to
     /// read: `OSError(11)`; reset: `OSError(104)`; closed: `OSError(9)`.
     pub fn recv(
         &self,
@@ -170,6 +172,17 @@ impl Socket {
         check: Checkpoint<'_>,
     ) -> Result<(usize, Option<SockAddr>)> {
         let g = self.handle.enter()?;
+        let w = self.waiter();
+        let dontwait = flags & libc::MSG_DONTWAIT != 0;
+        let _turn = if self.is_stream() {
+            let nonblocking = dontwait || self.mode() == Mode::NonBlocking;
+            Some(
+                self.read_gate
+                    .take(&w, nonblocking, &|| g.closed(), check)?,
+            )
+        } else {
+            None
+        };
         let peek = flags & libc::MSG_PEEK != 0;
         if self.maybe_buffered.load(Ordering::Acquire) {
             let mut rb = self.rbuf.lock().unwrap_or_else(|e| e.into_inner());
@@ -181,8 +194,6 @@ impl Socket {
         if buf.is_empty() && self.is_stream() {
             return Ok((0, None));
         }
-        let w = self.waiter();
-        let dontwait = flags & libc::MSG_DONTWAIT != 0;
         let (n, from) = self.io(&g, &w, libc::POLLIN, dontwait, check, |f| {
             if self.is_stream() {
                 sys::recv(g.fd(), buf, f | flags).map(|n| (n, None))

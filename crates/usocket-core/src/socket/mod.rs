@@ -6,9 +6,11 @@
 //! kernel ends after at most 100 ms to let the checkpoint run. The I/O methods live in
 //! `io` (send, recv, accept, connect) and `reads` (the stream reads).
 
+mod gate;
 mod io;
 mod reads;
 
+pub use gate::ReadTurn;
 pub use reads::ReadOutcome;
 
 use crate::error::{Error, Result, errno};
@@ -18,6 +20,7 @@ use crate::profile::{self, Profile};
 use crate::state::TcpState;
 use crate::stream::ReadBuf;
 use crate::{addr, sys};
+use gate::ReadGate;
 use std::os::fd::{IntoRawFd, OwnedFd, RawFd};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -103,6 +106,8 @@ pub struct Socket {
     rbuf: Mutex<ReadBuf>,
     /// Set when `rbuf` may hold bytes, so `recv` skips the lock in the common case.
     maybe_buffered: AtomicBool,
+    /// One stream read at a time (see [`ReadTurn`]).
+    read_gate: ReadGate,
 }
 
 impl Socket {
@@ -133,6 +138,7 @@ impl Socket {
             fin_seen: AtomicBool::new(false),
             rbuf: Mutex::new(ReadBuf::default()),
             maybe_buffered: AtomicBool::new(false),
+            read_gate: ReadGate::default(),
         })
     }
 

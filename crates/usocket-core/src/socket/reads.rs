@@ -2,8 +2,9 @@
 //! apply the FIN rule only when nothing was read, and give non-blocking results per
 //! profile (`None`, or `OSError(11)` in legacy).
 
-use super::Socket;
+use super::{Mode, ReadTurn, Socket};
 use crate::error::{Error, Result, errno};
+use crate::fd::Guard;
 use crate::interrupt::{Checkpoint, Waiter};
 use crate::profile;
 use crate::stream::FILL_BYTES;
@@ -37,6 +38,11 @@ impl Socket {
     /// `OSError(110)`. Non-blocking: partial data, or [`ReadOutcome::WouldBlock`].
     pub fn read(&self, want: Option<usize>, check: Checkpoint<'_>) -> Result<ReadOutcome<Vec<u8>>> {
         let g = self.handle.enter()?;
+        let w = self.waiter();
+        let _turn = match self.turn_for(&w, &g, check)? {
+            ReadOutcome::Data(t) => t,
+            ReadOutcome::WouldBlock => return would_block(),
+        };
         let mut out = Vec::new();
         {
             let mut rb = self.rbuf.lock().unwrap_or_else(|e| e.into_inner());
@@ -44,7 +50,6 @@ impl Socket {
             out.extend_from_slice(&rb.available()[..take]);
             rb.consume(take);
         }
-        let w = self.waiter();
         while want.is_none_or(|n| out.len() < n) {
             let chunk = want.map_or(FILL_BYTES, |n| (n - out.len()).min(FILL_BYTES));
             out.reserve(chunk);
@@ -77,11 +82,15 @@ impl Socket {
         check: Checkpoint<'_>,
     ) -> Result<ReadOutcome<usize>> {
         let g = self.handle.enter()?;
+        let w = self.waiter();
+        let _turn = match self.turn_for(&w, &g, check)? {
+            ReadOutcome::Data(t) => t,
+            ReadOutcome::WouldBlock => return would_block(),
+        };
         let mut got = {
             let mut rb = self.rbuf.lock().unwrap_or_else(|e| e.into_inner());
             rb.copy_out(buf, false)
         };
-        let w = self.waiter();
         while got < buf.len() {
             let spare = &mut buf[got..];
             match self.io(&g, &w, libc::POLLIN, false, check, |f| {
@@ -126,11 +135,15 @@ impl Socket {
         Some(r)
     }
 
-    /// One refill of the read buffer for `readline`: waits (per `w`) for data and returns
-    /// how many bytes arrived, 0 at end of stream. The buffer is taken out of its mutex
-    /// while waiting, so no lock is held across the blocking syscall.
+    /// One refill of the read buffer for `readline`: waits (per `w`) for the read turn and
+    /// for data, and returns how many bytes arrived, 0 at end of stream. The buffer is taken
+    /// out of its mutex while waiting; the read turn keeps other readers out meanwhile.
     pub fn fill_buffer(&self, w: &Waiter, check: Checkpoint<'_>) -> Result<ReadOutcome<usize>> {
         let g = self.handle.enter()?;
+        let _turn = match self.turn_for(w, &g, check)? {
+            ReadOutcome::Data(t) => t,
+            ReadOutcome::WouldBlock => return would_block(),
+        };
         let mut rb = std::mem::take(&mut *self.rbuf.lock().unwrap_or_else(|e| e.into_inner()));
         let spare = rb.spare();
         let r = self.io(&g, w, libc::POLLIN, false, check, |f| {
@@ -159,6 +172,43 @@ impl Socket {
         match r {
             Ok(n) => Ok(ReadOutcome::Data(n)),
             Err(Error::Os(errno::EAGAIN)) => would_block(),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Takes the socket's read turn for a whole stream read made of several calls (a
+    /// `readline` that refills): waits per `w` while another thread reads (`OSError(110)`
+    /// at the deadline, `OSError(9)` if closed meanwhile); on a non-blocking socket a busy
+    /// turn is [`ReadOutcome::WouldBlock`] (legacy: `OSError(11)`). Re-entrant: the reads
+    /// this thread makes while holding it go straight through.
+    pub fn read_turn(
+        &self,
+        w: &Waiter,
+        check: Checkpoint<'_>,
+    ) -> Result<ReadOutcome<ReadTurn<'_>>> {
+        let g = self.handle.enter()?;
+        match self.turn_for(w, &g, check)? {
+            ReadOutcome::Data(t) => Ok(ReadOutcome::Data(t)),
+            ReadOutcome::WouldBlock => would_block(),
+        }
+    }
+
+    /// The read turn if it is free (or already this thread's), without waiting; for
+    /// callers that hold the GIL and must not block on another reader.
+    pub fn try_read_turn(&self) -> Option<ReadTurn<'_>> {
+        self.read_gate.try_take()
+    }
+
+    fn turn_for(
+        &self,
+        w: &Waiter,
+        g: &Guard<'_>,
+        check: Checkpoint<'_>,
+    ) -> Result<ReadOutcome<ReadTurn<'_>>> {
+        let nonblocking = self.mode() == Mode::NonBlocking;
+        match self.read_gate.take(w, nonblocking, &|| g.closed(), check) {
+            Ok(t) => Ok(ReadOutcome::Data(t)),
+            Err(Error::Os(errno::EAGAIN)) => Ok(ReadOutcome::WouldBlock),
             Err(e) => Err(e),
         }
     }
