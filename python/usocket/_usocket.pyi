@@ -4,7 +4,7 @@ Names starting with an underscore are private hooks for the rest of usocket-rs (
 script runner and the companion modules), not part of the device API.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import final
 
 from typing_extensions import Buffer, TypeAlias
@@ -13,6 +13,7 @@ __all__ = [
     "DeviceCompatibilityWarning",
     "_clear_thread_stop",
     "_constants",
+    "_events_loop",
     "_get_profile",
     "_request_thread_stop",
     "_reset_warnings",
@@ -62,7 +63,15 @@ class socket:
     def fileno(self) -> int: ...
     def setblocking(self, flag: object, /) -> None: ...
     def settimeout(self, value: float | None, /) -> None: ...
-    def setsockopt(self, level: int, optname: int, value: int | Buffer, /) -> None: ...
+    def setsockopt(
+        self,
+        level: int,
+        optname: int,
+        value: int | Buffer | Callable[[socket], object] | None,
+        /,
+    ) -> None:
+        """Set an option; option 20 with a callable registers ``callback(sock)``, called
+        from one background thread whenever the socket is readable (None unregisters)."""
     def getsocketsta(self) -> int:
         """lwIP TCP state 0-10, 0 for UDP, -1 after close (absent in micropython)."""
     def getaddrinfo(self, *args: object) -> list[tuple[int, int, int, str, tuple[str, int]]]:
@@ -109,3 +118,6 @@ def _set_address_map(rules: Sequence[tuple[str, int | None, str, int | None]]) -
 
 def _reset_warnings() -> None:
     """Forget which DeviceCompatibilityWarnings were given (for tests)."""
+
+def _events_loop() -> None:
+    """The readable-callback dispatcher (runs forever on the ``usocket-events`` thread)."""

@@ -244,6 +244,16 @@ pub(crate) fn set_nonblocking(fd: RawFd, on: bool) -> Result<(), Errno> {
     Ok(())
 }
 
+/// `poll(2)` on several descriptors (negative ones are skipped), at most `wait`; fills in
+/// each `revents`. EINTR is an error, like [`poll_one`].
+pub(crate) fn poll_many(fds: &mut [libc::pollfd], wait: Duration) -> Result<usize, Errno> {
+    let ms = wait.as_millis().min(i32::MAX as u128) as i32;
+    let ms = if ms == 0 && !wait.is_zero() { 1 } else { ms };
+    // SAFETY: fds is a valid, writable pollfd array of fds.len() entries.
+    let n = cvt(unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) })?;
+    Ok(n as usize)
+}
+
 /// `poll(2)` on one descriptor for `events`, at most `wait`; returns the revents (0 on
 /// timeout). EINTR comes back as an error so the caller can run its checkpoint.
 pub(crate) fn poll_one(fd: RawFd, events: i16, wait: Duration) -> Result<i16, Errno> {

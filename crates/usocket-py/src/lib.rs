@@ -11,9 +11,12 @@
 //! * `args`: argument extraction (addresses, send data, sizes, buffers).
 //! * `run`: running a core call detached with a signal checkpoint; receive buffers.
 //! * `errors`: the one `OSError` constructor and `DeviceCompatibilityWarning`.
+//! * `events`: the readable callback (`setsockopt(SOL_SOCKET, 20, cb)`) and its one
+//!   dispatcher thread.
 
 mod args;
 mod errors;
+mod events;
 mod hooks;
 mod run;
 mod sock;
@@ -28,6 +31,9 @@ mod _usocket {
 
     #[pymodule_export]
     use crate::sock::PySocket;
+
+    #[pymodule_export]
+    use crate::events::_events_loop;
 
     #[pymodule_export]
     use crate::hooks::{

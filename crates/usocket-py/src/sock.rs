@@ -3,7 +3,7 @@
 use crate::args::{self, Data, RawBuffer, int_arg, size_arg};
 use crate::errors::{Leniency, to_py};
 use crate::run::{BytesOut, announce_mappings, detached, write_to};
-use crate::stream;
+use crate::{events, stream};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
@@ -18,6 +18,9 @@ pub struct PySocket {
     /// The engine; every method below is one call into it.
     inner: Socket,
 }
+
+/// The device's "register a readable callback" option number (any level).
+const READABLE_CALLBACK: i32 = 20;
 
 /// `recv` sizes up to this go through a stack buffer.
 const SMALL_RECV_BYTES: usize = 1024;
@@ -42,6 +45,11 @@ fn core_err(py: Python<'_>, e: usocket_core::Error) -> PyErr {
 }
 
 impl PySocket {
+    /// The engine behind this object.
+    pub(crate) fn inner(&self) -> &Socket {
+        &self.inner
+    }
+
     fn wrap(py: Python<'_>, inner: Socket) -> PyResult<Bound<'_, PySocket>> {
         Bound::new(py, PySocket { inner })
     }
@@ -303,18 +311,26 @@ impl PySocket {
     }
 
     /// `setsockopt(level, optname, value)`; unknown device options print a warning line.
+    /// Option 20 with a callable (or `None`) registers (or removes) the readable callback.
     #[pyo3(signature = (level, optname, value, /))]
     fn setsockopt(
-        &self,
-        py: Python<'_>,
+        slf: &Bound<'_, Self>,
         level: &Bound<'_, PyAny>,
         optname: &Bound<'_, PyAny>,
         value: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
         let level = int_arg(level, "level")?.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
         let optname =
             int_arg(optname, "optname")?.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
         let device = profile::current().is_device();
+        if optname == READABLE_CALLBACK && (device || value.is_none() || value.is_callable()) {
+            if this.inner.is_closed() {
+                return Err(core_err(py, usocket_core::Error::Os(9)));
+            }
+            return events::set_callback(slf, value);
+        }
         let holder;
         let value = if args::is_int(value) {
             OptValue::Int(int_arg(value, "value")?)
@@ -329,7 +345,7 @@ impl PySocket {
             holder = RawBuffer::get(value, false)?;
             OptValue::Bytes(holder.as_slice())
         };
-        match self
+        match this
             .inner
             .setsockopt(level, optname, value)
             .map_err(|e| core_err(py, e))?

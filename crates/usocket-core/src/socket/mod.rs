@@ -9,6 +9,7 @@
 mod gate;
 mod io;
 mod reads;
+pub mod ready;
 
 pub use gate::ReadTurn;
 pub use reads::ReadOutcome;
