@@ -18,6 +18,14 @@ use crate::error::{Error, Result, errno};
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+/// Handles created and not yet closed (or dropped), process-wide.
+static OPEN_HANDLES: AtomicUsize = AtomicUsize::new(0);
+
+/// How many handles are open.
+pub(crate) fn open_handles() -> usize {
+    OPEN_HANDLES.load(Ordering::Relaxed)
+}
+
 /// An owned descriptor with an in-flight count and a deferred close.
 #[derive(Debug)]
 pub(crate) struct Handle {
@@ -39,6 +47,7 @@ pub(crate) struct Guard<'a> {
 impl Handle {
     /// Takes ownership of `fd`.
     pub(crate) fn new(fd: RawFd) -> Handle {
+        OPEN_HANDLES.fetch_add(1, Ordering::Relaxed);
         Handle {
             fd,
             closed: AtomicBool::new(false),
@@ -76,6 +85,7 @@ impl Handle {
         if self.closed.swap(true, Ordering::SeqCst) {
             return;
         }
+        OPEN_HANDLES.fetch_sub(1, Ordering::Relaxed);
         // SAFETY: fd is still open (released only after inflight reaches zero, and we hold
         // one). ENOTCONN from an unconnected socket is expected and ignored (the waiters
         // are woken all the same).
@@ -116,6 +126,9 @@ impl Drop for Guard<'_> {
 
 impl Drop for Handle {
     fn drop(&mut self) {
+        if !self.closed.load(Ordering::SeqCst) {
+            OPEN_HANDLES.fetch_sub(1, Ordering::Relaxed);
+        }
         if !self.released.swap(true, Ordering::SeqCst) {
             // SAFETY: we own fd and nothing else can use it once the handle is dropped.
             unsafe { libc::close(self.fd) };

@@ -14,6 +14,8 @@
 //! * `sys`: the thin `libc` wrappers; one choke point turns `-1` into an errno.
 //! * [`addr`]: address parsing, resolution and formatting (`getaddrinfo`).
 //! * [`addrmap`]: the runner's `--map` rules applied before resolution.
+//! * [`limits`]: what a real module holds (sockets at once, one receive buffer), for the
+//!   binding's device-compatibility warnings.
 //! * [`socket`]: [`Socket`], one method per `usocket` method; `socket::io` holds the wait
 //!   driver (send, recv, accept, connect) and `socket::reads` the stream reads.
 //! * `stream`: the read buffer shared by `recv`, `read` and `readline`.
@@ -25,6 +27,7 @@ pub mod addrmap;
 pub mod error;
 mod fd;
 pub mod interrupt;
+pub mod limits;
 pub mod profile;
 pub mod socket;
 pub mod state;

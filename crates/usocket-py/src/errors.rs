@@ -47,15 +47,20 @@ pub(crate) enum Leniency {
     InstanceGetaddrinfo = 0,
     /// `send(b'')` returns 0 where the device raises `OSError(110)`.
     SendEmpty = 1,
+    /// More sockets open at once than the device holds.
+    SocketLimit = 2,
+    /// A receive size the device's heap cannot hold.
+    LargeBuffer = 3,
 }
 
-static WARNED: [AtomicBool; 2] = [AtomicBool::new(false), AtomicBool::new(false)];
+static WARNED: [AtomicBool; 4] = [const { AtomicBool::new(false) }; 4];
 
 impl Leniency {
-    fn message(self) -> &'static std::ffi::CStr {
+    fn message(self) -> String {
         match self {
-            Leniency::InstanceGetaddrinfo => c"usocket: socket objects on a QuecPython device have no getaddrinfo() method (AttributeError there); call usocket.getaddrinfo() instead",
-            Leniency::SendEmpty => c"usocket: send(b'') returns 0 here, but raises OSError(110) on a QuecPython device",
+            Leniency::InstanceGetaddrinfo => "usocket: socket objects on a QuecPython device have no getaddrinfo() method (AttributeError there); call usocket.getaddrinfo() instead".into(),
+            Leniency::SendEmpty => "usocket: send(b'') returns 0 here, but raises OSError(110) on a QuecPython device".into(),
+            Leniency::SocketLimit | Leniency::LargeBuffer => String::new(),
         }
     }
 
@@ -64,9 +69,26 @@ impl Leniency {
         if WARNED[self as usize].swap(true, Ordering::SeqCst) {
             return Ok(());
         }
-        let category = py.get_type::<DeviceCompatibilityWarning>();
-        PyErr::warn(py, &category, self.message(), 1)
+        warn(py, &self.message())
     }
+
+    /// A device limit passed: warns once with `message` (built only then), and never
+    /// fails the call, even when warnings are turned into errors: the run goes on, and the
+    /// warning is printed on stderr instead.
+    pub(crate) fn warn_once_lenient(self, py: Python<'_>, message: impl FnOnce() -> String) {
+        if WARNED[self as usize].swap(true, Ordering::SeqCst) {
+            return;
+        }
+        if let Err(e) = warn(py, &message()) {
+            e.print(py);
+        }
+    }
+}
+
+fn warn(py: Python<'_>, message: &str) -> PyResult<()> {
+    let category = py.get_type::<DeviceCompatibilityWarning>();
+    let text = std::ffi::CString::new(message.replace('\0', " ")).unwrap_or_default();
+    PyErr::warn(py, &category, &text, 1)
 }
 
 /// Forgets which warnings were given (tests use it to see each warning again).

@@ -8,6 +8,7 @@
 //! * `stream`: the stream methods (`read`, `readinto`, `readline`, `write`).
 //! * `hooks`: `getaddrinfo`, `inet_pton`/`inet_ntop` and the private hooks (profile,
 //!   thread stop, address map, constant tables).
+//! * `limits`: device limits (sockets at once, receive sizes) as warnings.
 //! * `args`: argument extraction (addresses, send data, sizes, buffers).
 //! * `run`: running a core call detached with a signal checkpoint; receive buffers.
 //! * `errors`: the one `OSError` constructor and `DeviceCompatibilityWarning`.
@@ -18,6 +19,7 @@ mod args;
 mod errors;
 mod events;
 mod hooks;
+mod limits;
 mod run;
 mod sock;
 mod stream;

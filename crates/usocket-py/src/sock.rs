@@ -3,7 +3,7 @@
 use crate::args::{self, Data, RawBuffer, int_arg, size_arg};
 use crate::errors::{Leniency, to_py};
 use crate::run::{BytesOut, announce_mappings, detached, write_to};
-use crate::{events, stream};
+use crate::{events, limits, stream};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
@@ -62,7 +62,9 @@ impl PySocket {
     #[pyo3(signature = (af = 2, r#type = 1, proto = 0, /))]
     fn py_new(py: Python<'_>, af: i32, r#type: i32, proto: i32) -> PyResult<PySocket> {
         let inner = Socket::new(af, r#type, proto).map_err(|e| core_err(py, e))?;
-        Ok(PySocket { inner })
+        let sock = PySocket { inner };
+        limits::check_socket_count(py)?;
+        Ok(sock)
     }
 
     /// Closes the socket (idempotent); wakes threads blocked on it with `OSError(9)`.
@@ -93,6 +95,7 @@ impl PySocket {
         let sock = &self.inner;
         let (conn, (ip, port)) = detached(py, |check| sock.accept(check))?;
         let conn = PySocket::wrap(py, conn)?;
+        limits::check_socket_count(py)?;
         if profile::current().accept_three_tuple() {
             PyTuple::new(
                 py,
@@ -131,7 +134,11 @@ impl PySocket {
         let bytes = data.as_bytes()?;
         if bytes.is_empty() && profile::current() == Profile::QuecPython && !self.inner.is_closed()
         {
-            Leniency::SendEmpty.warn_once(py)?;
+            Leniency::SendEmpty.warn_once_lenient(py, || {
+                "usocket: send(b'') returns 0 here (quecpython profile), but raises \
+                 OSError(110) on a QuecPython device"
+                    .into()
+            });
         }
         let sock = &self.inner;
         detached(py, |check| sock.send(bytes, flags, check))
@@ -180,6 +187,7 @@ impl PySocket {
     ) -> PyResult<Bound<'py, PyBytes>> {
         let n = size_arg(bufsize, "buffersize")?;
         let flags = flags_arg(flags, "recv", 2)?;
+        limits::check_buffer(py, n, "recv");
         let sock = &self.inner;
         if n <= SMALL_RECV_BYTES {
             // Small reads (the common device case) go through the stack: no allocation
@@ -207,6 +215,7 @@ impl PySocket {
     ) -> PyResult<Bound<'py, PyTuple>> {
         let n = size_arg(bufsize, "buffersize")?;
         let flags = flags_arg(flags, "recvfrom", 2)?;
+        limits::check_buffer(py, n, "recvfrom");
         let mut out = BytesOut::new(py, n)?;
         let buf = out.as_uninit_mut();
         let sock = &self.inner;

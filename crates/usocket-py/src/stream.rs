@@ -4,6 +4,7 @@
 
 use crate::args::{Data, RawBuffer, int_arg, size_arg};
 use crate::errors::to_py;
+use crate::limits;
 use crate::run::detached;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -21,8 +22,16 @@ pub(crate) fn read<'py>(
         Some(s) if !s.is_none() && int_arg(s, "size")? >= 0 => Some(size_arg(s, "size")?),
         _ => None,
     };
+    if let Some(n) = want {
+        limits::check_buffer(py, n, "read");
+    }
     Ok(match detached(py, |check| sock.read(want, check))? {
-        ReadOutcome::Data(v) => Some(PyBytes::new(py, &v)),
+        ReadOutcome::Data(v) => {
+            if want.is_none() {
+                limits::check_buffer(py, v.len(), "read");
+            }
+            Some(PyBytes::new(py, &v))
+        }
         ReadOutcome::WouldBlock => None,
     })
 }
