@@ -7,7 +7,7 @@ has been quiet for that long (`e.args[0] == 110`), and when the server closes th
 connection report the TCP state (`getsocketsta()`), close, back off and connect again.
 It stops after SESSIONS sessions, or with status 1 after MAX_FAILURES failed connects.
 
-    usocket-run --map iot.example.com:37984=127.0.0.1:7000 examples/device_reconnect.py [SESSIONS]
+    usocket-run --strict-map --map iot.example.com:37984=127.0.0.1:7000 examples/device_reconnect.py [SESSIONS]
 """
 
 # Device firmware of 2021 (MicroPython 1.13) has no f-strings: keep %-formatting.

@@ -11,9 +11,10 @@ thread is alive.
 The server address is hard-coded, as in real device scripts. On a PC, point it at a local
 server without editing the file:
 
-    usocket-run --map 112.125.89.8:37982=127.0.0.1:7000 examples/device_tcp_client.py
+    usocket-run --strict-map --map 112.125.89.8:37982=127.0.0.1:7000 examples/device_tcp_client.py
 
-or pass HOST PORT as arguments: `usocket-run examples/device_tcp_client.py 127.0.0.1 7000`.
+or pass HOST PORT as arguments:
+`usocket-run --strict-map examples/device_tcp_client.py 127.0.0.1 7000`.
 """
 
 # Device firmware of 2021 (MicroPython 1.13) has no f-strings: keep %-formatting.

@@ -6,7 +6,7 @@ the runner reports 127.0.0.1), accepts MAX_CLIENTS clients and serves each one i
 disconnects. The main script returns after the last accept; the run ends when the last
 client thread does.
 
-    usocket-run examples/device_tcp_server.py [PORT [MAX_CLIENTS]]
+    usocket-run --strict-map examples/device_tcp_server.py [PORT [MAX_CLIENTS]]
 """
 
 # Device firmware of 2021 (MicroPython 1.13) has no f-strings: keep %-formatting.

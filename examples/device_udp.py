@@ -1,7 +1,7 @@
 """A UDP server and client pair, one script with two roles.
 
-    usocket-run examples/device_udp.py server [PORT [COUNT]]
-    usocket-run --map 112.125.89.8:37983=127.0.0.1:PORT examples/device_udp.py client [COUNT]
+    usocket-run --strict-map examples/device_udp.py server [PORT [COUNT]]
+    usocket-run --strict-map --map 112.125.89.8:37983=127.0.0.1:PORT examples/device_udp.py client [COUNT]
 
 The server binds the module's address (`dataCall.getInfo`), answers COUNT datagrams with
 `ack <data>` to whoever sent them and exits. The client sends COUNT pings straight to the

@@ -2,6 +2,11 @@
 
 Every wait here is bounded: subprocesses are killed after their timeout, peers use socket
 timeouts, and reading a subprocess's output line by line stops at a deadline.
+
+Runs use ``--strict-map`` unless a test asks otherwise (``strict=False``), so nothing a test
+script does can reach past loopback. Every run starts with one stderr line saying where
+``/usr`` and ``/bak`` map; :func:`run_device` and :meth:`Running.finish` check it is there
+and return stderr without it (the line itself is in ``paths_line``).
 """
 
 from __future__ import annotations
@@ -25,16 +30,45 @@ EXAMPLES = REPO / "examples"
 RUN_TIMEOUT_S = 30.0
 
 
-def runner_cmd(*args: str) -> list[str]:
-    """The command line of ``python -m usocket run ARGS``."""
-    return [sys.executable, "-m", "usocket", "run", *args]
+#: Start of the line every run prints first on stderr.
+PATHS_PREFIX = "usocket-run: /usr -> "
 
 
-def run_device(*args: str, timeout: float = RUN_TIMEOUT_S) -> subprocess.CompletedProcess:
-    """Run ``usocket-run ARGS`` to completion and capture its text output."""
-    return subprocess.run(
-        runner_cmd(*args), capture_output=True, text=True, timeout=timeout, check=False
+def runner_cmd(*args: str, strict: bool = True) -> list[str]:
+    """The command line of ``python -m usocket run [--strict-map] ARGS``."""
+    return [sys.executable, "-m", "usocket", "run", *(["--strict-map"] if strict else []), *args]
+
+
+def split_paths_line(stderr: str) -> tuple[str, str]:
+    """(the /usr-/bak line, the rest of stderr); the line must come first."""
+    first, _, rest = stderr.partition("\n")
+    assert first.startswith(PATHS_PREFIX), f"no paths line first on stderr: {stderr!r}"
+    return first, rest
+
+
+def run_device(
+    *args: str,
+    timeout: float = RUN_TIMEOUT_S,
+    strict: bool = True,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess:
+    """Run ``usocket-run ARGS`` to completion and capture its text output.
+
+    ``stderr`` comes without the paths line, which is in ``paths_line`` (empty when the run
+    stopped before the script started, e.g. on a bad option).
+    """
+    result = subprocess.run(
+        runner_cmd(*args, strict=strict),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=env,
     )
+    result.paths_line = ""  # type: ignore[attr-defined]
+    if result.stderr.startswith(PATHS_PREFIX):
+        result.paths_line, result.stderr = split_paths_line(result.stderr)  # type: ignore[attr-defined]
+    return result
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
@@ -47,9 +81,12 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
 class Running:
     """A ``usocket-run`` subprocess whose stdout can be awaited line by line."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, strict: bool = True, env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen(
-            runner_cmd(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            runner_cmd(*args, strict=strict),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
         )
         self._out = b""
 
@@ -73,18 +110,15 @@ class Running:
                 self._out += chunk
 
     def finish(self, timeout: float = RUN_TIMEOUT_S) -> tuple[int, str, str]:
-        """Wait for the exit; return (status, all stdout, all stderr)."""
+        """Wait for the exit; return (status, all stdout, stderr without the paths line)."""
         try:
             out, err = self.proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             out, err = self.proc.communicate()
             raise AssertionError(f"run did not end; stdout {out!r} stderr {err!r}") from None
-        return (
-            self.proc.returncode,
-            (self._out + out).decode(errors="replace"),
-            err.decode(errors="replace"),
-        )
+        _paths, rest = split_paths_line(err.decode(errors="replace"))
+        return (self.proc.returncode, (self._out + out).decode(errors="replace"), rest)
 
     def __enter__(self) -> Self:
         return self

@@ -88,7 +88,7 @@ def test_poweron_banner(device: ModuleType, capsys: pytest.CaptureFixture[str]) 
     rule = "=" * 50
     assert capsys.readouterr().out == (
         f"{rule}\nPROJECT_NAME     : Demo\nPROJECT_VERSION  : 1.0.2\n"
-        f"FIRMWARE_VERSION : usocket-rs-PC\nSIM_CARD_STATUS  : 1\n{rule}\n"
+        f"FIRMWARE_VERSION : EC600NCNLCR03A01M16_OCPU_QPY\nSIM_CARD_STATUS  : 1\n{rule}\n"
     )
 
 

@@ -298,7 +298,7 @@ def test_network_options_reach_checknet_and_datacall(tmp_path: Path) -> None:
         ("host:80=127.0.0.1", ("host", 80, "127.0.0.1", None)),
         ("host=127.0.0.1:8080", ("host", None, "127.0.0.1", 8080)),
         ("[2001:db8::1]:443=[::1]:8443", ("2001:db8::1", 443, "::1", 8443)),
-        ("2001:db8::1=::1", ("2001:db8::1", None, "::1", None)),
+        ("[2001:db8::1]=[::1]", ("2001:db8::1", None, "::1", None)),
     ],
 )
 def test_parse_map_rule_forms(text: str, rule: tuple) -> None:
@@ -311,6 +311,39 @@ def test_parse_map_rule_rejects_bad_text(text: str) -> None:
     """Malformed --map values raise ValueError naming the value."""
     with pytest.raises(ValueError, match="--map"):
         parse_map_rule(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("mqtt://broker.example.com:1883=127.0.0.1:1883", "no scheme"),
+        ("http://example.com=127.0.0.1", "no scheme"),
+        ("example.com=tcp://127.0.0.1:80", "no scheme"),
+        ("2001:db8::1=::1", "brackets"),
+        ("2001:db8::1:443=127.0.0.1", "brackets"),
+        ("host:80:81=127.0.0.1", "too many ':'"),
+        ("host=127.0.0.1:80:1", "too many ':'"),
+        ("example.com/path=127.0.0.1", "not HOST"),
+        ("[example.com]:80=127.0.0.1", "only IPv6"),
+        ("[::g]:80=127.0.0.1", "not an IPv6 address"),
+        ("bad host=127.0.0.1", "not HOST"),
+    ],
+)
+def test_parse_map_rule_rejects_nonsense_with_a_reason(text: str, reason: str) -> None:
+    """Scheme prefixes, bare IPv6, extra colons and paths are refused with the reason."""
+    with pytest.raises(ValueError, match="--map") as info:
+        parse_map_rule(text)
+    assert reason in str(info.value)
+
+
+def test_nonsense_map_rule_stops_the_run_before_the_script(tmp_path: Path) -> None:
+    """On the command line a bad rule is a usage error (status 2) naming the rule."""
+    path = script(tmp_path, "print('ran')\n")
+    result = run_device("--map", "mqtt://broker.example.com:1883=127.0.0.1:1883", path)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "mqtt://broker.example.com:1883" in result.stderr
+    assert "no scheme" in result.stderr
 
 
 def test_profile_environment_reaches_child_processes(tmp_path: Path) -> None:

@@ -15,13 +15,18 @@ from usocket.runner import PROFILES, RunOptions, parse_map_rule, run
 
 _DESCRIPTION = (
     "Run an unmodified QuecPython device script on this PC, with the companion modules "
-    "(utime, _thread, log, checkNet, dataCall, usys, uselect, ...) importable for that run "
-    "only and the script's folder importable as package 'usr'."
+    "(utime, _thread, net, sim, modem, machine, umqtt, ...) importable for that run "
+    "only, the script's folder importable as package 'usr' and the device paths /usr and "
+    "/bak mapped to the script's folder and a scratch folder."
 )
 
 _EPILOG = """\
 exit status: the script's (SystemExit code; 1 after an uncaught exception),
-124 when --timeout expires, 130 after Ctrl-C, 2 for bad options.
+3 after misc.Power.powerRestart() or a starved machine.WDT, 124 when --timeout
+expires, 130 after Ctrl-C, 2 for bad options or a bad device file.
+environment: USOCKET_DEVICE_FILE (same as --device), QPY_IMEI, QPY_ICCID, QPY_IMSI,
+QPY_MODEL, QPY_FWVER, QPY_SN, QPY_CSQ, QPY_APN, QPY_TIMEZONE (override the file),
+USOCKET_MAX_SOCKETS.
 example:
   usocket-run --map 112.125.89.8:37982=127.0.0.1:7000 --timeout 30 main.py
 """
@@ -73,6 +78,29 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "port (IPv6 in brackets: [::1]:7000); repeatable",
     )
     parser.add_argument(
+        "--strict-map",
+        action="store_true",
+        help="refuse connections to non-loopback addresses no --map rule covers "
+        "(OSError(113)) instead of warning once per destination",
+    )
+    parser.add_argument(
+        "--device",
+        metavar="FILE.json",
+        help="device identity: JSON object with imei, iccid, imsi, model, firmware, sn, "
+        "csq, apn, timezone, max_sockets (any subset; QPY_* variables override it)",
+    )
+    parser.add_argument(
+        "--bak-dir",
+        metavar="DIR",
+        help="folder the device path /bak maps to (default: a folder per IMEI under the "
+        "system's temporary folder)",
+    )
+    parser.add_argument(
+        "--ssl-strict",
+        action="store_true",
+        help="ussl verifies the server certificate even without ca= (the device does not)",
+    )
+    parser.add_argument(
         "--timeout",
         type=_non_negative_seconds,
         metavar="SECONDS",
@@ -118,6 +146,10 @@ def main(argv: list[str] | None = None) -> None:
         no_network=ns.no_network,
         maps=list(ns.map),
         timeout=ns.timeout,
+        device_file=ns.device,
+        strict_map=ns.strict_map,
+        ssl_strict=ns.ssl_strict,
+        bak_dir=ns.bak_dir,
     )
     if options.no_network and options.net_ready_after is not None:
         parser.error("--no-network and --net-ready-after exclude each other")

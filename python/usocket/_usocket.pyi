@@ -17,6 +17,7 @@ __all__ = [
     "_get_profile",
     "_request_thread_stop",
     "_reset_warnings",
+    "_set_address_guard",
     "_set_address_map",
     "_set_profile",
     "getaddrinfo",
@@ -115,6 +116,11 @@ def _set_address_map(rules: Sequence[tuple[str, int | None, str, int | None]]) -
     getaddrinfo/connect/sendto before resolution; host matched case-insensitively,
     from_port None matches any port, to_port None keeps the port; each rule's first use is
     announced once on stderr. An empty list clears the map."""
+
+def _set_address_guard(mode: str) -> None:
+    """What connect/sendto do with a non-loopback address no map rule covers: 'off'
+    (nothing), 'warn' (one warning per destination on stderr) or 'strict' (refused with
+    OSError(113)); other names raise ValueError."""
 
 def _reset_warnings() -> None:
     """Forget which DeviceCompatibilityWarnings were given (for tests)."""

@@ -2,13 +2,18 @@
 
 ``python -m usocket run SCRIPT`` (or ``usocket-run SCRIPT``) lands in :func:`run`. A run:
 
-* applies the usocket profile and the ``--map`` address rules, and tells ``checkNet`` and
-  ``dataCall`` what the network does (environment variables, see :data:`ENV_NO_NETWORK`);
-* puts the companion modules of :mod:`usocket._device` (``utime``, ``_thread``, ``log``, ...)
-  first on ``sys.path`` and installs the device ``_thread`` under that name, for this run
-  only, so they never shadow anything in a user's normal Python;
+* applies the usocket profile, the ``--map`` address rules and the guard for addresses no
+  rule covers (a warning per destination, or refusal with ``--strict-map``), and tells the
+  cellular modules what the network does (environment variables, see :data:`ENV_NO_NETWORK`);
+* reads the device identity (``--device FILE.json``, ``QPY_*`` variables) and checks it
+  before the script starts;
+* makes the companion modules of :mod:`usocket._device` importable for this run only, in
+  the device's order: the firmware's C built-ins (:data:`BUILTIN_MODULES`) before the
+  script's folder, the frozen Python modules (every other one) after it; installs the
+  device ``_thread`` under that name and ``gc.mem_free``/``gc.mem_alloc``;
 * makes the script's folder importable as the package ``usr`` (on the device user files
-  live under ``/usr``) and as plain top-level modules, as CPython does for a script;
+  live under ``/usr``) and as plain top-level modules, as CPython does for a script, and
+  maps the device paths ``/usr/...`` and ``/bak/...`` in ``open`` and ``uos``;
 * executes the script as ``__main__`` in the main thread, then, as the device does, keeps
   running while threads started with ``_thread.start_new_thread`` are alive;
 * turns the outcome into an exit status: the script's ``SystemExit`` code, 1 with a
@@ -17,22 +22,31 @@
 Layout: :func:`parse_map_rule` turns ``--map`` text into the tuples the extension takes,
 :func:`device_environment` installs and removes the companion modules, :func:`run` is the
 whole run; ``usocket/__main__.py`` only parses the command line.
+
+Status 3 means the script restarted the device (``misc.Power.powerRestart()`` or a starved
+``machine.WDT``); ``misc.Power.powerDown()`` ends the run with status 0.
 """
 
 from __future__ import annotations
 
+import builtins
 import contextlib
+import gc
+import importlib.abc
 import importlib.machinery
 import importlib.util
+import io
 import os
+import re
 import sys
+import tempfile
 import threading
 import time
 import traceback
 import types
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 #: Folder of the companion modules; first on ``sys.path`` during a run only.
 DEVICE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_device")
@@ -43,6 +57,49 @@ ENV_NO_NETWORK = "USOCKET_NO_NETWORK"
 ENV_NET_READY_AT = "USOCKET_NET_READY_AT"
 #: The usocket profile; the runner sets it too so that child processes inherit it.
 ENV_PROFILE = "USOCKET_PROFILE"
+#: ``--device FILE.json``: the device identity file (the variable works without the flag).
+ENV_DEVICE_FILE = "USOCKET_DEVICE_FILE"
+#: The identity's ``max_sockets``, for usocket's socket-count warning.
+ENV_MAX_SOCKETS = "USOCKET_MAX_SOCKETS"
+#: ``--ssl-strict``: ``ussl`` verifies certificates even without ``ca``.
+ENV_SSL_STRICT = "USOCKET_SSL_STRICT"
+#: ``warn`` or ``strict``: what happens to connections no ``--map`` rule covers.
+ENV_ADDRESS_GUARD = "USOCKET_ADDRESS_GUARD"
+#: The folders ``/usr`` and ``/bak`` map to during a run.
+ENV_USR_DIR = "USOCKET_USR_DIR"
+ENV_BAK_DIR = "USOCKET_BAK_DIR"
+
+#: Modules the firmware has built in (C): no file in the script's folder replaces them.
+#: Every other module in :data:`DEVICE_DIR` is "frozen Python" and comes after that folder.
+BUILTIN_MODULES = frozenset(
+    {
+        "usocket",
+        "ussl",
+        "utime",
+        "_thread",
+        "ustruct",
+        "uos",
+        "usys",
+        "uselect",
+        "uio",
+        "ujson",
+        "ubinascii",
+        "uerrno",
+        "urandom",
+        "ure",
+        "ucollections",
+        "uhashlib",
+        "uzlib",
+        "micropython",
+        "net",
+        "sim",
+        "modem",
+        "misc",
+        "machine",
+        "osTimer",
+        "dataCall",
+    }
+)
 
 PROFILES = ("quecpython", "legacy", "micropython")
 
@@ -50,6 +107,10 @@ PROFILES = ("quecpython", "legacy", "micropython")
 EXIT_TIMEOUT = 124
 #: Exit status after Ctrl-C (128 + SIGINT), as a shell reports it.
 EXIT_INTERRUPTED = 130
+#: Exit status after ``misc.Power.powerRestart()`` or a starved watchdog.
+EXIT_RESTART = 3
+#: Exit status for bad options or a bad device file.
+EXIT_USAGE = 2
 
 #: One ``--map`` rule: (from_host, from_port or None = any, to_host, to_port or None = keep).
 MapRule = tuple[str, Optional[int], str, Optional[int]]
@@ -66,13 +127,38 @@ class RunOptions:
     no_network: bool = False
     maps: list[MapRule] = field(default_factory=list)
     timeout: float | None = None
+    device_file: str | None = None
+    strict_map: bool = False
+    ssl_strict: bool = False
+    bak_dir: str | None = None
 
 
 # --------------------------------------------------------------------------- --map
 
 
+_HOST_NAME = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_.])?$")
+
+
+def _check_host(host: str, whole: str) -> None:
+    """A host name, an IPv4 address or (already unbracketed) an IPv6 address."""
+    if ":" in host:
+        import ipaddress
+
+        try:
+            ipaddress.IPv6Address(host.split("%")[0])
+        except ValueError:
+            raise ValueError(f"--map {whole!r}: {host!r} is not an IPv6 address") from None
+        return
+    if not _HOST_NAME.match(host):
+        raise ValueError(f"--map {whole!r}: {host!r} is not a host name or address")
+
+
 def _parse_endpoint(text: str, whole: str) -> tuple[str, int | None]:
     """Split ``host``, ``host:port``, ``[v6]`` or ``[v6]:port`` into (host, port or None)."""
+    if "://" in text or re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:/", text):
+        raise ValueError(f"--map {whole!r}: no scheme (like 'mqtt://') in a rule, only HOST[:PORT]")
+    if "/" in text or "@" in text or any(c.isspace() for c in text):
+        raise ValueError(f"--map {whole!r}: {text!r} is not HOST[:PORT]")
     if text.startswith("["):
         end = text.find("]")
         if end < 0:
@@ -80,14 +166,21 @@ def _parse_endpoint(text: str, whole: str) -> tuple[str, int | None]:
         host, rest = text[1:end], text[end + 1 :]
         if rest and not rest.startswith(":"):
             raise ValueError(f"--map {whole!r}: expected ':PORT' after ']'")
+        if not host or ":" not in host:
+            raise ValueError(f"--map {whole!r}: only IPv6 addresses go in brackets")
         port_text: str | None = rest[1:] if rest else None
     elif text.count(":") == 1:
         host, port_text = text.split(":")
+    elif text.count(":") > 1:
+        raise ValueError(
+            f"--map {whole!r}: too many ':' in {text!r}; an IPv6 address goes in "
+            "brackets, e.g. [::1] or [::1]:7000"
+        )
     else:
-        # No colon, or a bare IPv6 address (several colons) without a port.
         host, port_text = text, None
     if not host:
         raise ValueError(f"--map {whole!r}: empty host")
+    _check_host(host, whole)
     if port_text is None:
         return host, None
     if not port_text.isdigit() or not 0 < int(port_text) <= 65535:
@@ -100,8 +193,8 @@ def parse_map_rule(text: str) -> MapRule:
 
     Accepted forms: ``HOST:PORT=HOST:PORT`` (that exact endpoint), ``HOST=HOST`` (the host
     on any port, keeping the port), and the mixed ``HOST:PORT=HOST`` / ``HOST=HOST:PORT``.
-    IPv6 addresses go in brackets when a port follows: ``[::1]:9000``. Anything else raises
-    ``ValueError`` with the offending text.
+    IPv6 addresses go in brackets: ``[::1]`` or ``[::1]:9000``. A scheme (``mqtt://``), a
+    path, extra colons or a bare IPv6 address raise ``ValueError`` with the offending text.
     """
     if text.count("=") != 1:
         raise ValueError(f"--map {text!r}: expected FROM=TO, e.g. 1.2.3.4:80=127.0.0.1:8080")
@@ -138,32 +231,130 @@ def _is_device_module(module: object) -> bool:
     return os.path.dirname(os.path.abspath(path)) == DEVICE_DIR if path else False
 
 
+def _is_builtin_tier(name: str) -> bool:
+    """Module ``name`` is one of the firmware's C built-ins (or a private helper)."""
+    return name in BUILTIN_MODULES or name.startswith("_dev")
+
+
+class _BuiltinCompanionFinder(importlib.abc.MetaPathFinder):
+    """Finds the C-built-in companions before anything on ``sys.path`` (the script's
+    folder included), as nothing shadows a built-in module on the device."""
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if path is not None or not _is_builtin_tier(fullname):
+            return None
+        location = os.path.join(DEVICE_DIR, fullname + ".py")
+        if not os.path.isfile(location):
+            return None
+        return importlib.util.spec_from_file_location(fullname, location)
+
+
+class _QueueSwitch(types.ModuleType):
+    """``sys.modules['queue']`` during a run: device code (the script, its folder and the
+    companions) sees the device's ``queue`` (or a ``queue.py`` in the script's folder);
+    Python's own library keeps CPython's."""
+
+    def __init__(self, real: types.ModuleType, device_roots: tuple[str, ...]) -> None:
+        super().__init__("queue")
+        object.__setattr__(self, "_real", real)
+        object.__setattr__(self, "_roots", device_roots)
+        object.__setattr__(self, "_device", None)
+
+    def _device_module(self) -> types.ModuleType:
+        module = object.__getattribute__(self, "_device")
+        if module is None:
+            roots = [r for r in object.__getattribute__(self, "_roots") if os.path.isdir(r)]
+            spec = importlib.machinery.PathFinder.find_spec("queue", roots)
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            object.__setattr__(self, "_device", module)
+        return module
+
+    def __getattribute__(self, name: str) -> Any:
+        if name.startswith("__") and name in ("__class__", "__dict__", "__spec__"):
+            return object.__getattribute__(self, name)
+        caller = os.path.abspath(sys._getframe(1).f_code.co_filename)
+        if _under(caller, object.__getattribute__(self, "_roots")):
+            module = object.__getattribute__(self, "_device_module")()
+        else:
+            module = object.__getattribute__(self, "_real")
+        return getattr(module, name)
+
+
+def _under(path: str, roots: tuple[str, ...]) -> bool:
+    return any(path == r or path.startswith(r + os.sep) for r in roots)
+
+
+def _device_open(roots: tuple[str, ...]) -> Any:
+    """``open`` that maps ``/usr/...`` and ``/bak/...`` for device code (the script, its
+    folder, the companions); Python's own library keeps the PC's paths."""
+    real_open = io.open
+
+    def open(file: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(file, str) and file.startswith(("/usr", "/bak")):
+            caller = sys._getframe(1).f_code.co_filename
+            if _under(os.path.abspath(caller), roots):
+                import _devstate
+
+                file = _devstate.device_path(file)
+        return real_open(file, *args, **kwargs)
+
+    open.__doc__ = real_open.__doc__
+    return open
+
+
 @contextlib.contextmanager
 def device_environment(script_dir: str | None = None) -> Iterator[types.ModuleType]:
     """Make the companion modules importable by their device names inside the block.
 
     Yields the device ``_thread`` module (installed as ``sys.modules['_thread']``; CPython's
     own ``threading`` keeps the functions it bound at import, and the device module
-    re-exports every name of CPython's ``_thread``). With ``script_dir``, that folder is
-    also importable as package ``usr`` and by plain module names. On exit everything is
-    put back: ``sys.path``, ``_thread``, ``usr`` and the companion modules imported inside.
+    re-exports every name of CPython's ``_thread``). The C-built-in companions
+    (:data:`BUILTIN_MODULES`) are found before ``sys.path``; the others come after
+    ``script_dir``. With ``script_dir``, that folder is importable as package ``usr`` and by
+    plain module names, ``open`` maps ``/usr`` and ``/bak`` for device code, and ``queue``
+    is the device's for device code. ``gc`` gains ``mem_free``/``mem_alloc``. On exit
+    everything is put back.
     """
+    import queue as real_queue
+
     saved_path = list(sys.path)
     saved_thread = sys.modules["_thread"]
     saved_usr = sys.modules.get("usr")
+    saved_open = builtins.open
     device_thread = _load_device_thread()
-    sys.path.insert(0, DEVICE_DIR)
+    finder = _BuiltinCompanionFinder()
+    sys.meta_path.insert(0, finder)
+    roots: tuple[str, ...] = (DEVICE_DIR,)
     if script_dir is not None:
-        sys.path.insert(1, script_dir)
+        roots = (os.path.abspath(script_dir), DEVICE_DIR)
+        sys.path.insert(0, script_dir)
+        sys.path.insert(1, DEVICE_DIR)
         sys.modules["usr"] = _usr_package(script_dir)
+        builtins.open = _device_open(roots)
+    else:
+        sys.path.insert(0, DEVICE_DIR)
+    sys.modules["queue"] = _QueueSwitch(real_queue, roots)
     sys.modules["_thread"] = device_thread
+    devmem = importlib.import_module("_devmem")
+    gc.mem_free = devmem.mem_free  # type: ignore[attr-defined]
+    gc.mem_alloc = devmem.mem_alloc  # type: ignore[attr-defined]
     try:
         yield device_thread
     finally:
+        devmem.stop()
+        for name in ("mem_free", "mem_alloc"):
+            with contextlib.suppress(AttributeError):
+                delattr(gc, name)
+        builtins.open = saved_open
+        with contextlib.suppress(ValueError):
+            sys.meta_path.remove(finder)
         sys.path[:] = saved_path
         sys.modules["_thread"] = saved_thread
+        sys.modules["queue"] = real_queue
         for name, module in list(sys.modules.items()):
-            if name != "_thread" and _is_device_module(module):
+            if name not in ("_thread", "queue") and _is_device_module(module):
                 del sys.modules[name]
         if script_dir is not None:
             for name in [n for n in sys.modules if n == "usr" or n.startswith("usr.")]:
@@ -173,17 +364,17 @@ def device_environment(script_dir: str | None = None) -> Iterator[types.ModuleTy
 
 
 def _configure_usocket(options: RunOptions) -> None:
-    """Apply the profile and the address map before the script imports usocket."""
+    """Apply the profile, the address map and its guard before the script imports usocket."""
     if options.profile is not None:
         os.environ[ENV_PROFILE] = options.profile
-    if options.profile is None and not options.maps:
-        return
     import usocket
 
     if options.profile is not None:
         usocket._apply_profile(options.profile)
-    if options.maps:
-        usocket._usocket._set_address_map(list(options.maps))
+    usocket._usocket._set_address_map(list(options.maps))
+    guard = "strict" if options.strict_map else "warn"
+    os.environ[ENV_ADDRESS_GUARD] = guard
+    usocket._usocket._set_address_guard(guard)
 
 
 def _configure_network(options: RunOptions) -> None:
@@ -192,6 +383,41 @@ def _configure_network(options: RunOptions) -> None:
         os.environ[ENV_NO_NETWORK] = "1"
     if options.net_ready_after is not None:
         os.environ[ENV_NET_READY_AT] = repr(time.time() + options.net_ready_after)
+
+
+def _configure_identity(options: RunOptions) -> dict[str, Any]:
+    """Check the device identity (file and variables) and export what others read.
+
+    Raises ``ValueError`` naming the bad file, key or variable.
+    """
+    if options.device_file is not None:
+        os.environ[ENV_DEVICE_FILE] = os.path.abspath(options.device_file)
+    sys.path.insert(0, DEVICE_DIR)
+    try:
+        spec = importlib.util.spec_from_file_location(
+            "_devstate_check", os.path.join(DEVICE_DIR, "_devstate.py")
+        )
+        assert spec is not None and spec.loader is not None
+        devstate = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(devstate)
+    finally:
+        sys.path.remove(DEVICE_DIR)
+    identity = devstate.resolve_identity()
+    if identity.get("max_sockets") is not None:
+        os.environ[ENV_MAX_SOCKETS] = str(identity["max_sockets"])
+    if options.ssl_strict:
+        os.environ[ENV_SSL_STRICT] = "1"
+    return identity
+
+
+def _configure_paths(options: RunOptions, script_dir: str, imei: str) -> None:
+    """Export where ``/usr`` and ``/bak`` map and say so on stderr."""
+    bak = options.bak_dir or os.path.join(tempfile.gettempdir(), "usocket-bak", imei)
+    bak = os.path.abspath(bak)
+    os.makedirs(bak, exist_ok=True)
+    os.environ[ENV_USR_DIR] = script_dir
+    os.environ[ENV_BAK_DIR] = bak
+    print(f"usocket-run: /usr -> {script_dir}, /bak -> {bak}", file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------- the run
@@ -258,6 +484,13 @@ def run(options: RunOptions) -> int:
     if not os.path.isfile(path):
         print(f"usocket-run: can't open file {options.script!r}", file=sys.stderr)
         return 2
+    try:
+        identity = _configure_identity(options)
+        script_dir = os.path.dirname(path)
+        _configure_paths(options, script_dir, identity["imei"])
+    except (ValueError, OSError) as exc:
+        print(f"usocket-run: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     _configure_usocket(options)
     _configure_network(options)
     with contextlib.suppress(AttributeError, ValueError):
@@ -268,7 +501,7 @@ def run(options: RunOptions) -> int:
         _start_watchdog(options.timeout, done)
     status = 0
     saved_main, saved_argv = sys.modules["__main__"], list(sys.argv)
-    with device_environment(os.path.dirname(path)) as device_thread:
+    with device_environment(script_dir) as device_thread:
         try:
             _exec_script(path, [options.script, *options.args])
             device_thread._wait_for_threads()
@@ -285,5 +518,8 @@ def run(options: RunOptions) -> int:
             done.set()
             sys.modules["__main__"] = saved_main
             sys.argv[:] = saved_argv
+    import usocket
+
+    usocket._usocket._set_address_guard("off")
     _flush_std()
     return status

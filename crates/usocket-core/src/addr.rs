@@ -270,7 +270,8 @@ pub fn resolve_for(
 
 /// Where a call sends: the address map first, then resolution (`connect`) or the
 /// device's numeric-only rule (`sendto`, where a name is `ValueError("invalid arguments")`
-/// unless a map rule rewrote it).
+/// unless a map rule rewrote it). An unmapped destination then passes the map's guard
+/// ([`addrmap::check_unmapped`]): refused with `OSError(113)` under `--strict-map`.
 pub fn destination(
     family: i32,
     host: &str,
@@ -281,14 +282,19 @@ pub fn destination(
     if let Some((to_host, to_port)) = addrmap::apply(host, port) {
         return resolve_for(family, &to_host, to_port, false, check);
     }
-    if numeric_only {
-        return match parse_numeric(host, family) {
-            Some(ip) => Ok(SockAddr::from(SocketAddr::new(ip, port))),
-            None => Err(Error::value("invalid arguments")),
-        };
+    let dest = if numeric_only {
+        match parse_numeric(host, family) {
+            Some(ip) => SockAddr::from(SocketAddr::new(ip, port)),
+            None => return Err(Error::value("invalid arguments")),
+        }
+    } else {
+        let legacy = profile::current() == Profile::Legacy;
+        resolve_for(family, host, port, legacy, check)?
+    };
+    if let Some(sa) = dest.as_socket() {
+        addrmap::check_unmapped(host, sa).map_err(|()| Error::Os(errno::EHOSTUNREACH))?;
     }
-    let legacy = profile::current() == Profile::Legacy;
-    resolve_for(family, host, port, legacy, check)
+    Ok(dest)
 }
 
 /// `(ip_str, port)` of a socket address; IPv6 too is a 2-tuple (no flowinfo/scope).

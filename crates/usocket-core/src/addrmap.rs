@@ -5,8 +5,13 @@
 //! script passed it, case-insensitively; `from_port: None` matches any port and
 //! `to_port: None` keeps the port. The first use of each rule queues one announcement
 //! (`usocket: mapped HOST:PORT -> HOST:PORT`) for the binding to print on stderr.
+//!
+//! The [`Guard`] covers what no rule rewrote: with [`Guard::Warn`] the first connection to
+//! each non-loopback destination queues a warning, with [`Guard::Strict`] it is refused.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Mutex, RwLock};
 
 /// One rewrite rule.
@@ -77,6 +82,89 @@ pub fn apply(host: &str, port: u16) -> Option<(String, u16)> {
     Some((rule.to_host.clone(), to_port))
 }
 
+/// What happens to a connection to a non-loopback address that no rule rewrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guard {
+    /// Nothing (a plain Python program using usocket).
+    Off,
+    /// Allowed, with one warning per destination (the runner's default).
+    Warn,
+    /// Refused (`--strict-map`).
+    Strict,
+}
+
+static GUARD: AtomicU8 = AtomicU8::new(0);
+/// Destinations already warned about or refused, so each is reported once.
+static REPORTED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+
+/// Sets the guard for unmapped non-loopback destinations.
+pub fn set_guard(guard: Guard) {
+    let value = match guard {
+        Guard::Off => 0,
+        Guard::Warn => 1,
+        Guard::Strict => 2,
+    };
+    GUARD.store(value, Ordering::SeqCst);
+}
+
+/// The current guard.
+pub fn guard() -> Guard {
+    match GUARD.load(Ordering::Relaxed) {
+        1 => Guard::Warn,
+        2 => Guard::Strict,
+        _ => Guard::Off,
+    }
+}
+
+fn is_local(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback() || v4.is_unspecified(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
+}
+
+/// Checks a destination no rule rewrote (`host` as the script wrote it). `Ok(())` when it
+/// may be used; `Err(())` when [`Guard::Strict`] refuses it. Reports each destination once.
+#[allow(clippy::result_unit_err)]
+pub fn check_unmapped(host: &str, dest: SocketAddr) -> Result<(), ()> {
+    let guard = guard();
+    if guard == Guard::Off || is_local(dest.ip()) {
+        return Ok(());
+    }
+    let shown = if host.parse::<IpAddr>().is_ok() || host.is_empty() {
+        dest.to_string()
+    } else {
+        format!("{host}:{} ({})", dest.port(), dest.ip())
+    };
+    let first = REPORTED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get_or_insert_with(HashSet::new)
+        .insert(shown.clone());
+    if first {
+        let msg = match guard {
+            Guard::Strict => format!(
+                "usocket: refused {shown}: not covered by --map (--strict-map); OSError(113)"
+            ),
+            _ => format!(
+                "usocket: warning: {shown} is not covered by --map; \
+                 the script is talking to the real network"
+            ),
+        };
+        PENDING.lock().unwrap_or_else(|e| e.into_inner()).push(msg);
+        HAS_PENDING.store(true, Ordering::SeqCst);
+    }
+    if guard == Guard::Strict {
+        Err(())
+    } else {
+        Ok(())
+    }
+}
+
 /// Takes the announcements queued since the last call (usually none).
 pub fn take_announcements() -> Vec<String> {
     if !HAS_PENDING.swap(false, Ordering::SeqCst) {
@@ -89,8 +177,12 @@ pub fn take_announcements() -> Vec<String> {
 mod tests {
     use super::*;
 
+    /// The map is process-wide: tests that read the announcements take turns.
+    static SERIAL: Mutex<()> = Mutex::new(());
+
     #[test]
     fn rules_match_case_insensitively_and_announce_once() {
+        let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         set_rules(vec![
             Rule::new("Example.COM", Some(80), "127.0.0.1", Some(8080)),
             Rule::new("any.port", None, "localhost", None),
@@ -110,5 +202,35 @@ mod tests {
         assert!(take_announcements().is_empty());
         set_rules(Vec::new());
         assert_eq!(apply("example.com", 80), None);
+    }
+
+    #[test]
+    fn guard_reports_each_non_loopback_destination_once() {
+        let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let far: SocketAddr = "203.0.113.7:80".parse().unwrap();
+        set_guard(Guard::Off);
+        assert_eq!(check_unmapped("203.0.113.7", far), Ok(()));
+        set_guard(Guard::Warn);
+        assert_eq!(
+            check_unmapped("127.0.0.1", "127.0.0.1:1".parse().unwrap()),
+            Ok(())
+        );
+        assert_eq!(check_unmapped("::1", "[::1]:1".parse().unwrap()), Ok(()));
+        assert_eq!(check_unmapped("203.0.113.7", far), Ok(()));
+        assert_eq!(check_unmapped("203.0.113.7", far), Ok(()));
+        set_guard(Guard::Strict);
+        let other: SocketAddr = "203.0.113.8:80".parse().unwrap();
+        assert_eq!(check_unmapped("far.example", other), Err(()));
+        set_guard(Guard::Off);
+        let said = take_announcements();
+        assert_eq!(
+            said,
+            vec![
+                "usocket: warning: 203.0.113.7:80 is not covered by --map; \
+                 the script is talking to the real network",
+                "usocket: refused far.example:80 (203.0.113.8): not covered by --map \
+                 (--strict-map); OSError(113)"
+            ]
+        );
     }
 }

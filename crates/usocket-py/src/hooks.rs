@@ -163,6 +163,25 @@ pub fn _set_address_map(rules: &Bound<'_, PyAny>) -> PyResult<()> {
     Ok(())
 }
 
+/// Sets what happens to connections to non-loopback addresses no map rule covers:
+/// `'off'` (nothing), `'warn'` (one warning per destination) or `'strict'` (refused with
+/// `OSError(113)`). Other names are a `ValueError`.
+#[pyfunction]
+pub fn _set_address_guard(mode: &str) -> PyResult<()> {
+    let guard = match mode {
+        "off" => addrmap::Guard::Off,
+        "warn" => addrmap::Guard::Warn,
+        "strict" => addrmap::Guard::Strict,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "unknown address guard {other:?} (use off, warn or strict)"
+            )));
+        }
+    };
+    addrmap::set_guard(guard);
+    Ok(())
+}
+
 /// Forgets which `DeviceCompatibilityWarning`s were given, so tests see them again.
 #[pyfunction]
 pub fn _reset_warnings() {

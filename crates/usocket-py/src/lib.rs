@@ -40,7 +40,7 @@ mod _usocket {
     #[pymodule_export]
     use crate::hooks::{
         _clear_thread_stop, _constants, _get_profile, _request_thread_stop, _reset_warnings,
-        _set_address_map, _set_profile, getaddrinfo, inet_ntop, inet_pton,
+        _set_address_guard, _set_address_map, _set_profile, getaddrinfo, inet_ntop, inet_pton,
     };
 
     #[pymodule_init]

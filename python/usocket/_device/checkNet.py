@@ -26,9 +26,9 @@ import sys
 import time
 
 import dataCall
+import modem
+import sim
 
-#: What FIRMWARE_VERSION shows in the power-on banner.
-FIRMWARE_VERSION = "usocket-rs-PC"
 #: ``sim.getStatus()`` value for "SIM ready".
 SIM_READY = 1
 _SLICE_S = 0.05
@@ -79,7 +79,7 @@ class CheckNetwork:
     def __init__(self, project_name: str, project_version: str) -> None:
         self.PROJECT_NAME = project_name
         self.PROJECT_VERSION = project_version
-        self.FIRMWARE_VERSION = FIRMWARE_VERSION
+        self.FIRMWARE_VERSION = modem.getDevFwVersion()
 
     def poweron_print_once(self) -> None:
         """Print the banner with project, firmware and SIM status."""
@@ -87,7 +87,7 @@ class CheckNetwork:
         print(f"PROJECT_NAME     : {self.PROJECT_NAME}")
         print(f"PROJECT_VERSION  : {self.PROJECT_VERSION}")
         print(f"FIRMWARE_VERSION : {self.FIRMWARE_VERSION}")
-        print(f"SIM_CARD_STATUS  : {SIM_READY}")
+        print(f"SIM_CARD_STATUS  : {sim.getStatus()}")
         print("==================================================")
 
     @staticmethod

@@ -11,6 +11,8 @@ What the network does comes from the runner, through environment variables:
   up from that moment on.
 * neither: up from the start.
 
+``net.setModemFun(0|4)`` takes the call down too, until ``setModemFun(1)``.
+
 ``getInfo(profileID, ipType)`` -> ``(profileID, ipType, [state, reconnect, addr, dns1,
 dns2])``, and for ipType 2 ``(profileID, 2, [IPv4 list], [IPv6 list])``; state is 1 when the
 call is up, else 0 with address ``'0.0.0.0'`` (``'::'``). Profile 1 carries the call,
@@ -24,15 +26,15 @@ values and return 0; they do not change what getInfo reports.
 
 from __future__ import annotations
 
-import os
-import queue
+import _queue
 import threading
-import time
 import traceback
 from typing import Any, Callable
 
-ENV_NO_NETWORK = "USOCKET_NO_NETWORK"
-ENV_NET_READY_AT = "USOCKET_NET_READY_AT"
+import _devstate
+
+ENV_NO_NETWORK = _devstate.ENV_NO_NETWORK
+ENV_NET_READY_AT = _devstate.ENV_NET_READY_AT
 
 #: Profiles a device has; profile 1 is the one that gets the (loopback) data call.
 _PROFILES = range(1, 9)
@@ -44,34 +46,18 @@ _callback: Callable[[Any], Any] | None = None
 _pdp: dict[int, tuple[int, str, str, str, int]] = {}
 _dns: dict[int, tuple[str, str]] = {}
 #: Callback events, delivered in order by one daemon thread started on first use.
-_events: queue.SimpleQueue = queue.SimpleQueue()
+_events: _queue.SimpleQueue = _queue.SimpleQueue()
 _deliverer: threading.Thread | None = None
-
-
-def _ready_at() -> float | None:
-    """Wall-clock time the network comes up; None if never (``--no-network``)."""
-    if os.environ.get(ENV_NO_NETWORK, "") not in ("", "0"):
-        return None
-    text = os.environ.get(ENV_NET_READY_AT)
-    if not text:
-        return 0.0
-    try:
-        return float(text)
-    except ValueError:
-        raise ValueError(f"{ENV_NET_READY_AT} must be a time.time() value, got {text!r}")
 
 
 def _seconds_until_network() -> float | None:
     """Seconds until the network is up (0 if it is), None if it never will be."""
-    at = _ready_at()
-    if at is None:
-        return None
-    return max(0.0, at - time.time())
+    return _devstate.seconds_until_network()
 
 
 def _is_up() -> bool:
-    """True when the data call on profile 1 is active."""
-    return _seconds_until_network() == 0.0 and not _deactivated
+    """True when the data call on profile 1 is active (registered and not deactivated)."""
+    return _devstate.registered() and not _deactivated
 
 
 def _system_dns() -> tuple[str, str]:
@@ -149,7 +135,7 @@ def activate(profileID: int) -> int:
     global _deactivated
     if profileID not in _PROFILES:
         return -1
-    if profileID != _ACTIVE_PROFILE or _seconds_until_network() != 0.0:
+    if profileID != _ACTIVE_PROFILE or not _devstate.registered():
         return -1
     with _lock:
         was_down, _deactivated = _deactivated, False

@@ -8,11 +8,14 @@ As on the device (QuecPython modutime.c, MicroPython utime_mphal.c):
   ``[-2**29, 2**29)``. ``ticks_add(ticks, delta)`` wraps the same way.
 * ``sleep(seconds)`` takes int or float; ``sleep_ms``/``sleep_us`` take ints. Sleeps wait in
   short slices so ``_thread.stop_thread`` ends a sleeping thread promptly.
-* ``time()`` is the RTC time in whole seconds since 1970 (UTC).
+* ``time()`` is the device clock (RTC) in whole seconds since 1970 (UTC). It starts as the
+  PC's clock; ``machine.RTC().datetime(t)`` and ``ntptime.settime()`` move it by an offset
+  (:func:`_set_device_time`) and never touch the PC's clock.
 * ``localtime([secs])`` -> ``(year, month, mday, hour, minute, second, weekday 0-6 Monday=0,
-  yearday 1-366)`` in the current time zone; ``mktime(tuple)`` is its inverse and takes 8
+  yearday 1-366)`` in the device's time zone; ``mktime(tuple)`` is its inverse and takes 8
   or 9 items. ``setTimeZone(hours)``/``getTimeZone()`` set and read the zone, in whole hours
-  east of UTC; it starts as this PC's zone. (The device's ``localtime(secs)``/``mktime``
+  east of UTC; it starts at the device identity's zone (8 unless ``--device``/
+  ``QPY_TIMEZONE`` say otherwise), not the PC's. (The device's ``localtime(secs)``/``mktime``
   use a fixed UTC+8 regardless of the zone; here both use the current zone, which is the
   same thing when the zone is 8.)
 """
@@ -106,18 +109,37 @@ def ticks_add(ticks: int, delta: int) -> int:
     return (_int_arg(ticks) + _int_arg(delta)) & _TICKS_MAX
 
 
+#: Device clock minus the PC's clock, in seconds (set by machine.RTC and ntptime).
+_offset_s = 0.0
+
+
+def _device_time() -> float:
+    """The device clock: Unix seconds (UTC) as a float."""
+    return _time.time() + _offset_s
+
+
+def _set_device_time(unix_seconds: float) -> None:
+    """Set the device clock to ``unix_seconds`` (UTC) from now on; the PC's is untouched."""
+    global _offset_s
+    _offset_s = float(unix_seconds) - _time.time()
+
+
 def time() -> int:
     """Seconds since 1970-01-01 UTC (the device's RTC seconds)."""
-    return int(_time.time())
+    return int(_device_time())
 
 
-def _pc_zone_hours() -> int:
-    """This PC's UTC offset in whole hours, clamped to the device's range."""
-    offset_s = getattr(_time.localtime(), "tm_gmtoff", 0) or 0
-    return max(-12, min(12, round(offset_s / 3600)))
+def _initial_zone() -> int:
+    """The identity's time zone (8 by default)."""
+    try:
+        import _devstate
+
+        return int(_devstate.identity()["timezone"])
+    except (ImportError, ValueError):
+        return 8
 
 
-_zone_hours = _pc_zone_hours()
+_zone_hours = _initial_zone()
 
 
 def getTimeZone() -> int:
