@@ -22,10 +22,23 @@ from usocket.runner import DEVICE_DIR, device_environment
 def dev() -> Iterator[ModuleType]:
     """A namespace: dev.net, dev.sim, ... imported inside the device environment."""
     with device_environment():
-        names = (
-            "net sim modem machine osTimer ql_fs ustruct ure ucollections uhashlib uzlib "
-            "micropython _devstate ubinascii utime"
-        ).split()
+        names = [
+            "net",
+            "sim",
+            "modem",
+            "machine",
+            "osTimer",
+            "ql_fs",
+            "ustruct",
+            "ure",
+            "ucollections",
+            "uhashlib",
+            "uzlib",
+            "micropython",
+            "_devstate",
+            "ubinascii",
+            "utime",
+        ]
         space = ModuleType("dev")
         for name in names:
             setattr(space, name, importlib.import_module(name))
@@ -98,7 +111,7 @@ def test_machine_timer_periodic_and_one_shot(dev: ModuleType) -> None:
     timer_cls = dev.machine.Timer
     ticks: list[tuple[object, str]] = []
     periodic = timer_cls(timer_cls.Timer1)
-    callback = lambda t: ticks.append((t, threading.current_thread().name))  # noqa: E731
+    callback = lambda t: ticks.append((t, threading.current_thread().name))
     assert periodic.start(period=20, mode=timer_cls.PERIODIC, callback=callback) == 0
     wait_until(lambda: len(ticks) >= 3, "three periodic ticks")
     assert periodic.stop() == 0
@@ -252,3 +265,26 @@ def test_gc_memory_functions_exist_only_inside_a_run() -> None:
     with device_environment():
         assert callable(gc.mem_free)
     assert not hasattr(gc, "mem_free")
+
+
+def test_rtc_alarm_calls_back_on_the_device_clock(dev: ModuleType) -> None:
+    """set_alarm(t) + enable_alarm(1): the callback runs once the device clock passes t;
+    an alarm in the past is -1; a wrong tuple is ValueError."""
+    rtc = dev.machine.RTC()
+    rang = threading.Event()
+    assert rtc.register_callback(lambda arg: rang.set()) == 0
+    y, mo, d, _wd, h, mi, s, _ = rtc.datetime()
+    now = dev.utime.mktime((y, mo, d, h, mi, s, 0, 0))
+    soon = dev.utime.localtime(now + 1)
+    assert rtc.set_alarm((*soon[:3], 0, *soon[3:6], 0)) == 0
+    assert rtc.enable_alarm(1) == 0
+    assert rang.wait(5)
+    past = dev.utime.localtime(now - 60)
+    assert rtc.set_alarm((*past[:3], 0, *past[3:6], 0)) == -1
+    with pytest.raises(ValueError):
+        rtc.set_alarm((2030, 1, 1))
+    with pytest.raises(ValueError):
+        rtc.datetime((2030, 1, 1, 0, 0, 0))
+    with pytest.raises(TypeError):
+        rtc.datetime("2030-01-01")
+    rtc.enable_alarm(0)
