@@ -131,7 +131,7 @@ def test_ten_identity_files_make_ten_devices(tmp_path: Path) -> None:
         ({"csq": 40}, "csq must be in 0..31 or 99"),
         ({"imie": "861234040000013"}, "unknown key 'imie'"),
         ({"iccid": "8986"}, "iccid must be"),
-        ({"max_sockets": 0}, "max_sockets must be in 1..1024"),
+        ({"max_sockets": -1}, "max_sockets must be in 0..1024"),
         ({"timezone": "east"}, "timezone must be an integer"),
     ],
 )

@@ -120,7 +120,7 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "csq": _int_in("csq", 0, 31, (99,)),
     "apn": _text("apn", 63),
     "timezone": _int_in("timezone", -12, 12),
-    "max_sockets": _int_in("max_sockets", 1, 1024),
+    "max_sockets": _int_in("max_sockets", 0, 1024),
 }
 
 
