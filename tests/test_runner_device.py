@@ -185,13 +185,16 @@ def test_device_paths_map_to_the_script_folder_and_bak_dir(tmp_path: Path) -> No
     app = tmp_path / "app"
     app.mkdir()
     (app / "config.json").write_text('{"server": "a.example"}', encoding="utf-8")
+    (app / "helper.py").write_text(
+        "def server():\n    with open('/usr/config.json') as f:\n        return f.read()\n"
+    )
     bak = tmp_path / "bak"
     path = script(
         app,
         """\
-        import ujson, uos, ql_fs
+        import ujson, uos, ql_fs, helper
         with open('/usr/config.json') as f:
-            print(ujson.loads(f.read())['server'])
+            print(ujson.loads(f.read())['server'], ujson.loads(helper.server())['server'])
         uos.mkdir('/bak/logs')
         with open('/bak/logs/run.txt', 'w') as f:
             f.write('kept')
@@ -202,10 +205,23 @@ def test_device_paths_map_to_the_script_folder_and_bak_dir(tmp_path: Path) -> No
     )
     result = run_device("--bak-dir", str(bak), path, env=clean_env())
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "a.example\n['logs'] 4\n{'n': 1} False\n"
+    assert result.stdout == "a.example a.example\n['logs'] 4\n{'n': 1} False\n"
     assert result.paths_line == f"usocket-run: /usr -> {app}, /bak -> {bak}"
     assert (bak / "logs" / "run.txt").read_text() == "kept"
     assert json.loads((app / "state" / "last.json").read_text()) == {"n": 1}
+
+
+@pytest.mark.skipif(
+    not os.path.isfile("/usr/share/zoneinfo/UTC"), reason="no system time-zone data"
+)
+def test_python_library_keeps_the_pcs_usr(tmp_path: Path) -> None:
+    """Only device code is translated: zoneinfo still reads /usr/share/zoneinfo."""
+    path = script(
+        tmp_path,
+        "import zoneinfo\nprint(zoneinfo.ZoneInfo('UTC').key)\n",
+    )
+    result = run_device(path)
+    assert (result.returncode, result.stdout) == (0, "UTC\n"), result.stderr
 
 
 def test_default_bak_folder_is_per_imei(tmp_path: Path) -> None:

@@ -274,8 +274,8 @@ class _QueueSwitch(types.ModuleType):
     def __getattribute__(self, name: str) -> Any:
         if name.startswith("__") and name in ("__class__", "__dict__", "__spec__"):
             return object.__getattribute__(self, name)
-        caller = os.path.abspath(sys._getframe(1).f_code.co_filename)
-        if _under(caller, object.__getattribute__(self, "_roots")):
+        caller = sys._getframe(1).f_code.co_filename
+        if _is_device_code(caller, object.__getattribute__(self, "_roots")):
             module = object.__getattribute__(self, "_device_module")()
         else:
             module = object.__getattribute__(self, "_real")
@@ -286,18 +286,42 @@ def _under(path: str, roots: tuple[str, ...]) -> bool:
     return any(path == r or path.startswith(r + os.sep) for r in roots)
 
 
+def _library_roots() -> tuple[str, ...]:
+    """Where Python's own library and installed packages live."""
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    found = {sys.prefix, sys.base_prefix, sys.exec_prefix}
+    found.update(paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib"))
+    return tuple(os.path.abspath(p) for p in found if p)
+
+
+_LIBRARY_ROOTS = _library_roots()
+
+
+def _is_device_code(filename: str, roots: tuple[str, ...]) -> bool:
+    """True for code of the device modules, or of the script and its folder (``roots``)
+    unless it is Python's library or an installed package that happens to be below it."""
+    path = os.path.abspath(filename)
+    if _under(path, (DEVICE_DIR,)):
+        return True
+    return _under(path, roots) and not _under(path, _LIBRARY_ROOTS)
+
+
 def _device_open(roots: tuple[str, ...]) -> Any:
     """``open`` that maps ``/usr/...`` and ``/bak/...`` for device code (the script, its
     folder, the companions); Python's own library keeps the PC's paths."""
     real_open = io.open
 
     def open(file: Any, *args: Any, **kwargs: Any) -> Any:
-        if isinstance(file, str) and file.startswith(("/usr", "/bak")):
-            caller = sys._getframe(1).f_code.co_filename
-            if _under(os.path.abspath(caller), roots):
-                import _devstate
+        if (
+            isinstance(file, str)
+            and file.startswith(("/usr", "/bak"))
+            and _is_device_code(sys._getframe(1).f_code.co_filename, roots)
+        ):
+            import _devstate
 
-                file = _devstate.device_path(file)
+            file = _devstate.device_path(file)
         return real_open(file, *args, **kwargs)
 
     open.__doc__ = real_open.__doc__
