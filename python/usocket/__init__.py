@@ -7,6 +7,16 @@ read from the ``USOCKET_PROFILE`` environment variable at import; the script run
 it with ``_apply_profile``. Only the device's names are public (plus
 ``DeviceCompatibilityWarning``); scripts probe with ``hasattr`` and must see what the
 device has.
+
+Device details reproduced (see ``docs/usocket.md``): ``close()`` sends a FIN, or only a RST
+with a zero ``SO_LINGER``, and wakes threads blocked on the socket with ``OSError(9)``
+without sending anything; stream reads on one socket take turns between threads;
+``setsockopt(SOL_SOCKET, 20, callback)`` registers the readable callback, run on one shared
+background thread; an ``AF_INET6`` socket is dual stack as in lwIP (IPv4 peers appear as
+``'::ffff:a.b.c.d'``, a numeric address of the other family is ``OSError(22)``); past the
+device's limits (``USOCKET_MAX_SOCKETS`` sockets at once, default 15 in the device
+profiles; receives above 64 KiB) a ``DeviceCompatibilityWarning`` is emitted once and the
+call goes on.
 """
 
 import os as _os

@@ -3,6 +3,16 @@
 //!
 //! Resolution goes through the system resolver (`getaddrinfo(3)`) after the address map
 //! ([`crate::addrmap`]) has had its say. It blocks in libc and is not sliced.
+//!
+//! # Dual stack
+//!
+//! As in lwIP built with IPv4 and IPv6 (the device's stack): an `AF_INET6` socket is dual
+//! stack. Bound to `::` (or `''`) it also accepts IPv4 connections and datagrams, whose
+//! addresses it reports IPv4-mapped (`'::ffff:127.0.0.1'`); it reaches IPv4 peers through
+//! IPv4-mapped addresses. A numeric address of the other family (`'127.0.0.1'` on an
+//! `AF_INET6` socket, any IPv6 address on an `AF_INET` socket) is refused with
+//! `OSError(22)` (EINVAL), as lwIP refuses it, in `bind`, `connect` and `sendto`. Host
+//! names resolve within the socket's family.
 
 use crate::addrmap;
 use crate::error::{Error, Result, errno};
@@ -232,10 +242,25 @@ pub fn parse_numeric(host: &str, family: i32) -> Option<IpAddr> {
     }
 }
 
+/// `OSError(22)` when `host` is a numeric address of the other family than the socket's.
+///
+/// Dual stack as lwIP does it: an `AF_INET6` socket takes IPv6 addresses, IPv4-mapped ones
+/// (`::ffff:a.b.c.d`) included, which reach IPv4 peers; a plain IPv4 address there, or any
+/// IPv6 address on an `AF_INET` socket, is a family mismatch that lwIP refuses with
+/// `EINVAL` in `bind`, `connect` and `sendto`.
+fn family_mismatch(host: &str, family: i32) -> Result<()> {
+    match host.parse::<IpAddr>() {
+        Ok(IpAddr::V4(_)) if family == libc::AF_INET6 => Err(Error::Os(errno::EINVAL)),
+        Ok(IpAddr::V6(_)) if family == libc::AF_INET => Err(Error::Os(errno::EINVAL)),
+        _ => Ok(()),
+    }
+}
+
 /// Resolves `(host, port)` for a socket of `family` (bind and connect accept host names).
 ///
-/// A DNS failure is `OSError(-202)`, or `OSError(202)` with `legacy_positive` (legacy
-/// firmware inside `connect()`).
+/// A numeric address of the other family is `OSError(22)` (see the module docs on dual
+/// stack). A DNS failure is `OSError(-202)`, or `OSError(202)` with `legacy_positive`
+/// (legacy firmware inside `connect()`).
 pub fn resolve_for(
     family: i32,
     host: &str,
@@ -246,6 +271,7 @@ pub fn resolve_for(
     if let Some(ip) = parse_numeric(host, family) {
         return Ok(SockAddr::from(SocketAddr::new(ip, port)));
     }
+    family_mismatch(host, family)?;
     let dns_error = if legacy_positive {
         errno::DNS_FAILURE_LEGACY
     } else {
@@ -283,6 +309,7 @@ pub fn destination(
         return resolve_for(family, &to_host, to_port, false, check);
     }
     let dest = if numeric_only {
+        family_mismatch(host, family)?;
         match parse_numeric(host, family) {
             Some(ip) => SockAddr::from(SocketAddr::new(ip, port)),
             None => return Err(Error::value("invalid arguments")),
@@ -361,6 +388,22 @@ mod tests {
         assert_eq!(
             destination(libc::AF_INET, "example.com", 80, true, &mut || Ok(())),
             Err(Error::value("invalid arguments"))
+        );
+    }
+
+    #[test]
+    fn the_other_family_is_einval_and_mapped_addresses_are_ipv6() {
+        let ok = |f, h| resolve_for(f, h, 80, false, &mut || Ok(())).is_ok();
+        let err = |f, h| resolve_for(f, h, 80, false, &mut || Ok(())).err();
+        assert_eq!(
+            err(libc::AF_INET6, "127.0.0.1"),
+            Some(Error::Os(errno::EINVAL))
+        );
+        assert_eq!(err(libc::AF_INET, "::1"), Some(Error::Os(errno::EINVAL)));
+        assert!(ok(libc::AF_INET6, "::ffff:127.0.0.1"));
+        assert_eq!(
+            destination(libc::AF_INET, "::ffff:1.2.3.4", 80, true, &mut || Ok(())),
+            Err(Error::Os(errno::EINVAL))
         );
     }
 

@@ -116,7 +116,8 @@ impl Socket {
     ///
     /// Protos 7 (`IPPROTO_TCP_SER`) and 8 (`TCP_CUSTOMIZE_PORT`), like 6 and 17, create
     /// ordinary sockets (lwIP ignores the protocol of stream and datagram sockets). An
-    /// unsupported family or type is the OS's `OSError`.
+    /// `AF_INET6` socket is dual stack (see [`crate::addr`]). An unsupported family or type
+    /// is the OS's `OSError`.
     pub fn new(family: i32, kind: i32, proto: i32) -> Result<Socket> {
         let os_proto = if kind == libc::SOCK_STREAM || kind == libc::SOCK_DGRAM {
             0
@@ -124,7 +125,12 @@ impl Socket {
             proto
         };
         let fd = sys::socket(family, kind, os_proto).map_err(Error::os)?;
-        Socket::from_fd(fd, family, kind)
+        let sock = Socket::from_fd(fd, family, kind)?;
+        if family == libc::AF_INET6 {
+            // Dual stack like lwIP, whatever the host's net.ipv6.bindv6only says.
+            sys::setsockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 0).map_err(Error::os)?;
+        }
+        Ok(sock)
     }
 
     fn from_fd(fd: RawFd, family: i32, kind: i32) -> Result<Socket> {
