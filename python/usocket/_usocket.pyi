@@ -11,6 +11,7 @@ from typing_extensions import Buffer, TypeAlias
 
 __all__ = [
     "DeviceCompatibilityWarning",
+    "SSLSocket",
     "_clear_thread_stop",
     "_constants",
     "_events_loop",
@@ -20,6 +21,7 @@ __all__ = [
     "_set_address_guard",
     "_set_address_map",
     "_set_profile",
+    "_ssl_wrap",
     "getaddrinfo",
     "inet_ntop",
     "inet_pton",
@@ -127,3 +129,34 @@ def _reset_warnings() -> None:
 
 def _events_loop() -> None:
     """The readable-callback dispatcher (runs forever on the ``usocket-events`` thread)."""
+
+@final
+class SSLSocket:
+    """A TLS stream over a usocket.socket, as ussl.wrap_socket returns it."""
+
+    def read(self, size: int | None = None, /) -> bytes | None: ...
+    def readinto(self, buf: Buffer, nbytes: int | None = None, /) -> int | None: ...
+    def readline(self, limit: int | None = None, /) -> bytes | None: ...
+    def write(self, buf: _Data, length: int | None = None, /) -> int | None: ...
+    def send(self, data: _Data, /) -> int: ...
+    def recv(self, bufsize: int, /) -> bytes: ...
+    def settimeout(self, value: float | None, /) -> None: ...
+    def setblocking(self, flag: object, /) -> None: ...
+    def getsocketsta(self) -> int: ...
+    def getpeercert(self, binary_form: object, /) -> bytes | None: ...
+    def close(self) -> None: ...
+    def _version(self) -> str | None: ...
+
+def _ssl_wrap(
+    sock: socket,
+    server_side: bool,
+    key: str | Buffer | None,
+    cert: str | Buffer | None,
+    ca: str | Buffer | None,
+    server_hostname: str | None,
+    do_handshake: bool,
+    verify_without_ca: bool,
+    tls13: bool,
+) -> SSLSocket:
+    """ussl.wrap_socket's checked arguments: TLS over sock (handshake now when
+    do_handshake); ValueError for bad PEM, OSError for a failed handshake."""

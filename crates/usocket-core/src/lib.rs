@@ -20,6 +20,7 @@
 //!   driver (send, recv, accept, connect) and `socket::reads` the stream reads.
 //! * `stream`: the read buffer shared by `recv`, `read` and `readline`.
 //! * [`state`]: Linux `TCP_INFO` states translated to lwIP's numbering.
+//! * [`tls`]: `ussl`'s TLS (rustls) over a [`Socket`], with the device's verification rules.
 #![deny(missing_docs)]
 
 pub mod addr;
@@ -33,6 +34,7 @@ pub mod socket;
 pub mod state;
 mod stream;
 mod sys;
+pub mod tls;
 
 pub use error::{Error, Result};
 pub use interrupt::{Checkpoint, Waiter};

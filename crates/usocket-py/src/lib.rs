@@ -11,6 +11,7 @@
 //! * `limits`: device limits (sockets at once, receive sizes) as warnings.
 //! * `args`: argument extraction (addresses, send data, sizes, buffers).
 //! * `run`: running a core call detached with a signal checkpoint; receive buffers.
+//! * `tls`: `ussl`'s `SSLSocket` and `_ssl_wrap` (TLS from the core's rustls layer).
 //! * `errors`: the one `OSError` constructor and `DeviceCompatibilityWarning`.
 //! * `events`: the readable callback (`setsockopt(SOL_SOCKET, 20, cb)`) and its one
 //!   dispatcher thread.
@@ -23,6 +24,7 @@ mod limits;
 mod run;
 mod sock;
 mod stream;
+mod tls;
 
 use pyo3::prelude::*;
 
@@ -36,6 +38,9 @@ mod _usocket {
 
     #[pymodule_export]
     use crate::events::_events_loop;
+
+    #[pymodule_export]
+    use crate::tls::{_ssl_wrap, PySSLSocket};
 
     #[pymodule_export]
     use crate::hooks::{
