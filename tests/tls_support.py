@@ -9,6 +9,7 @@ timeout, and the broker is killed if it does not stop.
 from __future__ import annotations
 
 import contextlib
+import getpass
 import http.server
 import os
 import shutil
@@ -269,6 +270,9 @@ class Broker:
         conf = self.folder / "mosquitto.conf"
         conf.write_text(
             "persistence false\n"
+            # As root mosquitto would switch to its own user, which cannot read the test's
+            # private temporary folder: stay who we are.
+            f"user {getpass.getuser()}\n"
             "log_dest stderr\n"
             "log_type error\n"
             "log_type warning\n"
