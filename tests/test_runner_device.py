@@ -315,3 +315,33 @@ def test_rtc_and_modem_fun_drive_the_other_modules(tmp_path: Path) -> None:
         "0 1 1",
         "(3, 1)",
     ]
+
+
+def test_reboot_starts_the_script_again_until_none_are_left(tmp_path: Path) -> None:
+    """--reboot 2: powerRestart boots the script again twice (state kept in /bak survives,
+    as flash does), the third restart ends the run with status 3."""
+    path = script(
+        tmp_path,
+        """\
+        import ql_fs
+        from misc import Power
+        state = ql_fs.read_json('/bak/boots.json') or {'boots': 0}
+        state['boots'] += 1
+        ql_fs.write_json('/bak/boots.json', state)
+        print('boot', state['boots'])
+        Power.powerRestart()
+        """,
+    )
+    bak = tmp_path / "bak"
+    result = run_device("--reboot", "2", "--bak-dir", str(bak), path, env=clean_env())
+    assert result.returncode == 3
+    assert result.stdout == "boot 1\nboot 2\nboot 3\n"
+    lines = [line for line in result.stderr.splitlines() if "powerRestart" in line]
+    restart = "usocket-run: misc.Power.powerRestart(): the device restarts"
+    assert lines == [
+        f"{restart}; booting again (1 reboot(s) left)",
+        f"{restart}; booting again (0 reboot(s) left)",
+        f"{restart} (exit status 3)",
+    ]
+    assert result.stderr.count("usocket-run: /usr -> ") == 2  # each reboot says it again
+    assert json.loads((bak / "boots.json").read_text()) == {"boots": 3}

@@ -22,8 +22,8 @@ _DESCRIPTION = (
 
 _EPILOG = """\
 exit status: the script's (SystemExit code; 1 after an uncaught exception),
-3 after misc.Power.powerRestart() or a starved machine.WDT, 124 when --timeout
-expires, 130 after Ctrl-C, 2 for bad options or a bad device file.
+3 after misc.Power.powerRestart() or a starved machine.WDT (unless --reboot
+starts the script again), 124 when --timeout expires, 130 after Ctrl-C, 2 for bad options or a bad device file.
 environment: USOCKET_DEVICE_FILE (same as --device), QPY_IMEI, QPY_ICCID, QPY_IMSI,
 QPY_MODEL, QPY_FWVER, QPY_SN, QPY_CSQ, QPY_APN, QPY_TIMEZONE (override the file),
 USOCKET_MAX_SOCKETS.
@@ -40,6 +40,12 @@ def _non_negative_seconds(text: str) -> float:
     if not value >= 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"seconds must be finite and >= 0: {text!r}")
     return value
+
+
+def _non_negative_int(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"not a whole number >= 0: {text!r}")
+    return int(text)
 
 
 def _map_rule(text: str):  # type: ignore[no-untyped-def]
@@ -101,6 +107,15 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="ussl verifies the server certificate even without ca= (the device does not)",
     )
     parser.add_argument(
+        "--reboot",
+        type=_non_negative_int,
+        default=0,
+        metavar="N",
+        help="when the script restarts the device (misc.Power.powerRestart(), a starved "
+        "machine.WDT, net.setModemFun(x, 1)), start it again in a fresh interpreter, up to "
+        "N times; without it the run ends with status 3",
+    )
+    parser.add_argument(
         "--timeout",
         type=_non_negative_seconds,
         metavar="SECONDS",
@@ -150,6 +165,7 @@ def main(argv: list[str] | None = None) -> None:
         strict_map=ns.strict_map,
         ssl_strict=ns.ssl_strict,
         bak_dir=ns.bak_dir,
+        reboots=ns.reboot,
     )
     if options.no_network and options.net_ready_after is not None:
         parser.error("--no-network and --net-ready-after exclude each other")

@@ -24,7 +24,9 @@ Layout: :func:`parse_map_rule` turns ``--map`` text into the tuples the extensio
 whole run; ``usocket/__main__.py`` only parses the command line.
 
 Status 3 means the script restarted the device (``misc.Power.powerRestart()`` or a starved
-``machine.WDT``); ``misc.Power.powerDown()`` ends the run with status 0.
+``machine.WDT``); ``misc.Power.powerDown()`` ends the run with status 0. With
+``--reboot N`` a restart instead replaces the process with a fresh run of the same command
+line (``os.execv``), up to N times, as the device boots the script again.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import importlib.abc
 import importlib.machinery
 import importlib.util
 import io
+import json
 import os
 import re
 import sys
@@ -65,6 +68,10 @@ ENV_MAX_SOCKETS = "USOCKET_MAX_SOCKETS"
 ENV_SSL_STRICT = "USOCKET_SSL_STRICT"
 #: ``warn`` or ``strict``: what happens to connections no ``--map`` rule covers.
 ENV_ADDRESS_GUARD = "USOCKET_ADDRESS_GUARD"
+#: ``--reboot N``: how many more times a device restart starts the script again, and the
+#: command line that does it (JSON list), for ``_devstate.end_run``.
+ENV_REBOOTS_LEFT = "USOCKET_REBOOTS_LEFT"
+ENV_REBOOT_ARGV = "USOCKET_REBOOT_ARGV"
 #: The folders ``/usr`` and ``/bak`` map to during a run.
 ENV_USR_DIR = "USOCKET_USR_DIR"
 ENV_BAK_DIR = "USOCKET_BAK_DIR"
@@ -131,6 +138,7 @@ class RunOptions:
     strict_map: bool = False
     ssl_strict: bool = False
     bak_dir: str | None = None
+    reboots: int = 0
 
 
 # --------------------------------------------------------------------------- --map
@@ -431,6 +439,9 @@ def _configure_identity(options: RunOptions) -> dict[str, Any]:
         os.environ[ENV_MAX_SOCKETS] = str(identity["max_sockets"])
     if options.ssl_strict:
         os.environ[ENV_SSL_STRICT] = "1"
+    if ENV_REBOOTS_LEFT not in os.environ:  # set already: this run is a reboot
+        os.environ[ENV_REBOOTS_LEFT] = str(options.reboots)
+        os.environ[ENV_REBOOT_ARGV] = json.dumps([sys.executable, *sys.orig_argv[1:]])
     return identity
 
 

@@ -269,8 +269,11 @@ class CallbackThread:
 # --------------------------------------------------------------------------- ending
 
 
-def end_run(status: int, message: str) -> None:
-    """Flush output, print ``message`` on stderr and end the whole process with ``status``."""
+ENV_REBOOTS_LEFT = "USOCKET_REBOOTS_LEFT"
+ENV_REBOOT_ARGV = "USOCKET_REBOOT_ARGV"
+
+
+def _say(message: str) -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
@@ -281,4 +284,25 @@ def end_run(status: int, message: str) -> None:
         sys.stderr.flush()
     except Exception:  # noqa: BLE001, S110
         pass
+
+
+def end_run(status: int, message: str) -> None:
+    """Flush output, print ``message (exit status N)`` on stderr and end the whole process.
+
+    A restart (status 3) with reboots left (the runner's ``--reboot N``) instead replaces
+    this process with a fresh run of the same command line.
+    """
+    left = os.environ.get(ENV_REBOOTS_LEFT, "0")
+    argv_text = os.environ.get(ENV_REBOOT_ARGV)
+    if status == EXIT_RESTART and left.isdigit() and int(left) > 0 and argv_text:
+        try:
+            argv = json.loads(argv_text)
+        except ValueError:
+            argv = None
+        if isinstance(argv, list) and argv and all(isinstance(a, str) for a in argv):
+            remaining = int(left) - 1
+            _say(f"{message}; booting again ({remaining} reboot(s) left)")
+            os.environ[ENV_REBOOTS_LEFT] = str(remaining)
+            os.execv(argv[0], argv)
+    _say(f"{message} (exit status {status})")
     os._exit(status)

@@ -143,8 +143,7 @@ class WDT:
             return
         _devstate.end_run(
             _devstate.EXIT_RESTART,
-            f"usocket-run: machine.WDT not fed for {self._period:g} s: the device restarts "
-            f"(exit status {_devstate.EXIT_RESTART})",
+            f"usocket-run: machine.WDT not fed for {self._period:g} s: the device restarts",
         )
 
     def feed(self) -> int:

@@ -19,8 +19,7 @@ class Power:
         """Restart the device: the run ends with exit status 3."""
         _devstate.end_run(
             _devstate.EXIT_RESTART,
-            f"usocket-run: misc.Power.powerRestart(): the device restarts "
-            f"(exit status {_devstate.EXIT_RESTART})",
+            "usocket-run: misc.Power.powerRestart(): the device restarts",
         )
 
     @staticmethod
@@ -28,8 +27,7 @@ class Power:
         """Power the device off: the run ends with exit status 0."""
         _devstate.end_run(
             _devstate.EXIT_POWER_DOWN,
-            f"usocket-run: misc.Power.powerDown(): the device powers off "
-            f"(exit status {_devstate.EXIT_POWER_DOWN})",
+            "usocket-run: misc.Power.powerDown(): the device powers off",
         )
 
     @staticmethod
