@@ -72,6 +72,8 @@ ENV_ADDRESS_GUARD = "USOCKET_ADDRESS_GUARD"
 #: command line that does it (JSON list), for ``_devstate.end_run``.
 ENV_REBOOTS_LEFT = "USOCKET_REBOOTS_LEFT"
 ENV_REBOOT_ARGV = "USOCKET_REBOOT_ARGV"
+#: Set only for the process a reboot starts: the reboots left after it.
+ENV_REBOOT_NEXT = "USOCKET_REBOOT_NEXT"
 #: The folders ``/usr`` and ``/bak`` map to during a run.
 ENV_USR_DIR = "USOCKET_USR_DIR"
 ENV_BAK_DIR = "USOCKET_BAK_DIR"
@@ -439,9 +441,12 @@ def _configure_identity(options: RunOptions) -> dict[str, Any]:
         os.environ[ENV_MAX_SOCKETS] = str(identity["max_sockets"])
     if options.ssl_strict:
         os.environ[ENV_SSL_STRICT] = "1"
-    if ENV_REBOOTS_LEFT not in os.environ:  # set already: this run is a reboot
-        os.environ[ENV_REBOOTS_LEFT] = str(options.reboots)
-        os.environ[ENV_REBOOT_ARGV] = json.dumps([sys.executable, *sys.orig_argv[1:]])
+    # A reboot passes the count on in ENV_REBOOT_NEXT, read once here (so processes the
+    # script starts never mistake themselves for a reboot).
+    after_reboot = os.environ.pop(ENV_REBOOT_NEXT, "")
+    left = int(after_reboot) if after_reboot.isdigit() else options.reboots
+    os.environ[ENV_REBOOTS_LEFT] = str(left)
+    os.environ[ENV_REBOOT_ARGV] = json.dumps([sys.executable, *sys.orig_argv[1:]])
     return identity
 
 

@@ -271,6 +271,7 @@ class CallbackThread:
 
 ENV_REBOOTS_LEFT = "USOCKET_REBOOTS_LEFT"
 ENV_REBOOT_ARGV = "USOCKET_REBOOT_ARGV"
+ENV_REBOOT_NEXT = "USOCKET_REBOOT_NEXT"
 
 
 def _say(message: str) -> None:
@@ -302,7 +303,7 @@ def end_run(status: int, message: str) -> None:
         if isinstance(argv, list) and argv and all(isinstance(a, str) for a in argv):
             remaining = int(left) - 1
             _say(f"{message}; booting again ({remaining} reboot(s) left)")
-            os.environ[ENV_REBOOTS_LEFT] = str(remaining)
+            os.environ[ENV_REBOOT_NEXT] = str(remaining)
             os.execv(argv[0], argv)
     _say(f"{message} (exit status {status})")
     os._exit(status)
