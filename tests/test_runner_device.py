@@ -345,3 +345,81 @@ def test_reboot_starts_the_script_again_until_none_are_left(tmp_path: Path) -> N
     ]
     assert result.stderr.count("usocket-run: /usr -> ") == 2  # each reboot says it again
     assert json.loads((bak / "boots.json").read_text()) == {"boots": 3}
+
+
+DEVICE_APP = """\
+import checkNet, modem, sim, net, usocket, ujson, osTimer, utime
+from queue import Queue
+
+stage, state = checkNet.waitNetworkReady(5)
+assert (stage, state) == (3, 1), (stage, state)
+beats = Queue(5)
+timer = osTimer()
+timer.start(20, 1, lambda arg: beats.put(utime.ticks_ms()))
+beats.get()
+beats.get()
+timer.delete_timer()
+s = usocket.socket(usocket.AF_INET, usocket.SOCK_STREAM)
+s.connect(('iot.example.com', 9000))
+hello = {'imei': modem.getDevImei(), 'iccid': sim.getIccid(), 'csq': net.csqQueryPoll(),
+         'model': modem.getDevModel(), 'registered': net.getState()[1][0] in (1, 5)}
+s.send(ujson.dumps(hello) + '\\n')
+print(s.recv(64).decode().strip())
+s.close()
+"""
+
+
+def test_two_identities_look_like_two_devices_to_a_server(tmp_path: Path) -> None:
+    """A typical device application (checkNet, osTimer, queue, modem/sim/net, a TCP
+    report) run twice with two identity files: the server sees two devices."""
+    import threading
+
+    from runner_support import TcpPeer
+
+    def ack(conn, index: int, peer: TcpPeer) -> None:
+        line = peer.read_line(conn)
+        conn.sendall(f"ack {json.loads(line)['imei']}\n".encode())
+
+    peer = TcpPeer(ack, connections=2)
+    path = script(tmp_path, DEVICE_APP)
+    files = [
+        device_file(tmp_path, "a.json", imei="861234040000054", iccid="89860112345678901252"),
+        device_file(tmp_path, "b.json", imei="861234040000062", model="EC600U", csq=12),
+    ]
+    results: list = [None, None]
+
+    def run(n: int) -> None:
+        results[n] = run_device(
+            "--device",
+            files[n],
+            "--map",
+            f"iot.example.com:9000=127.0.0.1:{peer.port}",
+            path,
+            env=clean_env(),
+        )
+
+    runners = [threading.Thread(target=run, args=(n,)) for n in range(2)]
+    for t in runners:
+        t.start()
+    for t in runners:
+        t.join(40)
+    peer.join()
+    assert [r.returncode for r in results] == [0, 0], [r.stderr for r in results]
+    assert sorted(r.stdout for r in results) == ["ack 861234040000054\n", "ack 861234040000062\n"]
+    reports = sorted((json.loads(line) for line in peer.lines), key=lambda r: r["imei"])
+    assert reports == [
+        {
+            "imei": "861234040000054",
+            "iccid": "89860112345678901252",
+            "csq": 31,
+            "model": "EC600N",
+            "registered": True,
+        },
+        {
+            "imei": "861234040000062",
+            "iccid": "89860112345678901237",
+            "csq": 12,
+            "model": "EC600U",
+            "registered": True,
+        },
+    ]

@@ -23,12 +23,13 @@ _DESCRIPTION = (
 _EPILOG = """\
 exit status: the script's (SystemExit code; 1 after an uncaught exception),
 3 after misc.Power.powerRestart() or a starved machine.WDT (unless --reboot
-starts the script again), 124 when --timeout expires, 130 after Ctrl-C, 2 for bad options or a bad device file.
+starts the script again), 124 when --timeout expires, 130 after Ctrl-C,
+2 for bad options or a bad device file.
 environment: USOCKET_DEVICE_FILE (same as --device), QPY_IMEI, QPY_ICCID, QPY_IMSI,
 QPY_MODEL, QPY_FWVER, QPY_SN, QPY_CSQ, QPY_APN, QPY_TIMEZONE (override the file),
 USOCKET_MAX_SOCKETS.
 example:
-  usocket-run --map 112.125.89.8:37982=127.0.0.1:7000 --timeout 30 main.py
+  usocket-run --strict-map --map 112.125.89.8:37982=127.0.0.1:7000 --timeout 30 main.py
 """
 
 
@@ -66,12 +67,12 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--net-ready-after",
         type=_non_negative_seconds,
         metavar="SECONDS",
-        help="checkNet/dataCall report the network up only SECONDS after the start",
+        help="net/dataCall/checkNet report the network up only SECONDS after the start",
     )
     parser.add_argument(
         "--no-network",
         action="store_true",
-        help="checkNet/dataCall never report the network up "
+        help="net/dataCall/checkNet never report the network up "
         "(waitNetworkReady times out with (2, 0))",
     )
     parser.add_argument(
