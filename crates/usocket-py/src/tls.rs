@@ -14,6 +14,9 @@ use usocket_core::socket::ReadOutcome;
 use usocket_core::tls::{TlsOptions, TlsStream};
 use usocket_core::{Error, Socket, profile};
 
+/// The most one `recv` returns (one TLS record's plaintext).
+const RECV_MAX: usize = 16 * 1024;
+
 /// A TLS stream over a `usocket.socket`, as `ussl.wrap_socket` returns it.
 #[pyclass(name = "SSLSocket", module = "ussl", frozen)]
 pub struct PySSLSocket {
@@ -238,7 +241,9 @@ impl PySSLSocket {
         py: Python<'py>,
         bufsize: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let n = size_arg(bufsize, "buffersize")?;
+        // One call returns at most what one step decrypts; a record is at most 16 KiB,
+        // so a larger buffer would only be cleared and shrunk again.
+        let n = size_arg(bufsize, "buffersize")?.min(RECV_MAX);
         let (sock, tls) = (self.core(), &self.tls);
         let mut out = BytesOut::new(py, n)?;
         let buf = zeroed(out.as_uninit_mut());

@@ -59,6 +59,30 @@ struct Tx {
     pos: usize,
 }
 
+/// Sends without waiting through the socket: what `write_tls` writes to when it can.
+struct DirectSend<'a> {
+    sock: &'a Socket,
+    /// A failure other than would-block, kept for the caller.
+    err: Option<Error>,
+}
+
+impl Write for DirectSend<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self.sock.send(buf, libc::MSG_DONTWAIT, &mut || Ok(())) {
+            Ok(n) => Ok(n),
+            Err(Error::Os(errno::EAGAIN)) => Err(std::io::ErrorKind::WouldBlock.into()),
+            Err(e) => {
+                self.err = Some(e);
+                Err(std::io::Error::other("send failed"))
+            }
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// One TLS connection (client or server) over a socket the caller passes to every call.
 pub struct TlsStream {
     /// The rustls state; locked only for in-memory work.
@@ -228,6 +252,19 @@ impl TlsStream {
                 tx.out.clear();
                 tx.pos = 0;
                 let mut conn = lock(&self.conn);
+                // Straight from rustls to the kernel while the socket takes it (no copy,
+                // never waits under the lock); what it does not take is copied out and
+                // sent below under the socket's mode.
+                let mut direct = DirectSend { sock, err: None };
+                while conn.wants_write() {
+                    match conn.write_tls(&mut direct) {
+                        Ok(_) => {}
+                        Err(_) => match direct.err.take() {
+                            None => break, // would block
+                            Some(e) => return Err(e),
+                        },
+                    }
+                }
                 while conn.wants_write() {
                     conn.write_tls(&mut tx.out)
                         .map_err(|_| Error::Os(errno::ENOMEM))?;
