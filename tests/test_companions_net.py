@@ -116,3 +116,21 @@ def test_pdp_context_and_dns_are_stored(device: ModuleType) -> None:
     assert data_call.setDNSServer(1, 0, "8.8.8.8", "1.1.1.1") == 0
     assert data_call.getInfo(1, 0)[2][3:] == ["8.8.8.8", "1.1.1.1"]
     assert data_call.setPDPContext(99, 0, "", "", "", 0) == -1
+
+
+def test_stage_reached_when_registered_without_a_data_call(device: ModuleType) -> None:
+    """Registered but the call deactivated: (3, 0); radio off: (2, 0); back: (3, 1)."""
+    check_net = importlib.import_module("checkNet")
+    data_call = importlib.import_module("dataCall")
+    net = importlib.import_module("net")
+    try:
+        assert data_call.deactivate(1) == 0
+        assert check_net.waitNetworkReady(1) == (3, 0)
+        assert data_call.activate(1) == 0
+        assert net.setModemFun(4) == 0
+        assert check_net.waitNetworkReady(1) == (2, 0)
+        assert data_call.activate(1) == -1
+    finally:
+        net.setModemFun(1)
+        data_call.activate(1)
+    assert check_net.waitNetworkReady(1) == (3, 1)

@@ -15,7 +15,8 @@ The runner decides what the network does, through the environment variables that
 * ``--no-network`` (``USOCKET_NO_NETWORK=1``): waits the whole timeout, returns ``(2, 0)``.
 
 ``(2, 0)`` is what the tutorial's code lists as "network timeout": the SIM is ready
-(``sim.getStatus()`` would be 1) but the module never registered. The SIM stage (1) never
+(``sim.getStatus()`` would be 1) but the module never registered. Registered but with the
+data call switched off (``dataCall.deactivate(1)``), a timed-out wait returns ``(3, 0)``. The SIM stage (1) never
 fails here. ``CheckNetwork.poweron_print_once()`` prints the device's banner with
 PROJECT_NAME, PROJECT_VERSION, FIRMWARE_VERSION and SIM_CARD_STATUS.
 """
@@ -27,6 +28,7 @@ import time
 
 import dataCall
 import modem
+import net
 import sim
 
 #: ``sim.getStatus()`` value for "SIM ready".
@@ -54,6 +56,15 @@ def _check_timeout(timeout_s: float) -> None:
         raise OSError("timeout_s should be in [1, 3600]s!")
 
 
+def _stage_reached() -> tuple[int, int]:
+    """Where a timed-out wait stopped: (2, registration state) or, registered without a
+    data call (``dataCall.deactivate``), (3, 0)."""
+    stat = net.getState()[1][0]
+    if stat in (1, 5):
+        return (3, 0)
+    return (2, stat)
+
+
 def wait_network_connected(timeout_s: int = 60) -> tuple[int, int]:
     """Wait up to ``timeout_s`` seconds for the data call; ``(3, 1)`` when it is up."""
     _check_timeout(timeout_s)
@@ -64,7 +75,7 @@ def wait_network_connected(timeout_s: int = 60) -> tuple[int, int]:
             return (3, 1)
         left = deadline - time.monotonic()
         if left <= 0:
-            return (2, 0)
+            return _stage_reached()
         time.sleep(min(left, _SLICE_S))
 
 
