@@ -288,3 +288,13 @@ def test_rtc_alarm_calls_back_on_the_device_clock(dev: ModuleType) -> None:
     with pytest.raises(TypeError):
         rtc.datetime("2030-01-01")
     rtc.enable_alarm(0)
+
+
+def test_leaving_the_environment_stops_a_watchdog() -> None:
+    """A WDT created inside device_environment() cannot end this process afterwards."""
+    with device_environment():
+        machine = importlib.import_module("machine")
+        wdt = machine.WDT(1)
+        assert wdt.feed() == 0
+    time.sleep(1.5)  # past the period: the process is still here
+    assert wdt._stopped.is_set()

@@ -377,6 +377,10 @@ def device_environment(script_dir: str | None = None) -> Iterator[types.ModuleTy
     try:
         yield device_thread
     finally:
+        machine = sys.modules.get("machine")
+        watchdog = getattr(getattr(machine, "WDT", None), "_current", None)
+        if watchdog is not None and _is_device_module(machine):
+            watchdog.stop()  # a watchdog must not end this process after the block
         devmem.stop()
         for name in ("mem_free", "mem_alloc"):
             with contextlib.suppress(AttributeError):
