@@ -16,6 +16,7 @@ from types import ModuleType
 
 import pytest
 import usocket
+from runner_support import run_device
 from tls_support import Certs, TlsServer, connect_usocket, env, make_certs
 from usocket.runner import device_environment
 from usocket_peers import profile
@@ -64,10 +65,10 @@ def test_handshake_without_ca_verifies_nothing_and_sends_sni(
     ctx.sni_callback = lambda sock, name, _ctx: seen_sni.append(name)
     with TlsServer(ctx, echo_once) as server:
         s = ussl.wrap_socket(connect_usocket(server.port), server_hostname="localhost")
+        assert s.getsocketsta() == 4  # established (the server closes after its echo)
         assert s.write(b"hi") == 2
         assert s.read(7) == b"echo:hi"
         assert s.getpeercert(True) == certs.server_cert_der
-        assert s.getsocketsta() == 4
         assert s._version() == "TLSv1.2"
         with pytest.raises(NotImplementedError):
             s.getpeercert(False)
@@ -373,3 +374,99 @@ def test_do_handshake_false_runs_it_on_first_write(ussl: ModuleType, certs: Cert
         assert s.read(9) == b"echo:late"
         assert s.getpeercert(True) == certs.server_cert_der
         s.close()
+
+
+def test_handshake_timeout_garbage_and_nonblocking_socket(ussl: ModuleType, certs: Certs) -> None:
+    """A silent server times the handshake out (110); a server that is not TLS is an
+    mbedTLS-style error; a non-blocking socket still completes its handshake."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)
+    port = silent.getsockname()[1]
+    try:
+        s = connect_usocket(port)
+        s.settimeout(0.3)
+        with pytest.raises(OSError) as e:
+            ussl.wrap_socket(s)
+        assert e.value.args == (110,)
+        s.close()
+        silent.accept()[0].close()
+
+        def garbage() -> None:
+            c, _ = silent.accept()
+            c.recv(1024)
+            c.sendall(b"HTTP/1.0 400 Bad Request\r\n\r\n" * 4)
+            time.sleep(0.5)
+            c.close()
+
+        t = threading.Thread(target=garbage, daemon=True)
+        t.start()
+        with pytest.raises(OSError) as e:
+            ussl.wrap_socket(connect_usocket(port))
+        assert type(e.value) is OSError and e.value.args[0] < 0
+        t.join(5)
+    finally:
+        silent.close()
+    with TlsServer(certs.server_context(), echo_once) as server:
+        s = connect_usocket(server.port)
+        s.setblocking(False)
+        tls = ussl.wrap_socket(s)
+        tls.setblocking(True)
+        tls.write(b"nb")
+        assert tls.read(7) == b"echo:nb"
+        tls.close()
+
+
+def test_method_arguments_are_checked(ussl: ModuleType, certs: Certs) -> None:
+    """Wrong argument types raise TypeError/ValueError and leave the stream usable."""
+    with TlsServer(certs.server_context(), echo_once) as server:
+        s = ussl.wrap_socket(connect_usocket(server.port))
+        with pytest.raises(TypeError):
+            s.read("5")
+        with pytest.raises(TypeError):
+            s.readinto(b"immutable")
+        with pytest.raises(TypeError):
+            s.write(12)
+        with pytest.raises(TypeError):
+            s.send(None)
+        with pytest.raises((ValueError, OverflowError)):
+            s.recv(-1)
+        with pytest.raises(TypeError):
+            s.getpeercert()
+        with pytest.raises(TypeError):
+            s.settimeout("1")
+        assert s.write(b"") == 0
+        assert s.write(b"ok", 99) == 2
+        assert s.readline(0) == b""
+        assert s.read(7) == b"echo:ok"
+        s.close()
+        for call in (lambda: s.write(b"x"), lambda: s.recv(1), s.readline, lambda: s.send(b"")):
+            with pytest.raises(OSError) as e:
+                call()
+            assert e.value.args == (9,)
+
+
+def test_runner_ssl_strict_flag(certs: Certs, tmp_path: Path) -> None:
+    """usocket-run --ssl-strict makes ussl verify without ca; without the flag the same
+    script connects to a server whose CA nobody trusts."""
+    script = tmp_path / "main.py"
+    script.write_text(
+        "import usocket, ussl, usys\n"
+        "s = usocket.socket()\n"
+        "s.connect(('127.0.0.1', int(usys.argv[1])))\n"
+        "try:\n"
+        "    t = ussl.wrap_socket(s, server_hostname='localhost')\n"
+        "    t.write(b'hi')\n"
+        "    print(t.read(7))\n"
+        "except OSError as e:\n"
+        "    print('failed', e.args)\n"
+    )
+    other = make_certs(tmp_path / "nobody")
+    with (
+        TlsServer(certs.server_context(), echo_once, connections=2) as server,
+        env(SSL_CERT_FILE=str(other.ca_file), USOCKET_SSL_STRICT=None),
+    ):
+        plain = run_device("--strict-map", str(script), str(server.port))
+        strict = run_device("--strict-map", "--ssl-strict", str(script), str(server.port))
+    assert plain.stdout.strip() == "b'echo:hi'", plain.stderr
+    assert strict.stdout.strip() == "failed (-9984,)", strict.stderr
