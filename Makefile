@@ -10,7 +10,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 export CARGO_TERM_COLOR := never
 SOCKLAB := target/release/socklab
 
-.PHONY: setup venv system-deps build demo test lint fmt rust-test py-test wheel stubtest bench clean
+.PHONY: setup venv system-deps build demo test lint fmt rust-test py-test wheel stubtest cross-check bench clean
 
 setup: system-deps venv build
 
@@ -52,12 +52,20 @@ py-test: build
 stubtest: build
 	$(PY) -m mypy.stubtest usocket._usocket --allowlist python/usocket/stubtest-allowlist.txt
 
+# usocket-core must keep building off Linux: type-check it for macOS (the target's standard
+# library comes from rustup; `rustup target add` is a no-op once installed). Windows is not
+# ported (see docs/usocket.md, "Platforms").
+CROSS_TARGETS := x86_64-apple-darwin
+cross-check:
+	rustup target add $(CROSS_TARGETS)
+	for t in $(CROSS_TARGETS); do cargo check -q -p usocket-core --target $$t || exit 1; done
+
 # A wheel builds from the sdist-free tree, as `pip install .` would do.
 wheel: venv
 	maturin build --release -q -o target/wheels
 	ls target/wheels/usocket-*.whl
 
-test: setup lint rust-test stubtest wheel py-test
+test: setup lint rust-test cross-check stubtest wheel py-test
 
 bench: setup
 	cargo build --release -p socklab -p socklab-bench

@@ -11,7 +11,9 @@
 //!   stop marks used by `_thread.stop_thread`.
 //! * `fd`: the descriptor with an in-flight count, so `close()` from another thread wakes
 //!   blocked calls and the real `close(2)` waits until none is inside a syscall.
-//! * `sys`: the thin `libc` wrappers; one choke point turns `-1` into an errno.
+//! * `sys`: the thin `libc` wrappers; one choke point turns `-1` into an errno. What
+//!   differs between systems is in `sys::linux` and `sys::other` (macOS, the BSDs), so a
+//!   port fills in one module.
 //! * [`addr`]: address parsing, resolution and formatting (`getaddrinfo`).
 //! * [`addrmap`]: the runner's `--map` rules applied before resolution.
 //! * [`limits`]: what a real module holds (sockets at once, one receive buffer), for the
@@ -19,7 +21,8 @@
 //! * [`socket`]: [`Socket`], one method per `usocket` method; `socket::io` holds the wait
 //!   driver (send, recv, accept, connect) and `socket::reads` the stream reads.
 //! * `stream`: the read buffer shared by `recv`, `read` and `readline`.
-//! * [`state`]: Linux `TCP_INFO` states translated to lwIP's numbering.
+//! * [`state`]: Linux `TCP_INFO` states translated to lwIP's numbering, and the estimate
+//!   used where the system has no TCP state query.
 //! * [`tls`]: `ussl`'s TLS (rustls) over a [`Socket`], with the device's verification rules.
 #![deny(missing_docs)]
 

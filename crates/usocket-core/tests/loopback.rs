@@ -181,3 +181,26 @@ fn readline_buffer_serves_lines_then_recv() {
         Ok(ReadOutcome::Data(b"rest".to_vec()))
     );
 }
+
+#[test]
+fn the_estimated_state_agrees_with_the_kernel_on_what_scripts_test() {
+    // The fallback of getsocketsta() where the system has no TCP_INFO, checked against
+    // the kernel's own answer at each step.
+    let both = |s: &Socket| (s.tcp_state(), s.estimated_tcp_state());
+    let fresh = Socket::new(AF_INET, SOCK_STREAM, 0).unwrap();
+    assert_eq!(both(&fresh), (0, 0));
+    let listener = Socket::new(AF_INET, SOCK_STREAM, 0).unwrap();
+    listener.bind("127.0.0.1", 0, &mut no_check()).unwrap();
+    listener.listen(1).unwrap();
+    assert_eq!(both(&listener), (1, 1));
+    let (client, mut server) = pair();
+    assert_eq!(both(&client), (4, 4));
+    drop(server.shutdown(std::net::Shutdown::Write));
+    assert_eq!(client.read(None, &mut no_check()), Err(Error::Os(107)));
+    assert_eq!(both(&client), (7, 7));
+    server.write_all(b"").unwrap();
+    client.close();
+    assert_eq!(both(&client), (-1, -1));
+    let udp = Socket::new(AF_INET, 2, 0).unwrap();
+    assert_eq!(both(&udp), (0, 0));
+}

@@ -6,6 +6,7 @@ use crate::error::{Error, Result, errno};
 use crate::fd::Guard;
 use crate::interrupt::{self, Checkpoint, Waiter};
 use crate::profile::{self, Profile};
+use crate::state::Phase;
 use crate::sys::{self, Errno};
 use socket2::SockAddr;
 use std::mem::MaybeUninit;
@@ -233,12 +234,23 @@ impl Socket {
             return Err(Error::Os(errno::EALREADY));
         }
         let dest = addr::destination(self.family, host, port, false, check)?;
+        let r = self.connect_to(&g, &dest, check);
+        self.set_phase(match r {
+            Ok(()) => Phase::Connected,
+            Err(Error::Os(errno::EINPROGRESS)) => Phase::Connecting,
+            Err(_) => Phase::New,
+        });
+        r
+    }
+
+    fn connect_to(&self, g: &Guard<'_>, dest: &SockAddr, check: Checkpoint<'_>) -> Result<()> {
         let mode = self.mode();
         if mode == Mode::NonBlocking || !self.is_stream() {
-            return sys::connect(g.fd(), &dest).map_err(Error::os);
+            return sys::connect(g.fd(), dest).map_err(Error::os);
         }
         sys::set_nonblocking(g.fd(), true).map_err(Error::os)?;
-        let started = sys::connect(g.fd(), &dest);
+        self.set_phase(Phase::Connecting);
+        let started = sys::connect(g.fd(), dest);
         sys::set_nonblocking(g.fd(), false).map_err(Error::os)?;
         match started {
             Ok(()) => return Ok(()),

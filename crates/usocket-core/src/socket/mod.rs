@@ -18,13 +18,13 @@ use crate::error::{Error, Result, errno};
 use crate::fd::Handle;
 use crate::interrupt::{Checkpoint, SLICE, Waiter};
 use crate::profile::{self, Profile};
-use crate::state::TcpState;
+use crate::state::{Phase, TcpState};
 use crate::stream::ReadBuf;
 use crate::{addr, sys};
 use gate::ReadGate;
 use std::os::fd::{IntoRawFd, OwnedFd, RawFd};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// How a socket waits (`settimeout`/`setblocking`).
@@ -101,6 +101,9 @@ pub struct Socket {
     mode: AtomicU64,
     /// Set by the first `connect()` (or `listen()`): a second connect raises 114 on N.
     connect_attempted: AtomicBool,
+    /// The [`Phase`] (as `u8`): what `getsocketsta()` estimates from where the system has
+    /// no TCP state query.
+    phase: AtomicU8,
     /// Set once a read has seen the peer's FIN: the FIN rule raised, later reads get b''.
     fin_seen: AtomicBool,
     /// Bytes `readline` read ahead; see [`crate::stream`].
@@ -142,6 +145,7 @@ impl Socket {
             kind,
             mode: AtomicU64::new(MODE_BLOCKING),
             connect_attempted: AtomicBool::new(false),
+            phase: AtomicU8::new(Phase::New as u8),
             fin_seen: AtomicBool::new(false),
             rbuf: Mutex::new(ReadBuf::default()),
             maybe_buffered: AtomicBool::new(false),
@@ -152,6 +156,7 @@ impl Socket {
     fn from_accepted(fd: OwnedFd, family: i32, kind: i32) -> Result<Socket> {
         let s = Socket::from_fd(fd.into_raw_fd(), family, kind)?;
         s.connect_attempted.store(true, Ordering::Relaxed);
+        s.set_phase(Phase::Connected);
         Ok(s)
     }
 
@@ -225,10 +230,13 @@ impl Socket {
         let g = self.handle.enter()?;
         sys::listen(g.fd(), backlog.max(0)).map_err(Error::os)?;
         self.connect_attempted.store(true, Ordering::Relaxed);
+        self.set_phase(Phase::Listening);
         Ok(())
     }
 
     /// `getsocketsta()`: lwIP's number for the real TCP state; 0 for UDP; -1 after close.
+    /// Where the system cannot report the kernel's state (no `TCP_INFO`), the state is
+    /// [`estimated`](Self::estimated_tcp_state) from what the socket has seen.
     pub fn tcp_state(&self) -> i32 {
         let Ok(g) = self.handle.enter() else {
             return -1;
@@ -236,7 +244,28 @@ impl Socket {
         if !self.is_stream() {
             return 0;
         }
-        sys::tcp_state(g.fd()).map_or(0, |s| TcpState::from_linux(s).lwip_code())
+        match sys::tcp_state(g.fd()) {
+            Ok(s) => TcpState::from_linux(s).lwip_code(),
+            Err(_) => self.estimated_tcp_state(),
+        }
+    }
+
+    /// The TCP state estimated from this socket's own calls (new 0, connecting 2,
+    /// connected 4, peer's FIN read 7, listening 1; UDP 0; -1 after close): the fallback of
+    /// [`tcp_state`](Self::tcp_state) on systems without a TCP state query.
+    pub fn estimated_tcp_state(&self) -> i32 {
+        if self.handle.is_closed() {
+            return -1;
+        }
+        if !self.is_stream() {
+            return 0;
+        }
+        let phase = Phase::from_u8(self.phase.load(Ordering::Relaxed));
+        TcpState::estimate(phase, self.fin_seen.load(Ordering::Relaxed)).lwip_code()
+    }
+
+    fn set_phase(&self, phase: Phase) {
+        self.phase.store(phase as u8, Ordering::Relaxed);
     }
 
     /// `setsockopt(level, optname, value)`.
@@ -310,7 +339,12 @@ fn set_keepalive_minutes(fd: RawFd, minutes: i64) -> std::result::Result<(), sys
     }
     let idle_secs = minutes.saturating_mul(60).min(32767) as i32; // Linux's MAX_TCP_KEEPIDLE
     sys::setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1)?;
-    sys::setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, idle_secs)?;
+    sys::setsockopt_int(
+        fd,
+        libc::IPPROTO_TCP,
+        sys::keepalive_idle_option(),
+        idle_secs,
+    )?;
     sys::setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, 25)?;
     sys::setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 3)
 }

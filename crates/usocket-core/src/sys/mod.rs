@@ -1,33 +1,47 @@
 //! Thin `libc` wrappers: each maps to one syscall, and [`cvt`] is the one place where a
 //! `-1` return becomes an errno.
+//!
+//! # Porting
+//!
+//! Everything here is POSIX except what differs between systems, which lives in one
+//! module per platform: `linux` (Linux and Android: `SOCK_CLOEXEC`, `accept4`,
+//! `MSG_NOSIGNAL`, `TCP_INFO`, `TCP_KEEPIDLE`) and `other` (macOS and the BSDs: `fcntl`
+//! for close-on-exec, `SO_NOSIGPIPE` or `MSG_NOSIGNAL`, no TCP state query, so
+//! `getsocketsta()` estimates the state from what the socket has seen). Porting to
+//! another Unix means filling in those few functions. Windows has no `libc` sockets: a
+//! port there replaces this module (and the descriptor type in `fd`) with Winsock calls.
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod linux;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) use linux::{NOSIGNAL, accept, keepalive_idle_option, socket, tcp_state};
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+mod other;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) use other::{NOSIGNAL, accept, keepalive_idle_option, socket, tcp_state};
 
 use socket2::SockAddr;
 use std::mem::MaybeUninit;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::RawFd;
 use std::time::Duration;
 
 /// The raw OS errno of a failed syscall.
 pub(crate) type Errno = i32;
 
-fn last_errno() -> Errno {
+pub(crate) fn last_errno() -> Errno {
     std::io::Error::last_os_error()
         .raw_os_error()
         .unwrap_or(libc::EIO)
 }
 
 /// Turns a syscall's `-1` into `Err(errno)`.
-fn cvt<T: PartialEq + From<i8>>(ret: T) -> Result<T, Errno> {
+pub(crate) fn cvt<T: PartialEq + From<i8>>(ret: T) -> Result<T, Errno> {
     if ret == T::from(-1) {
         Err(last_errno())
     } else {
         Ok(ret)
     }
-}
-
-/// `socket(2)` with close-on-exec.
-pub(crate) fn socket(domain: i32, kind: i32, proto: i32) -> Result<RawFd, Errno> {
-    // SAFETY: plain syscall with integer arguments.
-    cvt(unsafe { libc::socket(domain, kind | libc::SOCK_CLOEXEC, proto) })
 }
 
 /// `recv(2)` into possibly uninitialised memory.
@@ -72,14 +86,7 @@ pub(crate) fn recvfrom(
 /// `send(2)`; never raises SIGPIPE.
 pub(crate) fn send(fd: RawFd, data: &[u8], flags: i32) -> Result<usize, Errno> {
     // SAFETY: data is valid for reads of data.len() bytes.
-    let n = cvt(unsafe {
-        libc::send(
-            fd,
-            data.as_ptr().cast(),
-            data.len(),
-            flags | libc::MSG_NOSIGNAL,
-        )
-    })?;
+    let n = cvt(unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), flags | NOSIGNAL) })?;
     Ok(n as usize)
 }
 
@@ -91,32 +98,12 @@ pub(crate) fn sendto(fd: RawFd, data: &[u8], flags: i32, addr: &SockAddr) -> Res
             fd,
             data.as_ptr().cast(),
             data.len(),
-            flags | libc::MSG_NOSIGNAL,
+            flags | NOSIGNAL,
             addr.as_ptr().cast(),
             addr.len(),
         )
     })?;
     Ok(n as usize)
-}
-
-/// `accept4(2)` with close-on-exec; the peer address comes back with the descriptor.
-pub(crate) fn accept(fd: RawFd) -> Result<(OwnedFd, SockAddr), Errno> {
-    let mut newfd = -1;
-    // SAFETY: try_init hands us storage and a length for the kernel to fill.
-    let (_, addr) = unsafe {
-        SockAddr::try_init(|storage, len| {
-            match cvt(libc::accept4(fd, storage.cast(), len, libc::SOCK_CLOEXEC)) {
-                Ok(got) => {
-                    newfd = got;
-                    Ok(())
-                }
-                Err(e) => Err(std::io::Error::from_raw_os_error(e)),
-            }
-        })
-    }
-    .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
-    // SAFETY: accept4 succeeded, so newfd is a fresh descriptor we now own.
-    Ok((unsafe { OwnedFd::from_raw_fd(newfd) }, addr))
 }
 
 /// `connect(2)`.
@@ -191,24 +178,6 @@ pub(crate) fn getsockopt_int(fd: RawFd, level: i32, name: i32) -> Result<i32, Er
         )
     })?;
     Ok(value)
-}
-
-/// The kernel's TCP state (`tcpi_state` of `TCP_INFO`).
-pub(crate) fn tcp_state(fd: RawFd) -> Result<u8, Errno> {
-    // SAFETY: tcp_info is plain old data; all-zero is a valid value.
-    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
-    // SAFETY: info/len describe a writable tcp_info.
-    cvt(unsafe {
-        libc::getsockopt(
-            fd,
-            libc::IPPROTO_TCP,
-            libc::TCP_INFO,
-            (&mut info as *mut libc::tcp_info).cast(),
-            &mut len,
-        )
-    })?;
-    Ok(info.tcpi_state)
 }
 
 /// Sets `SO_RCVTIMEO` and `SO_SNDTIMEO`, which bound each blocking syscall to one slice.
