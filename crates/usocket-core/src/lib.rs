@@ -23,7 +23,8 @@
 //! * `stream`: the read buffer shared by `recv`, `read` and `readline`.
 //! * [`state`]: Linux `TCP_INFO` states translated to lwIP's numbering, and the estimate
 //!   used where the system has no TCP state query.
-//! * [`tls`]: `ussl`'s TLS (rustls) over a [`Socket`], with the device's verification rules.
+//! * `tls` (feature `tls`, on by default): `ussl`'s TLS (rustls) over a [`Socket`], with
+//!   the device's verification rules.
 #![deny(missing_docs)]
 
 pub mod addr;
@@ -37,6 +38,7 @@ pub mod socket;
 pub mod state;
 mod stream;
 mod sys;
+#[cfg(feature = "tls")]
 pub mod tls;
 
 pub use error::{Error, Result};
