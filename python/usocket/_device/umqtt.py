@@ -466,8 +466,10 @@ class MQTTClient:
                 return None
         else:
             first = sock.read(1)
-        if not first:
-            return None
+        if first == b"":
+            # The end of the stream (after the FIN rule's 107, or at once in the
+            # micropython profile): a lost connection, so reconn reconnects.
+            raise OSError(-1)
         op = first[0]
         if op == 0xD0:  # PINGRESP
             self._read_exact(1)
@@ -554,9 +556,9 @@ class MQTTClient:
                     self._readers.discard(me)
 
     def wait_msg(self) -> Any:
-        """Blocks for one packet. ``None`` after a PUBLISH was delivered (and for PUBACK
-        or the end of the stream), ``b'\\xd0'`` for PINGRESP, ``0x90``/``0x80`` for SUBACK
-        granted/refused. A broken connection reconnects (reconn=True) or raises OSError."""
+        """Blocks for one packet. ``None`` after a PUBLISH was delivered (and for PUBACK),
+        ``b'\\xd0'`` for PINGRESP, ``0x90``/``0x80`` for SUBACK granted/refused. A broken
+        or ended connection reconnects (reconn=True) or raises OSError."""
         return self._receive(blocking=True)
 
     def check_msg(self) -> Any:
