@@ -38,6 +38,7 @@ lint: venv
 	cargo clippy --release --workspace --all-targets -- -D warnings
 	$(VENV)/bin/ruff check python tests examples benches scripts
 	$(VENV)/bin/ruff format --check python tests examples benches scripts
+	$(PY) scripts/check_js_layers.py
 
 fmt: venv
 	cargo fmt --all

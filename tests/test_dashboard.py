@@ -199,39 +199,49 @@ def test_send_from_dashboard_reaches_device(dash, devices):
     expect(dash.testid("detail-bytes-down")).to_have_text("23")
 
 
-def test_invalid_hex_shows_the_servers_error(dash, devices):
-    """A send the API rejects (invalid hex) is reported in the error banner, not swallowed."""
-    devices()
+def test_invalid_hex_is_refused_before_sending(dash, devices):
+    """Hex that is not hex is refused in the page with a reason; nothing reaches the device."""
+    dev = devices()
     dash.rows(online=True).click()
     dash.testid("send-mode").select_option("hex")
     dash.testid("send-input").fill("zz")
+    expect(dash.testid("send-preview")).to_have_attribute("data-state", "error")
     dash.testid("send-button").click()
     banner = dash.testid("error-banner")
     expect(banner).to_be_visible()
-    expect(banner).to_have_attribute("data-status", "400")
-    expect(dash.testid("error-text")).to_contain_text("HTTP 400")
+    expect(dash.testid("error-text")).to_contain_text("invalid hex")
+    # The device got nothing: the next bytes it reads are the next valid send.
+    dash.testid("send-input").fill("4f4b")
+    dash.testid("send-button").click()
+    assert dev.recv_exactly(2) == b"OK"
 
 
-def test_device_close_goes_offline_and_send_reports_409(dash, devices):
-    """The device closing turns its row offline; sending to it then shows the 409 error."""
+def test_device_close_goes_offline_and_send_is_disabled(dash, devices, socklab):
+    """The device closing turns its row offline: no link chip, Send disabled with a reason,
+    and the Online filter hides it even while it is selected. The API still answers 409."""
     dev = devices()
     dash.rows(online=True).click()
+    expect(dash.testid("send-button")).to_be_enabled()
     dev.close()
     row = dash.rows(online=False)
     expect(row).to_have_count(1)
     expect(row.get_by_test_id("session-state")).to_have_text("offline · closed by device")
+    expect(row.get_by_test_id("session-link")).to_be_hidden()
     expect(dash.testid("detail-state")).to_have_attribute("data-online", "false")
     expect(dash.testid("close-session")).to_be_disabled()
+    expect(dash.testid("send-button")).to_be_disabled()
+    expect(dash.testid("send-input")).to_be_disabled()
+    expect(dash.testid("send-offline")).to_be_visible()
+    expect(dash.testid("link-bar")).to_be_hidden()
     expect(dash.testid("total-online")).to_have_text("0")
-    dash.testid("send-input").fill("too late")
-    dash.testid("send-button").click()
-    expect(dash.testid("error-banner")).to_have_attribute("data-status", "409")
-    # The filter "online" hides the ended session once another one is selected.
+    sid = int(row.get_attribute("data-session-id"))
+    status, body = socklab.post(f"/api/sessions/{sid}/send", {"text": "too late"})
+    assert status == 409, body
+    # The Online filter shows online sessions only, whatever is selected.
     dash.testid("filter-online").click()
-    expect(dash.rows()).to_have_count(1)  # still shown: it is the selected one
+    expect(dash.rows()).to_have_count(0)
     devices()
     expect(dash.rows(online=True)).to_have_count(1)
-    dash.rows(online=True).click()
     expect(dash.rows()).to_have_count(1)
 
 

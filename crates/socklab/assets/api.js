@@ -1,7 +1,6 @@
-// socklab dashboard: the JSON API (token, fetch, errors) and the metrics endpoint.
+// socklab dashboard: the JSON API (token, fetch, errors) and the error banner. Nothing else.
 
-import { schedule } from './main.js';
-import { $, dirty, model } from './state.js';
+import { $ } from './state.js';
 
 /** Token from the page URL (?token=...), sent on every API call and on the event stream. */
 export const TOKEN = new URLSearchParams(location.search).get('token');
@@ -46,7 +45,7 @@ export async function api(method, path, body) {
   return data;
 }
 
-export let errorTimer = null;
+const banner = { timer: null };
 
 /** Shows an API failure in the banner: what was attempted, the server's message, the status. */
 export function showError(what, err) {
@@ -55,35 +54,13 @@ export function showError(what, err) {
   $('error-text').textContent = what + ': ' + msg + status;
   $('error').dataset.status = err && err.status ? String(err.status) : '';
   $('error').hidden = false;
-  clearTimeout(errorTimer);
-  errorTimer = setTimeout(hideError, 15000);
+  clearTimeout(banner.timer);
+  banner.timer = setTimeout(hideError, 15000);
 }
+
+/** The token as a query string for URLs the browser opens itself (downloads, streams). */
+export const tokenQuery = (sep = '?') => (TOKEN ? sep + 'token=' + encodeURIComponent(TOKEN) : '');
 
 export function hideError() {
   $('error').hidden = true;
-}
-
-/** Byte totals from the Prometheus endpoint, when it offers socklab_bytes_total. */
-export async function loadTotals() {
-  try {
-    const headers = TOKEN ? { Authorization: 'Bearer ' + TOKEN } : {};
-    const resp = await fetch('metrics', { headers, cache: 'no-store' });
-    if (!resp.ok) return;
-    const text = await resp.text();
-    const grab = (dir) => {
-      const re = new RegExp('^socklab_bytes_total\\{[^}]*direction="' + dir + '"[^}]*\\}\\s+([0-9.eE+]+)', 'm');
-      const m = text.match(re);
-      return m ? Number(m[1]) : null;
-    };
-    const up = grab('up');
-    const down = grab('down');
-    if (up != null && down != null) {
-      model.totals.up = up;
-      model.totals.down = down;
-      dirty.totals = true;
-      schedule();
-    }
-  } catch (e) {
-    // Totals then grow from the live events only.
-  }
 }

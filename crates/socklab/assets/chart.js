@@ -1,53 +1,8 @@
-// socklab dashboard: the throughput chart (canvas).
+// socklab dashboard view: the throughput chart (canvas) and the header's rates.
 
+import { chartSeries, smoothedRate } from './model.js';
 import { $, CHART_SECONDS, fmtBytes } from './state.js';
 
-// ------------------------------------------------------------------ throughput chart
-
-export const chart = {
-  up: new Float64Array(CHART_SECONDS + 1),
-  down: new Float64Array(CHART_SECONDS + 1),
-  sec: new Float64Array(CHART_SECONDS + 1).fill(-1),
-  lastStats: null,
-};
-
-export function chartAdd(dir, bytes, atMs) {
-  const sec = Math.floor(atMs / 1000);
-  const i = sec % chart.sec.length;
-  if (chart.sec[i] !== sec) {
-    chart.sec[i] = sec;
-    chart.up[i] = 0;
-    chart.down[i] = 0;
-  }
-  chart[dir][i] += bytes;
-}
-
-/**
- * Adds bytes moved between two local times to the chart, split over the seconds the
- * interval covers, so stats events that jitter around second boundaries draw no spikes.
- */
-export function spread(dir, bytes, fromMs, toMs) {
-  if (!bytes) return;
-  if (!(toMs > fromMs) || toMs - fromMs > 10000) {
-    chartAdd(dir, bytes, toMs - 1);
-    return;
-  }
-  for (let t = fromMs; t < toMs; ) {
-    const end = Math.min(toMs, (Math.floor(t / 1000) + 1) * 1000);
-    chartAdd(dir, (bytes * (end - t)) / (toMs - fromMs), t);
-    t = end;
-  }
-}
-
-export function chartSeries(dir, nowSec) {
-  const out = new Array(CHART_SECONDS);
-  for (let k = 0; k < CHART_SECONDS; k++) {
-    const sec = nowSec - CHART_SECONDS + k; // the current, incomplete second is not drawn
-    const i = ((sec % chart.sec.length) + chart.sec.length) % chart.sec.length;
-    out[k] = chart.sec[i] === sec ? chart[dir][i] : 0;
-  }
-  return out;
-}
 
 export function niceMax(v) {
   if (v <= 64) return 64;
@@ -118,6 +73,7 @@ export function drawChart() {
   ctx.font = '10px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace';
   ctx.textBaseline = 'top';
   ctx.fillText(fmtBytes(max) + '/s', 2, 0);
-  $('rate-up').textContent = fmtBytes(up[CHART_SECONDS - 1]) + '/s';
-  $('rate-down').textContent = fmtBytes(down[CHART_SECONDS - 1]) + '/s';
+  // Averaged over a few seconds: a device that sends once a second must not flicker to 0.
+  $('rate-up').textContent = fmtBytes(smoothedRate('up', nowSec)) + '/s';
+  $('rate-down').textContent = fmtBytes(smoothedRate('down', nowSec)) + '/s';
 }

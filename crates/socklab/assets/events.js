@@ -1,11 +1,21 @@
 // socklab dashboard: the live event stream (Server-Sent Events), reconnect and resync.
 
-import { TOKEN, loadTotals } from './api.js';
-import { chart, chartAdd, spread } from './chart.js';
-import { loadListeners } from './listeners.js';
-import { messageBytes, rememberRecent, slim } from './log.js';
-import { schedule } from './main.js';
-import { loadCounts, loadSessions, putSession, select } from './sessions.js';
+import { tokenQuery } from './api.js';
+import { schedule } from './frame.js';
+import {
+  chart,
+  chartAdd,
+  loadCounts,
+  loadListeners,
+  loadSessions,
+  loadTotals,
+  messageBytes,
+  putSession,
+  rememberRecent,
+  select,
+  slim,
+  spread,
+} from './model.js';
 import { $, PAYLOAD_SHOW_MAX, dirty, log, model } from './state.js';
 
 export const RETRY_MIN_MS = 1000;
@@ -62,10 +72,7 @@ export function onEvent(raw) {
     case 'offline': {
       const old = putSession(ev.session, true);
       // An online session we never fetched: it was counted in onlineExtra.
-      if (!old) {
-        model.onlineExtra = Math.max(0, model.onlineExtra - 1);
-        model.sessionExtra = Math.max(0, model.sessionExtra - 1);
-      }
+      if (!old) model.onlineExtra = Math.max(0, model.onlineExtra - 1);
       break;
     }
     case 'data':
@@ -108,7 +115,6 @@ export function onData(ev) {
     if (!old && ev.session.online) {
       // Traffic of an online session we never fetched: it was counted in onlineExtra.
       model.onlineExtra = Math.max(0, model.onlineExtra - 1);
-      model.sessionExtra = Math.max(0, model.sessionExtra - 1);
     }
   }
   if (!statsActive()) {
@@ -150,10 +156,8 @@ export function onStats(ev) {
   dirty.totals = true;
 }
 
-export let stream = null;
-export let retryMs = RETRY_MIN_MS;
-export let retryTimer = null;
-export let missedEvents = false; // set by a stream error: the next open must catch up
+/** The stream and its reconnect state. `missed` is set by an error: the next open catches up. */
+const conn = { stream: null, retryMs: RETRY_MIN_MS, retryTimer: null, missed: false, opened: false };
 
 export function setStreamState(st, text) {
   const chip = $('stream-state');
@@ -164,16 +168,22 @@ export function setStreamState(st, text) {
 
 /** Opens the event stream; after an error it is closed and reopened with a growing delay. */
 export function connect() {
-  clearTimeout(retryTimer);
-  const url = 'api/events' + (TOKEN ? '?token=' + encodeURIComponent(TOKEN) : '');
-  const es = new EventSource(url);
-  stream = es;
+  clearTimeout(conn.retryTimer);
+  const es = new EventSource('api/events' + tokenQuery());
+  conn.stream = es;
   es.onopen = () => {
-    retryMs = RETRY_MIN_MS;
+    conn.retryMs = RETRY_MIN_MS;
     setStreamState('live', 'live');
-    // Events missed while disconnected are recovered from the API.
-    if (missedEvents) resync();
-    missedEvents = false;
+    // Events missed while disconnected are recovered from the API. The first open reloads
+    // the sessions too: a device that came online between the page's first load and the
+    // stream's start would otherwise be missed.
+    if (conn.missed) resync();
+    else if (!conn.opened) {
+      loadSessions(true);
+      loadCounts();
+    }
+    conn.opened = true;
+    conn.missed = false;
   };
   const handler = (e) => onEvent(e.data);
   es.onmessage = handler;
@@ -181,28 +191,28 @@ export function connect() {
     es.addEventListener(name, handler);
   }
   es.onerror = () => {
-    if (stream !== es) return;
+    if (conn.stream !== es) return;
     es.close();
-    stream = null;
-    missedEvents = true;
-    setStreamState('error', 'reconnecting in ' + Math.round(retryMs / 1000) + ' s');
-    retryTimer = setTimeout(connect, retryMs);
-    retryMs = Math.min(retryMs * 2, RETRY_MAX_MS);
+    conn.stream = null;
+    conn.missed = true;
+    setStreamState('error', 'reconnecting in ' + Math.round(conn.retryMs / 1000) + ' s');
+    conn.retryTimer = setTimeout(connect, conn.retryMs);
+    conn.retryMs = Math.min(conn.retryMs * 2, RETRY_MAX_MS);
   };
 }
 
-export let resyncQueued = false;
-export let resyncAt = 0;
+/** A queued resync, and when the last one ran. */
+const pending = { queued: false, at: 0 };
 /** Resyncs run at most this often (a lagging stream may report lag every second). */
 export const RESYNC_MIN_MS = 2000;
 
 export function resync() {
-  if (resyncQueued) return;
-  resyncQueued = true;
-  const wait = Math.max(100, resyncAt + RESYNC_MIN_MS - Date.now());
+  if (pending.queued) return;
+  pending.queued = true;
+  const wait = Math.max(100, pending.at + RESYNC_MIN_MS - Date.now());
   setTimeout(() => {
-    resyncQueued = false;
-    resyncAt = Date.now();
+    pending.queued = false;
+    pending.at = Date.now();
     loadSessions(true);
     loadCounts();
     loadListeners();

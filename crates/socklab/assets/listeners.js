@@ -1,36 +1,27 @@
-// socklab dashboard: listeners (echo, link) and their auto-reply rules.
+// socklab dashboard view: listeners (echo, link) and their auto-reply rules editor.
+//
+// The editor shows text fields with the console's escapes (\r \n \t \0 \\ \xHH) and turns
+// them back into the same bytes on Save, so opening and saving a rule changes nothing.
 
 import { api, hideError, showError } from './api.js';
-import { schedule } from './main.js';
+import { ESCAPE_HINT, bytesToHex, escapeBytes, escapeText, parseEscapes, parseHex, utf8OrNull } from './bytes.js';
+import { putListener } from './model.js';
 import { $, dirty, el, model } from './state.js';
 
 // ------------------------------------------------------------------ listeners
 
-export async function loadListeners() {
-  try {
-    const r = await api('GET', 'api/listeners');
-    model.listeners.clear();
-    for (const l of r.listeners || []) model.listeners.set(l.id, l);
-    dirty.listeners = true;
-    schedule();
-  } catch (e) {
-    showError('Loading listeners', e);
-  }
-}
-
 export async function setEcho(id, enabled) {
   try {
-    const l = await api('PUT', 'api/listeners/' + id + '/echo', { enabled });
-    if (l && l.id != null) model.listeners.set(l.id, l);
+    putListener(await api('PUT', 'api/listeners/' + id + '/echo', { enabled }));
   } catch (e) {
     showError('Setting echo', e);
+    putListener(null);
   }
-  dirty.listeners = true;
-  schedule();
 }
 
 export const listenerEls = new Map(); // listener id -> {li, meta, box}
-export let listenerKey = ''; // the listener set the list and the broadcast menu were built for
+/** The listener set the list and the broadcast menu were built for. */
+const built = { key: '' };
 
 /** One listener's row, built once; later renders only update it (clicks never hit a
  * replaced element while sessions come and go). */
@@ -71,8 +62,8 @@ export function listenerRow(l) {
 export function renderListeners() {
   const sorted = [...model.listeners.values()].sort((a, b) => a.id - b.id);
   const key = sorted.map((l) => l.id + ' ' + l.proto + ' ' + l.addr).join('|');
-  if (key !== listenerKey) {
-    listenerKey = key;
+  if (key !== built.key) {
+    built.key = key;
     listenerEls.clear();
     const items = sorted.map((l) => listenerRow(l).li);
     if (!items.length) items.push(el('li', 'empty', 'No listeners reported.'));
@@ -119,6 +110,11 @@ export function option(value, label, selected) {
   return o;
 }
 
+/** A rule's pattern as the editor shows it: exact text escaped, hex and regex as they are. */
+function patternShown(rule) {
+  return (rule.match || 'exact') === 'exact' ? escapeText(rule.pattern || '') : rule.pattern || '';
+}
+
 export function ruleRow(rule) {
   const row = el('div', 'rule');
   row.dataset.testid = 'rule-row';
@@ -129,7 +125,25 @@ export function ruleRow(rule) {
   const pattern = el('input', 'rule-pattern mono');
   pattern.dataset.testid = 'rule-pattern';
   pattern.placeholder = 'pattern';
-  pattern.value = rule.pattern || '';
+  pattern.value = patternShown(rule);
+  pattern.dataset.kind = rule.match || 'exact';
+  // Switching between text and the other kinds converts what is shown.
+  match.addEventListener('change', () => {
+    const was = pattern.dataset.kind;
+    const now = match.value;
+    try {
+      if (was === 'exact' && now !== 'exact') {
+        const raw = utf8OrNull(parseEscapes(pattern.value));
+        if (now === 'hex') pattern.value = bytesToHex(parseEscapes(pattern.value));
+        else if (raw != null && !/[\x00-\x1f]/.test(raw)) pattern.value = raw;
+      } else if (was !== 'exact' && now === 'exact' && was === 'hex') {
+        pattern.value = escapeBytes(parseHex(pattern.value));
+      }
+    } catch (e) {
+      // Left as typed; Save reports what is wrong.
+    }
+    pattern.dataset.kind = now;
+  });
   const replyMode = el('select', 'rule-reply-mode');
   replyMode.dataset.testid = 'rule-reply-mode';
   replyMode.setAttribute('aria-label', 'Reply format');
@@ -138,7 +152,14 @@ export function ruleRow(rule) {
   const reply = el('input', 'rule-reply mono');
   reply.dataset.testid = 'rule-reply';
   reply.placeholder = 'reply';
-  reply.value = (isHex ? rule.reply_hex : rule.reply_text) || '';
+  reply.value = isHex ? bytesToHex(parseHex(rule.reply_hex || '')) : escapeText(rule.reply_text || '');
+  replyMode.addEventListener('change', () => {
+    try {
+      reply.value = replyMode.value === 'hex' ? bytesToHex(parseEscapes(reply.value)) : escapeBytes(parseHex(reply.value));
+    } catch (e) {
+      // Left as typed; Save reports what is wrong.
+    }
+  });
   const remove = el('button', 'row-close', '\u00d7');
   remove.type = 'button';
   remove.title = 'Remove rule';
@@ -152,13 +173,13 @@ export function ruleRow(rule) {
   return row;
 }
 
-/** Opens the rule editor of one listener, filled with its current rules. */
+/** Opens the rule editor of one listener, filled with its current rules, as a dialog. */
 export function openRules(id) {
   const l = model.listeners.get(id);
   const box = $('rules-editor');
   if (!l) return;
   box.dataset.listenerId = String(id);
-  const head = el('div', 'rules-head', 'Auto-replies of ' + l.proto + ' ' + l.addr);
+  const head = el('h3', 'rules-head', 'Auto-replies of ' + l.proto + ' ' + l.addr);
   const rows = el('div', 'rules-rows');
   for (const rule of l.auto_replies || []) rows.appendChild(ruleRow(rule));
   const add = el('button', 'link-btn', '+ add rule');
@@ -171,43 +192,64 @@ export function openRules(id) {
   save.addEventListener('click', () => saveRules(id, rows, save));
   const cancel = el('button', 'small', 'Cancel');
   cancel.type = 'button';
+  cancel.dataset.testid = 'rules-cancel';
   cancel.addEventListener('click', closeRules);
   const actions = el('div', 'rules-actions');
   actions.append(add, cancel, save);
-  const hint = el('div', 'hint', 'First match answers. Text equals ignores one trailing line end.');
-  box.replaceChildren(head, rows, actions, hint);
-  box.hidden = false;
+  const error = el('div', 'rules-error');
+  error.dataset.testid = 'rules-error';
+  const hint = el('div', 'hint', 'First match answers. Text equals ignores one trailing line end. ' + ESCAPE_HINT + '.');
+  box.replaceChildren(head, rows, error, actions, hint);
+  if (!box.open) box.showModal();
 }
 
 export function closeRules() {
   const box = $('rules-editor');
-  box.hidden = true;
+  if (box.open) box.close();
   box.replaceChildren();
+}
+
+/** The API shape of one editor row, or an Error saying what is wrong with it. */
+function ruleOf(row) {
+  const kind = row.querySelector('.rule-match').value;
+  const shown = row.querySelector('.rule-pattern').value;
+  let pattern = shown;
+  if (kind === 'exact') {
+    pattern = utf8OrNull(parseEscapes(shown));
+    if (pattern == null) throw new Error('"text equals" needs text; use "contains hex" for other bytes');
+  }
+  const replyShown = row.querySelector('.rule-reply').value;
+  if (row.querySelector('.rule-reply-mode').value === 'hex') {
+    return { match: kind, pattern, reply_text: null, reply_hex: bytesToHex(parseHex(replyShown), '') };
+  }
+  const bytes = parseEscapes(replyShown);
+  const text = utf8OrNull(bytes);
+  // Bytes that are not UTF-8 go as hex: every byte arrives as typed.
+  return text != null
+    ? { match: kind, pattern, reply_text: text, reply_hex: null }
+    : { match: kind, pattern, reply_text: null, reply_hex: bytesToHex(bytes, '') };
 }
 
 export async function saveRules(id, rows, button) {
   const rules = [];
-  for (const row of rows.querySelectorAll('[data-testid="rule-row"]')) {
-    const pattern = row.querySelector('.rule-pattern').value;
-    const reply = row.querySelector('.rule-reply').value;
-    if (!pattern && !reply) continue;
-    const hex = row.querySelector('.rule-reply-mode').value === 'hex';
-    rules.push({
-      match: row.querySelector('.rule-match').value,
-      pattern,
-      reply_text: hex ? null : reply,
-      reply_hex: hex ? reply.replace(/[\s:]/g, '') : null,
-    });
+  const error = $('rules-editor').querySelector('.rules-error');
+  try {
+    for (const row of rows.querySelectorAll('[data-testid="rule-row"]')) {
+      if (!row.querySelector('.rule-pattern').value && !row.querySelector('.rule-reply').value) continue;
+      rules.push(ruleOf(row));
+    }
+  } catch (e) {
+    error.textContent = e.message;
+    return;
   }
+  error.textContent = '';
   button.disabled = true;
   try {
-    const l = await api('PUT', 'api/listeners/' + id + '/auto-replies', { rules });
-    if (l && l.id != null) model.listeners.set(l.id, l);
-    dirty.listeners = true;
-    schedule();
+    putListener(await api('PUT', 'api/listeners/' + id + '/auto-replies', { rules }));
     hideError();
     closeRules();
   } catch (e) {
+    error.textContent = e.message;
     showError('Saving auto-reply rules', e);
   } finally {
     button.disabled = false;
@@ -216,12 +258,18 @@ export async function saveRules(id, rows, button) {
 
 export async function setListenerLink(id, value) {
   try {
-    const l = await api('PUT', 'api/listeners/' + id + '/link', { link: value.trim() || null });
+    putListener(await api('PUT', 'api/listeners/' + id + '/link', { link: value.trim() || null }));
     hideError();
-    if (l && l.id != null) model.listeners.set(l.id, l);
   } catch (e) {
     showError('Setting the link of listener ' + id, e);
+    putListener(null);
   }
-  dirty.listeners = true;
-  schedule();
+}
+
+/** Frame renderer: the listener list and the broadcast menu. */
+export function renderListenersIfDirty() {
+  if (dirty.listeners) {
+    dirty.listeners = false;
+    renderListeners();
+  }
 }

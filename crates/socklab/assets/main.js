@@ -1,66 +1,57 @@
-// socklab dashboard entry point: one DOM flush per frame, and the page wiring.
+// socklab dashboard entry point: registers the frame renderers in order and wires the page.
+// It sits on top of every other module; nothing imports it.
 
-import { hideError, loadTotals } from './api.js';
+import { hideError } from './api.js';
 import { drawChart } from './chart.js';
 import { connect } from './events.js';
-import { loadListeners, renderListeners } from './listeners.js';
-import { flushLog, loadOlder, rerenderPayloads } from './log.js';
-import { broadcast, injectFault, sendToSelected, setSessionLink, submitOnEnter } from './send.js';
-import { closeSession, loadCounts, loadSessions, moveSelection, renderDetail, renderList, renderTotals, rowEls, select, setFilter, updateRow } from './sessions.js';
+import { flushIfQueued, onFrame } from './frame.js';
+import { renderListenersIfDirty } from './listeners.js';
+import { loadOlder, renderLog, rerenderPayloads, rerenderTimes } from './log.js';
+import { loadCounts, loadListeners, loadRecentRates, loadSessions, loadTotals, select } from './model.js';
+import { broadcast, injectFault, previewPayload, sendToSelected, setSessionLink, submitOnEnter } from './send.js';
+import { closeSession, moveSelection, renderDetail, renderDetailAndTotals, renderSessions, setFilter } from './sessions.js';
 import { $, dirty, log, model } from './state.js';
 
-let frameQueued = false;
+// The order in which one frame writes the DOM: the list, the log, then what summarises them.
+onFrame(renderSessions);
+onFrame(renderLog);
+onFrame(renderDetailAndTotals);
+onFrame(renderListenersIfDirty);
 
-// ------------------------------------------------------------------ rendering
-
-export function schedule() {
-  if (frameQueued) return;
-  frameQueued = true;
-  // Hidden tabs get no animation frames; a timer keeps the model and DOM bounded there.
-  if (document.hidden) setTimeout(flush, 250);
-  else requestAnimationFrame(flush);
+/** Reads a saved preference, if storage allows. */
+function saved(key) {
+  try {
+    return localStorage.getItem(key);
+  } catch (e) {
+    return null;
+  }
 }
 
-function flush() {
-  frameQueued = false;
-  if (dirty.list) {
-    dirty.list = false;
-    dirty.rows.clear();
-    renderList();
-  } else if (dirty.rows.size) {
-    for (const id of dirty.rows) {
-      const li = rowEls.get(id);
-      const s = model.sessions.get(id);
-      if (li && s) updateRow(li, s);
-    }
-    dirty.rows.clear();
-  }
-  if (!log.loading) flushLog();
-  if (dirty.detail) {
-    dirty.detail = false;
-    renderDetail();
-  }
-  if (dirty.totals) {
-    dirty.totals = false;
-    renderTotals();
-  }
-  if (dirty.listeners) {
-    dirty.listeners = false;
-    renderListeners();
+/** Saves a preference; storage may be disabled, and the choice then lasts for this page. */
+function save(key, value) {
+  try {
+    localStorage.setItem(key, value);
+  } catch (e) {
+    // Kept for this page only.
   }
 }
 
 function setView(v) {
   if (model.view === v) return;
   model.view = v;
-  try {
-    localStorage.setItem('socklab.view', v);
-  } catch (e) {
-    // Storage may be disabled; the choice then lasts for this page only.
-  }
+  save('socklab.view', v);
   for (const b of document.querySelectorAll('[data-view]')) b.classList.toggle('on', b.dataset.view === v);
   $('log').dataset.view = v;
   rerenderPayloads();
+}
+
+function setZone(z) {
+  model.zone = z === 'local' ? 'local' : 'utc';
+  save('socklab.zone', model.zone);
+  $('time-zone').dataset.zone = model.zone;
+  rerenderTimes();
+  dirty.detail = true;
+  renderDetail();
 }
 
 function init() {
@@ -68,13 +59,9 @@ function init() {
   for (const b of document.querySelectorAll('[data-filter]')) b.addEventListener('click', () => setFilter(b.dataset.filter));
   for (const b of document.querySelectorAll('[data-view]')) b.addEventListener('click', () => setView(b.dataset.view));
   $('log').dataset.view = model.view;
-  let savedView = null;
-  try {
-    savedView = localStorage.getItem('socklab.view');
-  } catch (e) {
-    savedView = null;
-  }
-  if (savedView === 'hex') setView('hex');
+  if (saved('socklab.view') === 'hex') setView('hex');
+  setZone(saved('socklab.zone') || 'utc');
+  $('time-zone').addEventListener('click', () => setZone(model.zone === 'utc' ? 'local' : 'utc'));
   $('session-list').addEventListener('keydown', moveSelection);
   $('sessions-more').addEventListener('click', () => loadSessions(false));
   $('log-older').addEventListener('click', loadOlder);
@@ -97,7 +84,8 @@ function init() {
   $('fault-nat').addEventListener('click', () => injectFault({ fault: 'nat_drop' }));
   submitOnEnter($('send-input'), $('send-form'));
   submitOnEnter($('broadcast-input'), $('broadcast-form'));
-  $('send-input').placeholder = 'Send to this device (Enter sends, Shift+Enter adds a line)';
+  previewPayload($('send-mode'), $('send-input'), $('send-eol'), $('send-preview'));
+  previewPayload($('broadcast-mode'), $('broadcast-input'), $('broadcast-eol'), $('broadcast-preview'));
   const box = $('log');
   box.addEventListener('scroll', () => {
     $('log-follow').checked = box.scrollTop + box.clientHeight >= box.scrollHeight - 24;
@@ -106,7 +94,7 @@ function init() {
     if ($('log-follow').checked) box.scrollTop = box.scrollHeight;
   });
   document.addEventListener('visibilitychange', () => {
-    if (!document.hidden && frameQueued) requestAnimationFrame(flush);
+    if (!document.hidden) flushIfQueued();
   });
 
   connect();
@@ -114,6 +102,7 @@ function init() {
   loadCounts();
   loadListeners();
   loadTotals();
+  loadRecentRates().then(drawChart);
   const m = /session=(\d+)/.exec(location.hash);
   if (m) select(Number(m[1]));
   else renderDetail();

@@ -1,25 +1,14 @@
-// socklab dashboard: the send and broadcast boxes, and link/fault controls of the selected session.
+// socklab dashboard view: the send and broadcast boxes, and link/fault controls of the
+// selected session. What is typed becomes bytes here (escapes, hex, line endings) and goes
+// to the API as hex, so the device receives exactly those bytes.
 
 import { api, hideError, showError } from './api.js';
-import { schedule } from './main.js';
-import { putSession } from './sessions.js';
+import { payloadBody } from './bytes.js';
+import { schedule } from './frame.js';
+import { putSession } from './model.js';
 import { $, fmtInt, log } from './state.js';
 
 // ------------------------------------------------------------------ operator actions
-
-export const EOL_HEX = { '': '', '\n': '0a', '\r\n': '0d0a' };
-
-/** The request body for a send/broadcast box, or an Error with what is wrong. */
-export function payloadBody(mode, value, eol) {
-  if (mode === 'hex') {
-    const hex = value.replace(/0x/gi, '').replace(/[\s:,-]/g, '') + (EOL_HEX[eol] || '');
-    if (!hex) throw new Error('nothing to send');
-    return { hex };
-  }
-  const text = value + (eol || '');
-  if (!text) throw new Error('nothing to send');
-  return { text };
-}
 
 export async function sendToSelected() {
   const sid = log.sid;
@@ -37,6 +26,7 @@ export async function sendToSelected() {
     const r = await api('POST', 'api/sessions/' + sid + '/send', body);
     hideError();
     $('send-input').dataset.lastSent = String(r && r.bytes != null ? r.bytes : '');
+    $('send-preview').textContent = '';
   } catch (e) {
     showError('Sending to session #' + sid, e);
   } finally {
@@ -77,7 +67,7 @@ export async function injectFault(body) {
 export async function broadcast() {
   let body;
   try {
-    body = payloadBody($('broadcast-mode').value, $('broadcast-input').value, '');
+    body = payloadBody($('broadcast-mode').value, $('broadcast-input').value, $('broadcast-eol').value);
   } catch (e) {
     showError('Broadcast', e);
     return;
@@ -109,4 +99,26 @@ export function submitOnEnter(textarea, form) {
       form.requestSubmit();
     }
   });
+}
+
+/** Shows under a send box how many bytes it would send, or what is wrong with it. */
+export function previewPayload(modeEl, inputEl, eolEl, outEl) {
+  const update = () => {
+    if (!inputEl.value) {
+      outEl.textContent = '';
+      outEl.dataset.state = '';
+      return;
+    }
+    try {
+      const body = payloadBody(modeEl.value, inputEl.value, eolEl ? eolEl.value : 'none');
+      const n = body.hex.length / 2;
+      outEl.textContent = n + ' byte' + (n === 1 ? '' : 's');
+      outEl.dataset.state = 'ok';
+    } catch (e) {
+      outEl.textContent = e.message;
+      outEl.dataset.state = 'error';
+    }
+  };
+  for (const e of [modeEl, inputEl, eolEl]) if (e) e.addEventListener(e === inputEl ? 'input' : 'change', update);
+  return update;
 }

@@ -1,120 +1,9 @@
-// socklab dashboard: the session (device) list, its loading, selection and the detail panel.
+// socklab dashboard view: the session (device) list, the detail panel and the header totals.
 
 import { api, showError } from './api.js';
-import { loadLog } from './log.js';
-import { schedule } from './main.js';
-import { $, LOG_CAP, SESSION_PAGE, SESSION_RENDER_CAP, dirty, el, fmtBytes, fmtDateTime, fmtInt, log, model, msOf, reasonText } from './state.js';
-
-// ------------------------------------------------------------------ sessions
-
-/** Prefers the fresher of two snapshots of one session (offline is final; counters only grow). */
-export function fresher(a, b) {
-  if (!a) return b;
-  if (a.online === false && b.online !== false) return a;
-  if (b.online === false && a.online !== false) return b;
-  const wa = (a.bytes_up || 0) + (a.bytes_down || 0) + (a.msgs_up || 0) + (a.msgs_down || 0);
-  const wb = (b.bytes_up || 0) + (b.bytes_down || 0) + (b.msgs_up || 0) + (b.msgs_down || 0);
-  return wb >= wa ? b : a;
-}
-
-/** Stores a session snapshot. `authoritative` snapshots (from events) replace older ones. */
-export function putSession(s, authoritative) {
-  const old = model.sessions.get(s.id);
-  const next = authoritative ? s : fresher(old, s);
-  model.sessions.set(s.id, next);
-  const wasOnline = !!(old && old.online);
-  if (wasOnline !== !!next.online) {
-    model.onlineInMap += next.online ? 1 : -1;
-    dirty.listeners = true;
-  }
-  if (!old || old.online !== next.online) dirty.list = true;
-  dirty.rows.add(s.id);
-  if (s.id === log.sid) dirty.detail = true;
-  dirty.totals = true;
-  return old;
-}
-
-export function visibleSessions() {
-  const out = [];
-  for (const s of model.sessions.values()) {
-    if (model.filter === 'all' || s.online || s.id === log.sid) out.push(s);
-  }
-  out.sort((a, b) => b.id - a.id);
-  return out;
-}
-
-export async function loadSessions(reset) {
-  const filter = model.filter;
-  const offset = reset ? 0 : model.pageOffset;
-  try {
-    const r = await api('GET', 'api/sessions?state=' + filter + '&limit=' + SESSION_PAGE + '&offset=' + offset);
-    if (filter !== model.filter) return;
-    for (const s of r.sessions || []) putSession(s, false);
-    model.pageOffset = offset + (r.sessions || []).length;
-    model.pageTotal = typeof r.total === 'number' ? r.total : model.pageOffset;
-    dirty.list = true;
-    dirty.totals = true;
-    schedule();
-  } catch (e) {
-    showError('Loading sessions', e);
-  }
-}
-
-/** Counts for the header: online and total sessions straight from the API. */
-export async function loadCounts() {
-  try {
-    const [on, all] = await Promise.all([
-      api('GET', 'api/sessions?state=online&limit=' + SESSION_PAGE + '&offset=0'),
-      api('GET', 'api/sessions?state=all&limit=1&offset=0'),
-    ]);
-    const onlineIds = new Set();
-    for (const s of on.sessions || []) {
-      onlineIds.add(s.id);
-      putSession(s, false);
-    }
-    const onTotal = typeof on.total === 'number' ? on.total : onlineIds.size;
-    model.onlineExtra = Math.max(0, onTotal - onlineIds.size);
-    const allTotal = typeof all.total === 'number' ? all.total : 0;
-    model.sessionExtra = Math.max(0, allTotal - model.sessions.size);
-    // After a reconnect, sessions we still think online may have ended meanwhile: ask for
-    // each (an offline answer wins in putSession; a newer online one changes nothing).
-    if ((on.sessions || []).length >= onTotal) {
-      const stale = [];
-      for (const s of model.sessions.values()) if (s.online && !onlineIds.has(s.id)) stale.push(s.id);
-      for (const id of stale.slice(0, 100)) {
-        api('GET', 'api/sessions/' + id).then((fresh) => {
-          putSession(fresh, false);
-          schedule();
-        }).catch(() => {});
-      }
-    }
-    dirty.totals = true;
-    schedule();
-  } catch (e) {
-    showError('Loading sessions', e);
-  }
-}
-
-export function select(id) {
-  if (log.sid === id) return;
-  const prev = log.sid;
-  log.sid = id;
-  log.gen += 1;
-  log.entries = [];
-  log.ids = new Set();
-  log.pending = [];
-  log.buffer = [];
-  log.start = 0;
-  log.cap = LOG_CAP;
-  $('log').replaceChildren();
-  if (prev != null) dirty.rows.add(prev);
-  if (id != null) dirty.rows.add(id);
-  dirty.list = true;
-  dirty.detail = true;
-  history.replaceState(null, '', location.pathname + location.search + (id != null ? '#session=' + id : ''));
-  schedule();
-  if (id != null) loadLog(log.gen);
-}
+import { schedule } from './frame.js';
+import { loadSessions, select, sessionTotal, visibleSessions } from './model.js';
+import { $, SESSION_RENDER_CAP, dirty, el, fmtBytes, fmtDateTime, fmtInt, log, model, msOf, reasonText } from './state.js';
 
 export async function closeSession(id) {
   try {
@@ -187,10 +76,12 @@ export function updateRow(li, s) {
   li.querySelector('.row-bytes').textContent =
     '\u2191 ' + fmtBytes(s.bytes_up || 0) + '  \u2193 ' + fmtBytes(s.bytes_down || 0);
   li.querySelector('.row-close').hidden = !s.online;
+  // An offline session has no link any more: no chip.
   const lk = li.querySelector('.row-link');
-  lk.textContent = linkText(s);
-  lk.hidden = !s.link;
-  lk.dataset.state = s.link ? s.link.state : '';
+  const link = s.online ? s.link : null;
+  lk.textContent = link ? linkText(s) : '';
+  lk.hidden = !link;
+  lk.dataset.state = link ? link.state : '';
 }
 
 /** A session's emulated link as shown: "nbiot,nat_idle=270s", plus its state unless ok. */
@@ -263,11 +154,17 @@ export function renderDetail() {
   $('detail-started').textContent = fmtDateTime(msOf(s, 'started_at'));
   $('detail-ended').textContent = s.online ? '\u2014' : fmtDateTime(msOf(s, 'ended_at'));
   $('detail-close').disabled = !s.online;
+  // Link controls only mean something while the device is online.
+  $('link-bar').hidden = !s.online;
   const link = $('detail-link');
-  link.textContent = s.link ? linkText(s) : s.online ? 'none' : '\u2014';
+  link.textContent = s.link ? linkText(s) : 'none';
   link.dataset.state = s.link ? s.link.state : 'none';
   link.className = 'chip ' + (s.link && s.link.state !== 'ok' ? 'chip-off' : 'chip-link');
   for (const id of ['link-apply', 'fault-outage', 'fault-reset', 'fault-nat']) $(id).disabled = !s.online;
+  // Sending to an offline device cannot work: say so instead of offering a button that fails.
+  $('send-button').disabled = !s.online;
+  $('send-input').disabled = !s.online;
+  $('send-offline').hidden = !!s.online;
   const input = $('link-input');
   if (document.activeElement !== input && input.dataset.sid !== String(s.id)) {
     input.dataset.sid = String(s.id);
@@ -282,7 +179,7 @@ export function renderDetail() {
 
 export function renderTotals() {
   $('total-online').textContent = fmtInt(model.onlineInMap + model.onlineExtra);
-  $('total-sessions').textContent = fmtInt(model.sessions.size + model.sessionExtra);
+  $('total-sessions').textContent = fmtInt(sessionTotal());
   const up = $('total-up');
   const down = $('total-down');
   up.textContent = fmtBytes(model.totals.up);
@@ -301,4 +198,32 @@ export function setFilter(f) {
   dirty.list = true;
   schedule();
   loadSessions(true);
+}
+
+/** Frame renderer: the list (or only its changed rows). */
+export function renderSessions() {
+  if (dirty.list) {
+    dirty.list = false;
+    dirty.rows.clear();
+    renderList();
+  } else if (dirty.rows.size) {
+    for (const id of dirty.rows) {
+      const li = rowEls.get(id);
+      const s = model.sessions.get(id);
+      if (li && s) updateRow(li, s);
+    }
+    dirty.rows.clear();
+  }
+}
+
+/** Frame renderer: the detail panel and the header totals. */
+export function renderDetailAndTotals() {
+  if (dirty.detail) {
+    dirty.detail = false;
+    renderDetail();
+  }
+  if (dirty.totals) {
+    dirty.totals = false;
+    renderTotals();
+  }
 }

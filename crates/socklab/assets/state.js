@@ -7,7 +7,12 @@
 // message. Device payloads are only ever written with textContent: nothing a device sends is
 // parsed as HTML.
 //
-// This module holds the shared model and the small formatting helpers; it imports nothing.
+// Modules import only downwards, in this order (checked by scripts/check_js_layers.py):
+//   state, bytes  <- frame (scheduler, renderer registry) <- api (HTTP, error banner)
+//   <- model (session bookkeeping) <- views (sessions, log, listeners, chart, send, search)
+//   <- events (live stream) <- main (wiring). Nothing imports main.
+//
+// This module holds the shared state and the small formatting helpers; it imports nothing.
 
 /** Rows kept in the rendered log; older messages stay loadable through the messages API. */
 export const LOG_CAP = 500;
@@ -43,6 +48,9 @@ export const model = {
   statsSeenAt: 0, // last time a {"type":"stats"} event arrived (then totals come from it)
   recent: new Map(), // session id -> last few live messages
   view: 'text', // payload rendering: 'text' | 'hex'
+  zone: 'utc', // times shown in 'utc' (as the console and the API) or 'local'
+  allTotal: 0, // sessions in history when the API last counted them ...
+  allNewestId: 0, // ... and the newest session id it counted: newer ids are counted on top
 };
 
 /** The selected session's log. `gen` invalidates fetches started for an older selection. */
@@ -58,7 +66,14 @@ export const log = {
   pending: [], // live messages waiting for the next frame
 };
 
-export const dirty = { list: false, rows: new Set(), detail: false, totals: false, listeners: false };
+export const dirty = {
+  list: false,
+  rows: new Set(),
+  detail: false,
+  totals: false,
+  listeners: false,
+  logReset: false, // the selection changed: the rendered log must be emptied
+};
 
 export function fmtBytes(n) {
   if (!Number.isFinite(n)) return '0 B';
@@ -84,16 +99,32 @@ export function msOf(obj, key) {
   return Number.isNaN(parsed) ? null : parsed;
 }
 
-export function fmtTime(ms) {
+/** Date parts of `ms` in the chosen zone (UTC, as the console prints, or the browser's). */
+function parts(ms) {
   const d = new Date(ms);
-  return pad(d.getHours(), 2) + ':' + pad(d.getMinutes(), 2) + ':' + pad(d.getSeconds(), 2) +
-    '.' + pad(d.getMilliseconds(), 3);
+  return model.zone === 'local'
+    ? [d.getFullYear(), d.getMonth() + 1, d.getDate(), d.getHours(), d.getMinutes(), d.getSeconds(), d.getMilliseconds()]
+    : [d.getUTCFullYear(), d.getUTCMonth() + 1, d.getUTCDate(), d.getUTCHours(), d.getUTCMinutes(), d.getUTCSeconds(), d.getUTCMilliseconds()];
+}
+
+/** The zone times are shown in: "UTC" or the browser's offset ("UTC+08:00"). */
+export function zoneLabel() {
+  if (model.zone !== 'local') return 'UTC';
+  const off = -new Date().getTimezoneOffset();
+  const sign = off < 0 ? '-' : '+';
+  return 'UTC' + sign + pad(Math.floor(Math.abs(off) / 60), 2) + ':' + pad(Math.abs(off) % 60, 2);
+}
+
+/** HH:MM:SS.mmm in the chosen zone; UTC times end in Z, as on the console. */
+export function fmtTime(ms) {
+  const p = parts(ms);
+  return pad(p[3], 2) + ':' + pad(p[4], 2) + ':' + pad(p[5], 2) + '.' + pad(p[6], 3) + (model.zone === 'local' ? '' : 'Z');
 }
 
 export function fmtDateTime(ms) {
   if (ms == null) return '\u2014';
-  const d = new Date(ms);
-  return d.getFullYear() + '-' + pad(d.getMonth() + 1, 2) + '-' + pad(d.getDate(), 2) + ' ' + fmtTime(ms);
+  const p = parts(ms);
+  return p[0] + '-' + pad(p[1], 2) + '-' + pad(p[2], 2) + ' ' + fmtTime(ms);
 }
 
 export const reasonText = (r) => (r ? String(r).replace(/_/g, ' ') : '');

@@ -26,10 +26,11 @@ pub fn format_ms(ms: i64) -> String {
         .unwrap_or_else(|| "1970-01-01T00:00:00.000Z".to_string())
 }
 
-/// Formats Unix milliseconds as a short local-agnostic `HH:MM:SS.mmm` (UTC) for the console.
+/// Formats Unix milliseconds as a short `HH:MM:SS.mmmZ` for the console: UTC, and the
+/// `Z` says so (the dashboard shows the same by default).
 pub fn format_clock(ms: i64) -> String {
     let full = format_ms(ms);
-    full.get(11..23).unwrap_or(&full).to_string()
+    full.get(11..24).unwrap_or(&full).to_string()
 }
 
 #[cfg(test)]
@@ -41,6 +42,6 @@ mod tests {
     fn formats_rfc3339_millis() {
         assert_eq!(format_ms(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(format_ms(1_795_000_000_123), "2026-11-18T11:06:40.123Z");
-        assert_eq!(format_clock(1_795_000_000_123), "11:06:40.123");
+        assert_eq!(format_clock(1_795_000_000_123), "11:06:40.123Z");
     }
 }

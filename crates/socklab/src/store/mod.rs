@@ -14,6 +14,7 @@
 //! `query` (reads and export).
 
 mod query;
+mod rates;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -26,6 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::model::{Direction, MessageInfo, SessionInfo};
 
 pub use query::export_jsonl;
+pub use rates::SecondRate;
 
 /// How many operations may wait for the writer.
 pub const STORE_QUEUE_OPS: usize = 512;
@@ -47,8 +49,8 @@ pub enum StoreError {
         /// SQLite's error.
         source: rusqlite::Error,
     },
-    /// The directory for the database could not be created.
-    #[error("cannot create {path}: {source}")]
+    /// The directory for the database does not exist or cannot be used.
+    #[error("cannot use directory {path}: {source}")]
     Io {
         /// The directory.
         path: PathBuf,
@@ -105,11 +107,18 @@ impl Store {
             path: path.to_path_buf(),
             source,
         };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+        // The directory must exist: a mistyped --db path is an error, not a new directory
+        // tree (the binary creates the default data directory itself).
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+            && !dir.is_dir()
+        {
+            return Err(StoreError::Io {
                 path: dir.to_path_buf(),
-                source,
-            })?;
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no such directory (create it first, or pass another --db)",
+                ),
+            });
         }
         let conn = Connection::open(path).map_err(sql_err)?;
         init_schema(&conn).map_err(sql_err)?;

@@ -33,7 +33,10 @@ pub async fn index() -> impl IntoResponse {
 pub const ASSETS: &[(&str, &str, &str)] = &[
     ("main.js", include_str!("../../assets/main.js"), JS),
     ("state.js", include_str!("../../assets/state.js"), JS),
+    ("bytes.js", include_str!("../../assets/bytes.js"), JS),
+    ("frame.js", include_str!("../../assets/frame.js"), JS),
     ("api.js", include_str!("../../assets/api.js"), JS),
+    ("model.js", include_str!("../../assets/model.js"), JS),
     ("sessions.js", include_str!("../../assets/sessions.js"), JS),
     ("log.js", include_str!("../../assets/log.js"), JS),
     ("events.js", include_str!("../../assets/events.js"), JS),

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod assets;
 pub mod auth;
+pub mod history;
 pub mod link;
 pub mod metrics;
 pub mod openapi;
@@ -105,6 +106,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/listeners/{id}/link", put(link::set_listener_link))
         .route("/api/sessions/{id}/link", put(link::set_session_link))
         .route("/api/sessions/{id}/fault", post(link::inject_fault))
+        .route("/api/rates", get(history::rates))
         .route("/api/events", get(sse::events))
         .route("/api/openapi.json", get(openapi::document))
         .route("/metrics", get(metrics::metrics))
