@@ -67,6 +67,37 @@ impl Config {
 }
 
 impl Config {
+    /// Checks what flags cannot check alone: every listener id named by `--link ID:SPEC`
+    /// and by the fault schedule exists. The error is a user-facing message.
+    pub fn check(&self) -> Result<(), String> {
+        let count = (self.tcp.len() + self.udp.len()) as u32;
+        let listeners = || {
+            let names: Vec<String> = (self.tcp.iter().map(|a| format!("tcp {a}")))
+                .chain(self.udp.iter().map(|a| format!("udp {a}")))
+                .enumerate()
+                .map(|(i, n)| format!("{i} = {n}"))
+                .collect();
+            names.join(", ")
+        };
+        for (id, spec) in &self.links {
+            if let Some(id) = id.filter(|id| *id >= count) {
+                return Err(format!(
+                    "--link {id}:{spec}: there is no listener {id} (listeners: {})",
+                    listeners()
+                ));
+            }
+        }
+        for entry in &self.link_schedule {
+            if let Some(id) = entry.listener.filter(|id| *id >= count) {
+                return Err(format!(
+                    "--link-schedule: there is no listener {id} (listeners: {})",
+                    listeners()
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// A configuration for tests: one TCP and one UDP listener and the API, all on
     /// 127.0.0.1 port 0, no console, the database at `db`.
     pub fn for_test(db: &Path) -> Config {
@@ -99,14 +130,38 @@ pub fn default_db_path() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("socklab.db"))
 }
 
-/// Parses a listener address: `HOST:PORT`, `[V6]:PORT`, or a bare `PORT` meaning loopback.
+/// Parses a listener address: `IP:PORT`, `[V6]:PORT`, `localhost:PORT` (127.0.0.1), or a
+/// bare `PORT` meaning loopback. Other host names are refused: a server binds addresses.
 pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
     if let Ok(port) = s.parse::<u16>() {
         return Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
     }
+    if let Some((host, port)) = s.rsplit_once(':')
+        && host.eq_ignore_ascii_case("localhost")
+        && let Ok(port) = port.parse::<u16>()
+    {
+        return Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+    }
     s.parse().map_err(|_| {
-        format!("{s:?} is not an address: use HOST:PORT, [IPV6]:PORT or PORT (meaning 127.0.0.1)")
+        format!(
+            "{s:?} is not an address: use IP:PORT, [IPV6]:PORT, localhost:PORT or PORT \
+             (meaning 127.0.0.1)"
+        )
     })
+}
+
+/// The address to put in a URL that a browser on this machine can open: a wildcard bind
+/// (`0.0.0.0`, `::`) is reached through loopback.
+pub fn browsable(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::from((Ipv4Addr::LOCALHOST, addr.port()))
+        }
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port()))
+        }
+        _ => addr,
+    }
 }
 
 #[cfg(test)]
@@ -121,6 +176,32 @@ mod tests {
             "127.0.0.1:9000".parse().unwrap()
         );
         assert_eq!(parse_addr("[::1]:9").unwrap(), "[::1]:9".parse().unwrap());
-        assert!(parse_addr("localhost:9").unwrap_err().contains("HOST:PORT"));
+        assert_eq!(
+            parse_addr("localhost:9").unwrap(),
+            "127.0.0.1:9".parse().unwrap()
+        );
+        assert!(parse_addr("devicehost:9").unwrap_err().contains("IP:PORT"));
+        assert!(parse_addr("localhost:x").is_err());
+    }
+
+    /// A wildcard bind is shown as loopback; a concrete address stays.
+    #[test]
+    fn browsable_urls() {
+        let b = |s: &str| browsable(s.parse().unwrap()).to_string();
+        assert_eq!(b("0.0.0.0:8080"), "127.0.0.1:8080");
+        assert_eq!(b("[::]:8080"), "[::1]:8080");
+        assert_eq!(b("192.168.1.5:80"), "192.168.1.5:80");
+    }
+
+    /// `--link ID:SPEC` and schedule lines must name a listener that exists.
+    #[test]
+    fn link_ids_are_checked() {
+        let mut cfg = Config::for_test(Path::new("x.db"));
+        cfg.links = vec![(Some(1), LinkSpec::parse("gprs").unwrap())];
+        assert!(cfg.check().is_ok());
+        cfg.links = vec![(Some(3), LinkSpec::parse("gprs").unwrap())];
+        let err = cfg.check().unwrap_err();
+        assert!(err.contains("no listener 3"), "{err}");
+        assert!(err.contains("0 = tcp 127.0.0.1:0"), "{err}");
     }
 }

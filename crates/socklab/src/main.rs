@@ -76,9 +76,13 @@ fn lock_database(db: &std::path::Path) -> Result<std::fs::File, String> {
     use std::io::{Read, Seek};
     use std::os::fd::AsRawFd;
 
-    if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.is_dir()
+    {
+        return Err(format!(
+            "directory {} does not exist: create it, or pass another --db",
+            dir.display()
+        ));
     }
     let mut path = db.as_os_str().to_owned();
     path.push(".lock");
@@ -109,6 +113,18 @@ fn serve(cli: &Cli) -> ExitCode {
     #[cfg(unix)]
     raise_fd_limit();
     let config = cli.config();
+    if let Err(e) = config.check() {
+        eprintln!("socklab: {e}");
+        return ExitCode::from(2);
+    }
+    // Only the default location is created; a given --db must be in an existing directory.
+    if cli.db.is_none()
+        && let Some(dir) = config.db.parent()
+        && let Err(e) = std::fs::create_dir_all(dir)
+    {
+        eprintln!("socklab: cannot create {}: {e}", dir.display());
+        return ExitCode::FAILURE;
+    }
     #[cfg(unix)]
     let _db_lock = match lock_database(&config.db) {
         Ok(file) => file,
@@ -138,7 +154,16 @@ fn serve(cli: &Cli) -> ExitCode {
             .chain(addrs.udp.iter().map(|a| format!("udp {a}")))
             .collect();
         println!("socklab: devices on {}", listeners.join(", "));
-        println!("socklab: dashboard http://{}/{query}", addrs.http);
+        let browse = socklab::config::browsable(addrs.http);
+        println!("socklab: dashboard http://{browse}/{query}");
+        if browse != addrs.http {
+            println!(
+                "socklab: the dashboard listens on every interface ({}): from another machine \
+                 use this machine's address, port {}",
+                addrs.http,
+                addrs.http.port()
+            );
+        }
         if let Some(token) = &addrs.token {
             println!("socklab: API token {token} (Authorization: Bearer TOKEN)");
         }

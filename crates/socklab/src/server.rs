@@ -83,10 +83,10 @@ fn bind_err(proto: &'static str, addr: SocketAddr) -> impl FnOnce(io::Error) -> 
 }
 
 impl Server {
-    /// Opens the store and binds every listener and the HTTP socket. A non-loopback HTTP
-    /// address without a configured token gets a generated one.
+    /// Binds every listener and the HTTP socket, then opens the store (a start that fails
+    /// on a busy port leaves no database behind). A non-loopback HTTP address without a
+    /// configured token gets a generated one.
     pub async fn bind(config: Config) -> Result<Server, ServerError> {
-        let store = Arc::new(Store::open(&config.db, config.max_db_bytes)?);
         let mut states = Vec::new();
         let mut tcp_sockets = Vec::new();
         for addr in &config.tcp {
@@ -109,6 +109,7 @@ impl Server {
         let http = TcpListener::bind(config.http)
             .await
             .map_err(bind_err("http", config.http))?;
+        let store = Arc::new(Store::open(&config.db, config.max_db_bytes)?);
         let token = config.token.clone().or_else(|| {
             (!config.http.ip().is_loopback()).then(|| hex::encode(rand::random::<[u8; 16]>()))
         });
