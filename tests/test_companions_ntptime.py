@@ -21,13 +21,14 @@ SECONDS_SINCE_2000 = SERVER_UNIX - calendar.timegm((2000, 1, 1, 0, 0, 0, 0, 0, 0
 class NtpResponder:
     """Answers SNTP queries on 127.0.0.1 with SERVER_UNIX, in a thread, until closed."""
 
-    def __init__(self, reply: bytes | None = None) -> None:
+    def __init__(self, reply: bytes | None = None, silent: bool = False) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.settimeout(0.2)
         self.port = self.sock.getsockname()[1]
         self.queries: list[bytes] = []
         self._reply = reply
+        self._silent = silent
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
@@ -48,7 +49,8 @@ class NtpResponder:
             except OSError:
                 return
             self.queries.append(data)
-            self.sock.sendto(self._answer(), addr)
+            if not self._silent:
+                self.sock.sendto(self._answer(), addr)
 
     def close(self) -> None:
         self._stop.set()
@@ -128,6 +130,31 @@ def test_a_failing_server_moves_host_to_the_next_one(tmp_path: Path) -> None:
     )
     assert len(garbage.queries) == 1
     assert len(good.queries) == 2
+
+
+def test_a_server_that_never_answers_times_out_and_the_next_one_is_asked(
+    tmp_path: Path,
+) -> None:
+    """A silent server: the try times out (shortened here through ntptime.TIMEOUT_S) and
+    pool.ntp.org is asked next."""
+    silent = NtpResponder(silent=True)
+    good = NtpResponder()
+    path = script(
+        tmp_path,
+        """\
+        import ntptime
+        ntptime.TIMEOUT_S = 0.5
+        print(ntptime.time(), ntptime.host)
+        """,
+    )
+    try:
+        result = run_device(*maps(aliyun=silent.port, pool=good.port), path)
+    finally:
+        silent.close()
+        good.close()
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{SECONDS_SINCE_2000} pool.ntp.org\n"
+    assert (len(silent.queries), len(good.queries)) == (1, 1)
 
 
 def test_all_servers_failing_and_bad_arguments(tmp_path: Path) -> None:

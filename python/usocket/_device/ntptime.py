@@ -12,7 +12,8 @@
   UTC and the ``utime`` zone to ``timezone``, and returns 0. ``time()``'s ``OSError``
   propagates.
 
-The query goes through ``usocket``, so the runner's ``--map`` rules apply to it.
+The query goes through ``usocket``, so the runner's ``--map`` rules apply to it. The
+per-try timeout is ``TIMEOUT_S`` (10, as on the device; a PC-only setting).
 """
 
 from __future__ import annotations
