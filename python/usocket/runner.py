@@ -51,7 +51,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-#: Folder of the companion modules; first on ``sys.path`` during a run only.
+#: Folder of the companion modules; on ``sys.path`` after the script's folder, during a run only.
 DEVICE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_device")
 
 #: Set to ``1`` by ``--no-network``: ``checkNet`` never reports ready, ``dataCall`` no IP.
