@@ -10,6 +10,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from runner_support import Running, run_device, write_script
 from usocket.runner import device_environment, parse_map_rule
 
@@ -334,6 +336,23 @@ def test_parse_map_rule_rejects_nonsense_with_a_reason(text: str, reason: str) -
     with pytest.raises(ValueError, match="--map") as info:
         parse_map_rule(text)
     assert reason in str(info.value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="ab1.:=[]/@ -9%fF", max_size=24))
+def test_parse_map_rule_gives_a_rule_or_a_value_error(text: str) -> None:
+    """Any text: a well-formed rule (hosts without scheme or stray colons, ports in range)
+    or ValueError naming --map; never another exception."""
+    try:
+        from_host, from_port, to_host, to_port = parse_map_rule(text)
+    except ValueError as exc:
+        assert "--map" in str(exc)
+        return
+    for host in (from_host, to_host):
+        assert host and "/" not in host and "@" not in host and " " not in host
+        assert host.count(":") == 0 or host.count(":") >= 2  # a name/IPv4, or IPv6
+    for port in (from_port, to_port):
+        assert port is None or 1 <= port <= 65535
 
 
 def test_nonsense_map_rule_stops_the_run_before_the_script(tmp_path: Path) -> None:

@@ -4,12 +4,16 @@ max_sockets)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import textwrap
 from pathlib import Path
+from types import ModuleType
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from runner_support import run_device, write_script
 
 IDENTITY_PROBE = """\
@@ -423,3 +427,47 @@ def test_two_identities_look_like_two_devices_to_a_server(tmp_path: Path) -> Non
             "registered": True,
         },
     ]
+
+
+@functools.cache
+def _devstate_module() -> ModuleType:
+    """The runner's identity checker, loaded on its own (it needs no device modules)."""
+    import importlib.util
+
+    from usocket.runner import DEVICE_DIR
+
+    spec = importlib.util.spec_from_file_location("devstate", f"{DEVICE_DIR}/_devstate.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["imei", "iccid", "imsi", "csq", "apn", "timezone", "max_sockets", "x"]),
+        st.one_of(st.none(), st.booleans(), st.integers(-5, 10**16), st.text(max_size=22)),
+        max_size=4,
+    )
+)
+def test_any_device_file_content_is_accepted_or_a_value_error(values: dict) -> None:
+    """Whatever JSON a device file holds, loading it gives checked values or ValueError."""
+    import tempfile
+
+    devstate = _devstate_module()
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(values, f)
+    try:
+        try:
+            loaded = devstate.load_device_file(f.name)
+        except ValueError as exc:
+            assert f.name in str(exc)
+            return
+        assert set(loaded) <= set(devstate.DEFAULTS)
+        if "imei" in loaded:
+            assert len(loaded["imei"]) == 15 and loaded["imei"].isdigit()
+        if "csq" in loaded:
+            assert 0 <= loaded["csq"] <= 31 or loaded["csq"] == 99
+    finally:
+        os.unlink(f.name)
