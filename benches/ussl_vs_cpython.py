@@ -16,7 +16,7 @@ Workloads:
 * bulk download: 128 MiB (full run) from the peer, read with ``recv(65536)``;
 * bulk upload: 128 MiB to the peer with ``write``/``sendall`` of 64 KiB.
 
-For round trips and bulk rows the client's CPU time is printed too: the peer and the client
+For every workload the client's CPU time is printed too: the peer and the client
 share the machine's cores, so on a busy machine wall-clock throughput says more about the
 peer than about the client, while CPU time is the client's own cost.
 
@@ -223,7 +223,7 @@ def main() -> None:
             round_trips(make(), 200)
 
         for verify in (False, True):
-            c, u, _, _ = best(
+            c, u, c_cpu, u_cpu = best(
                 lambda make, n, v=verify: handshakes(lambda: make(v), n), clients, shakes, reps
             )
             label = "verified" if verify else "no verify"
@@ -234,6 +234,15 @@ def main() -> None:
                     f"{u / shakes * 1e6:.0f} us",
                     c / u,
                     0.91,
+                )
+            )
+            rows.append(
+                (
+                    "  client CPU per handshake",
+                    f"{c_cpu / shakes * 1e6:.0f} us",
+                    f"{u_cpu / shakes * 1e6:.0f} us",
+                    c_cpu / u_cpu,
+                    None,
                 )
             )
         c, u, c_cpu, u_cpu = best(lambda make, n: round_trips(make(), n), clients, trips, reps)

@@ -9,6 +9,7 @@ import json
 import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -39,6 +40,10 @@ def r_echo(h: Any, body: bytes) -> None:
     reply(h, 201, json.dumps(doc).encode(), {"Content-Type": "application/json"})
 
 
+def r_upload(h: Any, body: bytes) -> None:
+    reply(h, 200, str(len(body)).encode())
+
+
 def r_empty(h: Any, _body: bytes) -> None:
     reply(h, 200, b"")
 
@@ -49,6 +54,7 @@ ROUTES = {
     "/close": r_until_close,
     "/echo": r_echo,
     "/empty": r_empty,
+    "/upload": r_upload,
 }
 
 
@@ -136,6 +142,25 @@ def test_methods_bodies_headers_and_json(request_mod: ModuleType, http: HttpServ
     with pytest.raises(ValueError, match="content"):
         request_mod.get(f"http://127.0.0.1:{http.port}/text").json()
     assert request_mod.get(f"http://127.0.0.1:{http.port}/nope").status_code == 404
+
+
+def test_file_upload_as_multipart(
+    request_mod: ModuleType, http: HttpServer, tmp_path: Path
+) -> None:
+    """files={'filepath', 'filename', 'name'} posts the file as multipart/form-data."""
+    upload = tmp_path / "log.bin"
+    upload.write_bytes(b"\x00binary\xffdata")
+    r = request_mod.post(
+        f"http://127.0.0.1:{http.port}/upload",
+        files={"filepath": str(upload), "filename": "log.bin", "name": "f"},
+    )
+    method, _path, headers, body = http.requests[-1]
+    assert "".join(r.content) == str(len(body))
+    assert method == "POST" and headers["Content-Type"].startswith("multipart/form-data")
+    assert b'name="f"; filename="log.bin"' in body and b"\x00binary\xffdata" in body
+    assert headers["Content-Length"] == str(len(body))
+    with pytest.raises(ValueError):
+        request_mod.post(f"http://127.0.0.1:{http.port}/echo", files={"filename": "x"})
 
 
 def test_request_bytes_on_the_wire(request_mod: ModuleType) -> None:

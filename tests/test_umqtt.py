@@ -205,6 +205,19 @@ def reconnect_round(umqtt: ModuleType, broker: Broker, certs: Certs, transport: 
     assert not t.is_alive()
 
 
+def test_mqtt_3_1_and_credentials(umqtt: ModuleType, broker: Broker) -> None:
+    """version=3 speaks MQTT 3.1 ("MQIsdp"); user and password are sent."""
+    obs = Observer(broker.port, "dev/v3")
+    try:
+        c = umqtt.MQTTClient("old-fw", "127.0.0.1", broker.port, user="u", password="p", version=3)
+        assert c.connect() == 0
+        assert c.publish("dev/v3", "from 3.1", qos=1)
+        assert obs.get() == ("dev/v3", b"from 3.1", False)
+        c.disconnect()
+    finally:
+        obs.close()
+
+
 def test_without_reconn_errors_reach_the_script(umqtt: ModuleType, broker: Broker) -> None:
     """reconn=False: a broker that goes away is an OSError from wait_msg."""
     c = umqtt.MQTTClient("fragile", "127.0.0.1", broker.port, reconn=False)
