@@ -296,7 +296,8 @@ def main() -> None:
     print(f"{'workload':<34} {'CPython':>12} {'ussl':>12} {'ratio':>7} {'target':>7}")
     for name, cv, uv, ratio, target in rows:
         goal = f">={target:.2f}" if target else ""
-        print(f"{name:<34} {cv:>12} {uv:>12} {ratio:>7.2f} {goal:>7}")
+        miss = "  MISS" if target and ratio < target else ""
+        print(f"{name:<34} {cv:>12} {uv:>12} {ratio:>7.2f} {goal:>7}{miss}".rstrip())
     print("ratio: ussl speed relative to CPython's ssl (1.00 = same, higher = ussl faster)")
 
 
