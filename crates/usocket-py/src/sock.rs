@@ -141,7 +141,14 @@ impl PySocket {
             });
         }
         let sock = &self.inner;
-        detached(py, |check| sock.send(bytes, flags, check))
+        // Try first with the GIL held; release it only if the kernel cannot take it all.
+        let now = sock
+            .try_send_now(bytes, flags)
+            .map_err(|e| core_err(py, e))?;
+        if now == bytes.len() && now > 0 {
+            return Ok(now);
+        }
+        detached(py, |check| sock.send_from(bytes, now, flags, check))
     }
 
     /// `sendall(data)`.
@@ -150,7 +157,11 @@ impl PySocket {
         let data = Data::extract(data)?;
         let bytes = data.as_bytes()?;
         let sock = &self.inner;
-        detached(py, |check| sock.sendall(bytes, check))
+        let now = sock.try_send_now(bytes, 0).map_err(|e| core_err(py, e))?;
+        if now == bytes.len() && now > 0 {
+            return Ok(());
+        }
+        detached(py, |check| sock.sendall_from(bytes, now, check))
     }
 
     /// `sendto(data, (ip, port))` (`sendto(data, flags, address)` in micropython).
@@ -194,14 +205,20 @@ impl PySocket {
             // besides the bytes object itself.
             let mut small = [MaybeUninit::<u8>::uninit(); SMALL_RECV_BYTES];
             let buf = &mut small[..n];
-            let got = detached(py, |check| sock.recv(buf, flags, check))?;
+            let got = match sock.try_recv_now(buf, flags) {
+                Some(r) => r.map_err(|e| core_err(py, e))?,
+                None => detached(py, |check| sock.recv(buf, flags, check))?,
+            };
             // SAFETY: recv initialised the first `got` bytes of `small`.
             let data = unsafe { std::slice::from_raw_parts(small.as_ptr().cast::<u8>(), got) };
             return Ok(PyBytes::new(py, data));
         }
         let mut out = BytesOut::new(py, n)?;
         let buf = out.as_uninit_mut();
-        let got = detached(py, |check| sock.recv(buf, flags, check))?;
+        let got = match sock.try_recv_now(buf, flags) {
+            Some(r) => r.map_err(|e| core_err(py, e))?,
+            None => detached(py, |check| sock.recv(buf, flags, check))?,
+        };
         out.finish(py, got)
     }
 

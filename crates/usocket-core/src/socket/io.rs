@@ -74,6 +74,19 @@ impl Socket {
     /// full (partial count, or `OSError(11)`). `send(b'')` is 0, or `OSError(110)` in the
     /// legacy profile. `flags` are extra `MSG_*` flags (micropython profile).
     pub fn send(&self, data: &[u8], flags: i32, check: Checkpoint<'_>) -> Result<usize> {
+        self.send_from(data, 0, flags, check)
+    }
+
+    /// The rest of a [`send`](Self::send) whose first `start` bytes already went out (see
+    /// [`try_send_now`](Self::try_send_now)): the same loop and results, counting those
+    /// bytes, so a timeout or a full buffer after them returns the partial count.
+    pub fn send_from(
+        &self,
+        data: &[u8],
+        start: usize,
+        flags: i32,
+        check: Checkpoint<'_>,
+    ) -> Result<usize> {
         let g = self.handle.enter()?;
         if data.is_empty() {
             return if profile::current() == Profile::Legacy {
@@ -84,7 +97,7 @@ impl Socket {
         }
         let w = self.waiter();
         let dontwait = flags & libc::MSG_DONTWAIT != 0;
-        let mut sent = 0;
+        let mut sent = start.min(data.len());
         while sent < data.len() {
             let rest = &data[sent..];
             match self.io(&g, &w, libc::POLLOUT, dontwait, check, |f| {
@@ -101,7 +114,12 @@ impl Socket {
     /// `sendall(data)`: like [`send`](Self::send), but a partial write is `OSError(110)`
     /// (`OSError(11)` on a non-blocking socket).
     pub fn sendall(&self, data: &[u8], check: Checkpoint<'_>) -> Result<()> {
-        let sent = self.send(data, 0, check)?;
+        self.sendall_from(data, 0, check)
+    }
+
+    /// The rest of a [`sendall`](Self::sendall) whose first `start` bytes already went out.
+    pub fn sendall_from(&self, data: &[u8], start: usize, check: Checkpoint<'_>) -> Result<()> {
+        let sent = self.send_from(data, start, 0, check)?;
         if sent < data.len() {
             let code = if self.mode() == Mode::NonBlocking {
                 errno::EAGAIN

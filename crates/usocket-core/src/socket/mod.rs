@@ -6,6 +6,7 @@
 //! kernel ends after at most 100 ms to let the checkpoint run. The I/O methods live in
 //! `io` (send, recv, accept, connect) and `reads` (the stream reads).
 
+mod fast;
 mod gate;
 mod io;
 mod reads;
@@ -112,6 +113,8 @@ pub struct Socket {
     maybe_buffered: AtomicBool,
     /// One stream read at a time (see [`ReadTurn`]).
     read_gate: ReadGate,
+    /// Blocking receives left that skip the GIL-held try (see `fast`).
+    recv_probe_skips: AtomicU8,
 }
 
 impl Socket {
@@ -150,6 +153,7 @@ impl Socket {
             rbuf: Mutex::new(ReadBuf::default()),
             maybe_buffered: AtomicBool::new(false),
             read_gate: ReadGate::default(),
+            recv_probe_skips: AtomicU8::new(0),
         })
     }
 
