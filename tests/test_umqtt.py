@@ -205,6 +205,26 @@ def reconnect_round(umqtt: ModuleType, broker: Broker, certs: Certs, transport: 
     assert not t.is_alive()
 
 
+def test_qos1_publish_from_inside_the_callback(umqtt: ModuleType, broker: Broker) -> None:
+    """A callback that answers with a QoS 1 publish gets its PUBACK (read re-entrantly)."""
+    obs = Observer(broker.port, "dev/answer")
+    c = umqtt.MQTTClient("answerer", "127.0.0.1", broker.port)
+    results: list[bool] = []
+    c.set_callback(lambda t, m: results.append(c.publish("dev/answer", b"re:" + m, qos=1)))
+    try:
+        c.connect()
+        c.subscribe("dev/ask", qos=1)
+        obs.publish("dev/ask", b"ping")
+        deadline = time.monotonic() + WAIT_S
+        while not results and time.monotonic() < deadline:
+            c.wait_msg()
+        assert results == [True]
+        assert obs.get() == ("dev/answer", b"re:ping", False)
+    finally:
+        c.disconnect()
+        obs.close()
+
+
 def test_mqtt_3_1_and_credentials(umqtt: ModuleType, broker: Broker) -> None:
     """version=3 speaks MQTT 3.1 ("MQIsdp"); user and password are sent."""
     obs = Observer(broker.port, "dev/v3")

@@ -144,7 +144,7 @@ class MQTTClient:
         self._clean_session = True
         self._disconnected = False
         self._write_lock = threading.Lock()
-        self._read_lock = threading.Lock()
+        self._read_lock = threading.RLock()  # a callback may publish with QoS 1
         self._acks = threading.Condition()
         self._acked: dict[int, int] = {}
         self._readers: set[int] = set()
