@@ -14,6 +14,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from runner_support import run_device
 from tls_support import Certs, HttpServer, env, free_port, make_certs, reply
 from usocket.runner import device_environment
 from usocket_peers import profile
@@ -274,3 +275,27 @@ def test_errors_are_clear(request_mod: ModuleType, http: HttpServer) -> None:
         t.join(10)
     finally:
         silent.close()
+
+
+def test_device_script_through_the_runner(https: HttpServer, certs: Certs, tmp_path: Path) -> None:
+    """An unmodified device script using request over HTTPS, its server mapped to the
+    loopback test server (no real name lookup, no real network). Without ca nothing is
+    checked; with ca the name is, and the test certificate is for localhost."""
+    script = tmp_path / "main.py"
+    script.write_text(
+        "import request\n"
+        "r = request.get('https://api.example.com/text')\n"
+        "print(r.status_code, len(''.join(r.content)))\n"
+        "try:\n"
+        "    request.get('https://api.example.com/text',\n"
+        "                ssl_params={'ca': open('/usr/ca.pem').read()})\n"
+        "except RuntimeError as e:\n"
+        "    print(e)\n"
+    )
+    (tmp_path / "ca.pem").write_text(certs.ca_pem)
+    result = run_device("--map", f"api.example.com:443=127.0.0.1:{https.port}", str(script))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        f"200 {len(TEXT)}",
+        "HTTPS USSL '-9984' FAIL='https://api.example.com/text'",
+    ]

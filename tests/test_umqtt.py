@@ -325,7 +325,6 @@ def test_bad_input_is_a_clear_exception(umqtt: ModuleType, broker: Broker, certs
 def test_example_runs_through_the_runner(broker: Broker, tmp_path: Path) -> None:
     """examples/device_mqtt.py (unmodified device code) against the broker via --map."""
     result = run_device(
-        "--strict-map",
         "--map",
         f"mqtt.example.com:1883=127.0.0.1:{broker.port}",
         str(EXAMPLES / "device_mqtt.py"),

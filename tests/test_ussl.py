@@ -466,7 +466,7 @@ def test_runner_ssl_strict_flag(certs: Certs, tmp_path: Path) -> None:
         TlsServer(certs.server_context(), echo_once, connections=2) as server,
         env(SSL_CERT_FILE=str(other.ca_file), USOCKET_SSL_STRICT=None),
     ):
-        plain = run_device("--strict-map", str(script), str(server.port))
-        strict = run_device("--strict-map", "--ssl-strict", str(script), str(server.port))
+        plain = run_device(str(script), str(server.port))
+        strict = run_device("--ssl-strict", str(script), str(server.port))
     assert plain.stdout.strip() == "b'echo:hi'", plain.stderr
     assert strict.stdout.strip() == "failed (-9984,)", strict.stderr
