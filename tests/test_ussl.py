@@ -123,6 +123,10 @@ def test_bad_pem_and_bad_arguments(ussl: ModuleType, certs: Certs) -> None:
             ussl.wrap_socket(raw, {"ca": certs.ca_pem})  # second positional
         with pytest.raises(TypeError):
             ussl.wrap_socket(42)
+        udp = usocket.socket(usocket.AF_INET, usocket.SOCK_DGRAM)
+        with pytest.raises(TypeError):
+            ussl.wrap_socket(udp)
+        udp.close()
         with pytest.raises(TypeError):
             ussl.wrap_socket(raw, ca=42)
         with pytest.raises(TypeError):

@@ -14,6 +14,9 @@ use usocket_core::socket::ReadOutcome;
 use usocket_core::tls::{TlsOptions, TlsStream};
 use usocket_core::{Error, Socket, profile};
 
+/// `SOCK_STREAM`, the only kind of socket TLS runs over.
+const SOCK_STREAM: i32 = 1;
+
 /// The most one `recv` returns (one TLS record's plaintext).
 const RECV_MAX: usize = 16 * 1024;
 
@@ -78,6 +81,11 @@ pub(crate) fn _ssl_wrap(
             crate::args::type_name(sock)
         ))
     })?;
+    if sock.get().inner().kind() != SOCK_STREAM {
+        return Err(PyTypeError::new_err(
+            "wrap_socket() needs a stream socket (SOCK_STREAM)",
+        ));
+    }
     let server_hostname = match server_hostname.filter(|h| !h.is_none()) {
         None => None,
         Some(h) => Some(
