@@ -587,6 +587,7 @@ class MQTTClient:
         self._disconnected = True
         try:
             if self._sock is not None:
+                self._sock.settimeout(2)  # a broker that stopped reading cannot hang us
                 self._send(b"\xe0\x00")
                 time.sleep(0.5)
         except Exception as exc:  # noqa: BLE001 - disconnect never raises
