@@ -221,8 +221,12 @@ def test_close_from_another_thread_wakes_reader(ussl: ModuleType, certs: Certs) 
         assert isinstance(result[0], OSError) and result[0].args == (9,)
 
 
-def test_reader_thread_and_writer_run_together(ussl: ModuleType, certs: Certs) -> None:
-    """A blocked reader does not block writes from another thread (the device pattern)."""
+@pytest.mark.parametrize("do_handshake", [True, False])
+def test_reader_thread_and_writer_run_together(
+    ussl: ModuleType, certs: Certs, do_handshake: bool
+) -> None:
+    """A blocked reader does not block writes from another thread (the device pattern),
+    also when the reader is the one that runs the handshake."""
 
     def echo_lines(tls: ssl.SSLSocket) -> None:
         f = tls.makefile("rb")
@@ -230,7 +234,7 @@ def test_reader_thread_and_writer_run_together(ussl: ModuleType, certs: Certs) -
             tls.sendall(f.readline())
 
     with TlsServer(certs.server_context(), echo_lines) as server:
-        s = ussl.wrap_socket(connect_usocket(server.port))
+        s = ussl.wrap_socket(connect_usocket(server.port), do_handshake=do_handshake)
         got: list[bytes] = []
         t = threading.Thread(target=lambda: got.extend(s.readline() for _ in range(3)))
         t.start()

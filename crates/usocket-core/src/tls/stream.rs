@@ -20,12 +20,14 @@ use crate::socket::{Mode, ReadOutcome, Socket};
 use std::io::{Read, Write};
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, TryLockError};
 
 /// Ciphertext asked of the kernel per `recv` (several full TLS records).
 const RECV_BYTES: usize = 64 * 1024;
 /// Plaintext encrypted per send (bounds the memory one large `write` takes).
 const SEND_CHUNK: usize = 256 * 1024;
+/// How often a writer looks whether a reader thread finished the handshake.
+const HANDSHAKE_POLL: std::time::Duration = std::time::Duration::from_millis(2);
 /// Room added per step when reading to the end of the stream or refilling `readline`.
 const READ_STEP: usize = 16 * 1024;
 
@@ -376,7 +378,23 @@ impl TlsStream {
         }
         self.check_open(sock)?;
         let w = sock.waiter();
-        let mut rx = lock(&self.rx);
+        // A reader thread may hold `rx` while it drives the handshake (do_handshake=False):
+        // wait for it to finish rather than for its read, which may never end.
+        let mut rx = loop {
+            match self.rx.try_lock() {
+                Ok(guard) => break guard,
+                Err(TryLockError::Poisoned(p)) => break p.into_inner(),
+                Err(TryLockError::WouldBlock) => {
+                    std::thread::sleep(HANDSHAKE_POLL);
+                    if self.is_handshaken() {
+                        return Ok(());
+                    }
+                    self.check_open(sock)?;
+                    w.next_slice()?;
+                    interrupt::between_slices(check)?;
+                }
+            }
+        };
         loop {
             let (handshaking, wants_write) = {
                 let mut conn = lock(&self.conn);
