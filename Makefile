@@ -72,6 +72,7 @@ test: setup lint rust-test cross-check stubtest wheel py-test
 bench: setup
 	cargo build --release -p socklab -p socklab-bench
 	$(PY) benches/usocket_vs_cpython.py
+	$(PY) benches/usocket_timeout_load.py
 	$(PY) benches/ussl_vs_cpython.py
 	$(PY) benches/socklab_bench.py
 	$(PY) benches/link_bench.py

@@ -51,6 +51,7 @@ mod _usocket {
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         let py = m.py();
+        crate::run::remember_main_thread(py)?;
         m.add(
             "DeviceCompatibilityWarning",
             py.get_type::<crate::errors::DeviceCompatibilityWarning>(),

@@ -6,6 +6,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicU64, Ordering};
 use usocket_core::{Checkpoint, Error};
 
 /// Runs `f` with the GIL released; between wait slices it re-attaches and runs Python's
@@ -18,6 +19,12 @@ pub(crate) fn detached<T: Send>(
     let slot = &mut interrupted;
     let result = py.detach(move || {
         let mut check = || -> usocket_core::Result<()> {
+            // Python runs signal handlers only in the main thread; elsewhere check_signals
+            // does nothing, so other threads skip taking the GIL between slices (with many
+            // threads blocked, those grabs would delay everyone's return from a wait).
+            if !on_main_thread() {
+                return Ok(());
+            }
             Python::attach(|py| py.check_signals()).map_err(|e| {
                 *slot = Some(e);
                 Error::Interrupted
@@ -26,6 +33,26 @@ pub(crate) fn detached<T: Send>(
         f(&mut check)
     });
     result.map_err(|e| to_py(py, e, interrupted))
+}
+
+/// The interpreter's main thread (`threading.main_thread().ident`), 0 until known.
+static MAIN_THREAD: AtomicU64 = AtomicU64::new(0);
+
+/// Records the main thread (at module import).
+pub(crate) fn remember_main_thread(py: Python<'_>) -> PyResult<()> {
+    let ident: u64 = py
+        .import("threading")?
+        .call_method0("main_thread")?
+        .getattr("ident")?
+        .extract()?;
+    MAIN_THREAD.store(ident, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Whether the calling thread is the main thread (true while unknown, to stay safe).
+fn on_main_thread() -> bool {
+    let main = MAIN_THREAD.load(Ordering::Relaxed);
+    main == 0 || main == usocket_core::interrupt::current_thread_ident()
 }
 
 /// Prints the address map's pending announcements on `sys.stderr`.
