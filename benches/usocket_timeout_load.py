@@ -9,7 +9,7 @@ two threads spinning in pure Python (so the GIL is always wanted). The main thre
 times recv() on a silent socket with settimeout(0.2), many times. The overshoot is the time
 past the 0.2 s deadline at which the timeout error reached Python (usocket: OSError(110);
 CPython: TimeoutError). Printed: the overshoot distribution in milliseconds, side by side,
-and the ratio of the medians (CPython / usocket: above 1.00 means usocket is closer to the
+the median without the load (what the machine itself adds), and the ratio of the medians (CPython / usocket: above 1.00 means usocket is closer to the
 deadline).
 """
 
@@ -88,9 +88,22 @@ class Load:
         self.listener.close()
 
 
-def overshoots_ms(module, samples: int) -> list[float]:
-    """Overshoot of a 0.2 s recv timeout under load, in milliseconds, `samples` times."""
-    load = Load(module)
+class NoLoad(Load):
+    """The same silent connection without the blocked readers and spinners (the floor)."""
+
+    def __init__(self, module) -> None:  # the parent's setup, minus the load
+        self.module = module
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(4)
+        self.port = self.listener.getsockname()[1]
+        self.peers, self.clients, self.threads = [], [], []
+        self.stop = threading.Event()
+
+
+def overshoots_ms(module, samples: int, loaded: bool = True) -> list[float]:
+    """Overshoot of a 0.2 s recv timeout (under load, or idle), in ms, `samples` times."""
+    load = Load(module) if loaded else NoLoad(module)
     try:
         sock = load.connect()  # its peer never sends
         sock.settimeout(TIMEOUT_S)
@@ -123,10 +136,9 @@ def main() -> None:
     opts = ap.parse_args()
     samples = 10 if opts.quick else 40
 
-    results = {
-        name: overshoots_ms(mod, samples)
-        for name, mod in (("CPython", socket), ("usocket", usocket))
-    }
+    modules = (("CPython", socket), ("usocket", usocket))
+    idle = {name: overshoots_ms(mod, samples // 2, loaded=False) for name, mod in modules}
+    results = {name: overshoots_ms(mod, samples) for name, mod in modules}
     print(
         f"recv() with settimeout({TIMEOUT_S}) under load: {BLOCKED} threads blocked in recv, "
         f"{SPINNERS} GIL-busy threads, {samples} samples each"
@@ -142,6 +154,10 @@ def main() -> None:
     ]
     for label, fn in rows:
         print(f"{label:<10} {fn(results['CPython']):>10.2f} {fn(results['usocket']):>10.2f}")
+    print(
+        f"{'idle med.':<10} {statistics.median(idle['CPython']):>10.2f} "
+        f"{statistics.median(idle['usocket']):>10.2f}   (no load: the machine's own floor)"
+    )
     c, u = statistics.median(results["CPython"]), statistics.median(results["usocket"])
     print(f"median ratio (CPython / usocket, higher = usocket closer to the deadline): {c / u:.2f}")
 
