@@ -34,6 +34,7 @@ demo: setup
 	bash scripts/demo.sh
 
 lint: venv
+	$(PY) scripts/check-layers.py
 	cargo fmt --all -- --check
 	cargo clippy --release --workspace --all-targets -- -D warnings
 	$(VENV)/bin/ruff check python tests examples benches scripts

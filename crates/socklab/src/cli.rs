@@ -7,8 +7,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::{Config, DEFAULT_DEVICE_PORT, DEFAULT_HTTP_PORT, default_db_path, parse_addr};
 use crate::link::LinkSpec;
-use crate::link::schedule::{self, ScheduleEntry};
 use crate::rules::Rule;
+use crate::schedule::{self, ScheduleEntry};
 
 /// socklab: the TCP/UDP server your device scripts talk to. Watch devices come online,
 /// read what they send, send data down, keep the history; console, HTTP API and dashboard.
@@ -91,7 +91,9 @@ pub struct ScheduleFile(pub Vec<ScheduleEntry>);
 
 fn parse_schedule(path: &str) -> Result<ScheduleFile, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
-    schedule::parse(&text).map(ScheduleFile)
+    schedule::parse(&text)
+        .map(ScheduleFile)
+        .map_err(|e| e.to_string())
 }
 
 fn parse_link(s: &str) -> Result<(Option<u32>, LinkSpec), String> {

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::link::LinkSpec;
-use crate::link::schedule::ScheduleEntry;
 use crate::rules::Rule;
+use crate::schedule::ScheduleEntry;
 
 /// The tutorial's port, used when no listener is given.
 pub const DEFAULT_DEVICE_PORT: u16 = 34187;

@@ -13,9 +13,36 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::clock;
-use crate::hub::Hub;
-use crate::model::{Event, MessageInfo, SessionInfo};
-use crate::rules::{Rule, decode_hex, escape, unescape};
+use crate::hub::{ActionError, Hub};
+use crate::link::{Fault, FaultParseError, LinkParseError, LinkSpec};
+use crate::model::{Event, LinkAction, LinkEvent, MessageInfo, MessageStatus, SessionInfo};
+use crate::rules::{Rule, RuleError, decode_hex, escape, unescape};
+use crate::store::StoreError;
+
+/// Why a console command failed. Operator actions fail with the hub's
+/// [`ActionError`] (explained against the history first), so the console says what the
+/// API says.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// The hub refused the action.
+    #[error(transparent)]
+    Action(#[from] ActionError),
+    /// Bad text, hex or auto-reply rule.
+    #[error(transparent)]
+    Input(#[from] RuleError),
+    /// Bad link spec.
+    #[error(transparent)]
+    Link(#[from] LinkParseError),
+    /// Bad fault.
+    #[error(transparent)]
+    Fault(#[from] FaultParseError),
+    /// The history could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The command was not used as documented.
+    #[error("{0}")]
+    Usage(String),
+}
 
 /// Payload bytes shown per event; the rest is summarised (history has everything).
 const SHOW_BYTES: usize = 64;
@@ -168,14 +195,10 @@ pub fn render_event(event: &Event) -> String {
                 m.direction.as_str(),
                 m.data.len(),
                 payload(&m.data),
-                if m.dropped {
-                    " (dropped by the link)"
-                } else {
-                    ""
-                }
+                status_note(m.status)
             )
         }
-        Event::Link(e) => crate::link::control::render(e),
+        Event::Link(e) => render_link(e),
         Event::Offline(s) => format!(
             "{} offline: {} (up {} B / {} msgs, down {} B / {} msgs)",
             header(s.ended_ms.unwrap_or(s.started_ms), s),
@@ -196,31 +219,68 @@ pub fn render_event(event: &Event) -> String {
     }
 }
 
-fn render_message(m: &MessageInfo) -> String {
-    format!(
-        "{} {} {} B {}",
-        clock::format_ms(m.ts_ms),
-        m.direction.as_str(),
-        m.data.len(),
-        payload(&m.data)
-    )
-}
-
-fn parse_id(s: &str) -> Result<u64, String> {
-    s.trim_start_matches('#')
-        .parse()
-        .map_err(|_| format!("{s:?} is not a session id"))
-}
-
-/// Executes one command line and returns what to print.
-pub async fn execute(hub: &Hub, line: &str) -> String {
-    match run_command(hub, line).await {
-        Ok(text) => text,
-        Err(text) => format!("error: {text}"),
+/// What a data line adds for a message that did not go through.
+fn status_note(status: MessageStatus) -> &'static str {
+    match status {
+        MessageStatus::Ok => "",
+        MessageStatus::Dropped => " (dropped by the link)",
+        MessageStatus::Undelivered => " (undelivered: the session ended first)",
+        MessageStatus::Failed => " (send failed)",
     }
 }
 
-async fn run_command(hub: &Hub, line: &str) -> Result<String, String> {
+/// A console line for a link event; empty for the per-piece reports (delayed,
+/// throttled, stalled, dropped), which would double every data line.
+pub fn render_link(e: &LinkEvent) -> String {
+    let what = match e.action {
+        LinkAction::Delayed | LinkAction::Throttled | LinkAction::Stalled => return String::new(),
+        LinkAction::Dropped => return String::new(), // the data line says "dropped"
+        LinkAction::Outage => format!("outage for {} ms", e.delay_ms),
+        LinkAction::Reset => "reset by the link (RST)".to_string(),
+        LinkAction::NatDropped => "dropped by the carrier NAT: data now goes nowhere".to_string(),
+        LinkAction::Changed => format!(
+            "link set to {}",
+            e.session
+                .as_ref()
+                .and_then(|s| s.link.as_ref())
+                .map_or("none".to_string(), |l| l.spec.clone())
+        ),
+    };
+    format!(
+        "{} #{} link: {what}",
+        clock::format_clock(e.ts_ms),
+        e.session_id
+    )
+}
+
+fn render_message(m: &MessageInfo) -> String {
+    format!(
+        "{} {} {} B {}{}",
+        clock::format_ms(m.ts_ms),
+        m.direction.as_str(),
+        m.data.len(),
+        payload(&m.data),
+        status_note(m.status)
+    )
+}
+
+fn parse_id(s: &str) -> Result<u64, CommandError> {
+    s.trim_start_matches('#')
+        .parse()
+        .map_err(|_| CommandError::Usage(format!("invalid session id {s:?}")))
+}
+
+/// Executes one command line and returns what to print. Errors print as `error: ` and
+/// the message the API would give for the same failure.
+pub async fn execute(hub: &Hub, line: &str) -> String {
+    match run_command(hub, line).await {
+        Ok(text) => text,
+        Err(CommandError::Action(e)) => format!("error: {}", hub.explain(e).await),
+        Err(e) => format!("error: {e}"),
+    }
+}
+
+async fn run_command(hub: &Hub, line: &str) -> Result<String, CommandError> {
     let (cmd, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
     let rest = rest.trim_start();
     let (arg, tail) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
@@ -252,51 +312,47 @@ async fn run_command(hub: &Hub, line: &str) -> Result<String, String> {
                 decode_hex(tail)?
             };
             if data.is_empty() {
-                return Err("nothing to send".into());
+                return Err(CommandError::Usage("nothing to send".into()));
             }
-            let n = hub
-                .send(id, Bytes::from(data))
-                .await
-                .map_err(|e| e.to_string())?;
+            let n = hub.send(id, Bytes::from(data)).await?;
             Ok(format!("sent {n} B to #{id}"))
         }
         "broadcast" => {
             let data = unescape(rest)?;
             if data.is_empty() {
-                return Err("nothing to send".into());
+                return Err(CommandError::Usage("nothing to send".into()));
             }
-            let (sessions, bytes) = hub
-                .broadcast(None, Bytes::from(data))
-                .await
-                .map_err(|e| e.to_string())?;
+            let (sessions, bytes) = hub.broadcast(None, Bytes::from(data)).await?;
             Ok(format!("sent {bytes} B to {sessions} session(s)"))
         }
         "close" => {
             let id = parse_id(arg)?;
-            hub.close(id).await.map_err(|e| e.to_string())?;
+            hub.close(id).await?;
             Ok(format!("closed #{id}"))
         }
         "echo" => {
             let on = match arg {
                 "on" => true,
                 "off" => false,
-                _ => return Err("usage: echo on|off".into()),
+                _ => return Err(CommandError::Usage("usage: echo on|off".into())),
             };
             for id in 0..hub.listener_count() as u32 {
-                hub.set_echo(id, on).map_err(|e| e.to_string())?;
+                hub.set_echo(id, on)?;
             }
             Ok(format!("echo {arg} on every listener"))
         }
         "autoreply" => autoreply(hub, rest),
-        "link" | "fault" => crate::link::control::console(hub, cmd, arg, tail).await,
+        "link" => link(hub, arg, tail),
+        "fault" => {
+            let id = parse_id(arg)?;
+            hub.inject(id, Fault::parse(tail)?).await?;
+            Ok(format!("#{id}: {}", tail.trim()))
+        }
         "history" => {
             let id = parse_id(arg)?;
             let store = hub.store();
             store.flush().await;
-            let messages = store
-                .last_messages(id, 20)
-                .await
-                .map_err(|e| e.to_string())?;
+            let messages = store.last_messages(id, 20).await?;
             if messages.is_empty() {
                 return Ok(format!("#{id}: no messages"));
             }
@@ -306,12 +362,34 @@ async fn run_command(hub: &Hub, line: &str) -> Result<String, String> {
                 .collect::<Vec<_>>()
                 .join("\n"))
         }
-        other => Err(format!("unknown command {other:?}; type help")),
+        other => Err(CommandError::Usage(format!(
+            "unknown command {other:?}; type help"
+        ))),
     }
 }
 
+/// `link ID|all SPEC|none`: sets a session's link, or every listener's.
+fn link(hub: &Hub, arg: &str, tail: &str) -> Result<String, CommandError> {
+    let spec = match tail.trim() {
+        "" => return Err(CommandError::Usage("usage: link ID|all SPEC|none".into())),
+        "none" => None,
+        s => Some(LinkSpec::parse(s)?),
+    };
+    if arg == "all" {
+        let text = spec.as_ref().map_or("none".into(), |s| s.to_string());
+        for id in 0..hub.listener_count() as u32 {
+            hub.set_listener_link(id, spec.clone())?;
+        }
+        return Ok(format!("link {text} on every listener"));
+    }
+    let id = parse_id(arg)?;
+    let info = hub.set_session_link(id, spec)?;
+    let text = info.link.as_ref().map_or("none".into(), |l| l.spec.clone());
+    Ok(format!("#{id}: link {text}"))
+}
+
 /// `autoreply [RULE|clear]`: lists, adds to or clears every listener's rules.
-fn autoreply(hub: &Hub, arg: &str) -> Result<String, String> {
+fn autoreply(hub: &Hub, arg: &str) -> Result<String, CommandError> {
     let listeners = 0..hub.listener_count() as u32;
     match arg.trim() {
         "" => {
@@ -346,17 +424,14 @@ fn autoreply(hub: &Hub, arg: &str) -> Result<String, String> {
         }
         "clear" => {
             for id in listeners {
-                hub.set_rules(id, Vec::new()).map_err(|e| e.to_string())?;
+                hub.set_rules(id, Vec::new())?;
             }
             Ok("auto-reply rules cleared".into())
         }
         flag => {
             let rule = Rule::parse_flag(flag)?;
             for id in listeners {
-                let listener = hub.listener(id).map_err(|e| e.to_string())?;
-                let mut rules = listener.rules().as_ref().clone();
-                rules.push(rule.clone());
-                hub.set_rules(id, rules).map_err(|e| e.to_string())?;
+                hub.add_rule(id, rule.clone())?;
             }
             Ok("auto-reply rule added to every listener".into())
         }

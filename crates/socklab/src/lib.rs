@@ -5,25 +5,41 @@
 //!
 //! # Layout
 //!
-//! * [`server`] binds everything ([`Server::bind`]) and runs it until a shutdown future
-//!   completes ([`Server::run`], [`run`]); the binary only parses flags ([`cli`]) into a
-//!   [`Config`] ([`config`]) and passes [`shutdown::signal`].
-//! * [`listener`]: [`listener::tcp`] runs one task per connection, [`listener::udp`] one
-//!   task per socket that turns peer addresses into sessions with an idle timeout.
-//! * [`hub`]: the registry of online sessions ([`session`]), the event fan-out, and the
-//!   operator actions (send, broadcast, close, echo, auto-reply [`rules`]).
-//! * [`store`]: SQLite history behind a writer thread with a bounded queue; device tasks
-//!   wait for room before reading more, which turns a slow disk into TCP back-pressure.
-//! * [`web`]: the axum router — JSON API, Server-Sent Events, OpenAPI, metrics, the
-//!   embedded dashboard — with one error type and token/Origin checks.
-//! * [`link`]: link emulation (cellular profiles, faults, schedules) applied by each
-//!   session's task; skipped entirely while a session has no link.
-//! * [`console`]: live events on stdout, commands on stdin.
-//! * [`model`] and [`clock`]: the shared data shapes and time formats.
+//! socklab is layered one way down: each module imports only the layers below it, never
+//! one above, and there are no cycles (`scripts/check-layers.py`, run by `make lint`,
+//! refuses a change that breaks this). From the bottom:
 //!
-//! Data flows one way: listener task → hub → store and subscribers; commands flow back:
-//! API/console → hub → the session's task. The control plane never blocks the data plane:
-//! subscribers that fall behind skip events, they are never waited on.
+//! 1. [`clock`], [`rules`], [`shutdown`]: time formats; reply rules, escapes and hex; the
+//!    shutdown signal.
+//! 2. [`model`]: the shapes every part speaks — [`model::SessionMeta`] (a session's
+//!    identity, shared by the live handle and every snapshot), [`model::Counters`],
+//!    session, message and listener views, events, the link's view and events.
+//! 3. [`link`]: a pure engine — link spec, profiles, the one fault parser, shaper, the
+//!    control cell and the TCP/UDP state machines that take bytes and instants and say
+//!    what is due when. No socket, no task.
+//! 4. [`session`], [`listener_state`]: the live handle of a session (meta, counters,
+//!    outbox, link cell) and a listener's settings (echo, rules, default link, seed) with
+//!    the one [`listener_state::ListenerState::replies`].
+//! 5. [`store`]: SQLite history behind a writer thread with a bounded queue; device tasks
+//!    wait for room before reading more, which turns a slow disk into TCP back-pressure.
+//! 6. [`hub`]: the registry of online sessions, the event fan-out, recording, and every
+//!    operator action (send, broadcast, close, echo, auto-reply, link, fault). It never
+//!    writes a socket.
+//! 7. [`listener`]: the only code that owns sockets — [`listener::tcp`] one task per
+//!    connection, [`listener::udp`] one task per socket — applying the link engine's
+//!    outputs; echo and auto-replies happen in one place, [`listener::upstream`].
+//! 8. Front ends over the hub: [`console`] (live events on stdout, commands on stdin),
+//!    [`web`] (the axum router: JSON API, Server-Sent Events, OpenAPI, metrics, the
+//!    embedded dashboard), [`schedule`] (fault schedule files).
+//! 9. Wiring: [`server`] binds everything ([`Server::bind`]) and runs it until a shutdown
+//!    future completes ([`Server::run`], [`run`]); the binary only parses flags ([`cli`])
+//!    into a [`Config`] ([`config`]) and passes [`shutdown::signal`].
+//!
+//! Device bytes: listener → hub (record) → store and event fan-out → console / SSE.
+//! Commands: API / console / schedule → hub → the session's outbox or its listener's down
+//! queue → the listener loop → the socket. The control plane never blocks the data plane:
+//! queues are bounded in bytes, subscribers that fall behind skip events, and what cannot
+//! be delivered is recorded as such.
 
 #![deny(missing_docs)]
 #![recursion_limit = "512"]
@@ -35,8 +51,10 @@ pub mod console;
 pub mod hub;
 pub mod link;
 pub mod listener;
+pub mod listener_state;
 pub mod model;
 pub mod rules;
+pub mod schedule;
 pub mod server;
 pub mod session;
 pub mod shutdown;

@@ -50,31 +50,71 @@ pub struct Rule {
     reply: Bytes,
 }
 
+/// Why a rule, hex string or escaped text was refused; the messages are user-facing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuleError {
+    /// Not hex digits.
+    #[error("invalid hex {text:?}: {reason}")]
+    Hex {
+        /// The text given.
+        text: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A backslash escape that is not one of `\r \n \t \0 \\ \xHH`.
+    #[error("{what} in {text:?}")]
+    Escape {
+        /// The escape problem.
+        what: String,
+        /// The text given.
+        text: String,
+    },
+    /// Text with escapes that would not be valid UTF-8.
+    #[error("text with \\x escapes must stay valid UTF-8; use hex: instead")]
+    NotUtf8,
+    /// A rule that cannot be built (the message says why).
+    #[error("{0}")]
+    Invalid(String),
+    /// A command-line rule, with what was wrong with it.
+    #[error("auto-reply {flag:?}: {problem}")]
+    Flag {
+        /// The flag given.
+        flag: String,
+        /// What is wrong.
+        problem: Box<RuleError>,
+    },
+}
+
 impl Rule {
     /// Validates and compiles a rule from its JSON shape. Errors are user-facing messages.
-    pub fn from_spec(spec: RuleSpec) -> Result<Rule, String> {
+    pub fn from_spec(spec: RuleSpec) -> Result<Rule, RuleError> {
         let matcher = match spec.kind.as_str() {
             "exact" => Matcher::Exact(spec.pattern.as_bytes().to_vec()),
             "hex" => {
                 let bytes = decode_hex(&spec.pattern)?;
                 if bytes.is_empty() {
-                    return Err("hex pattern is empty".into());
+                    return Err(RuleError::Invalid("hex pattern is empty".into()));
                 }
                 Matcher::Contains(bytes)
             }
             "regex" => Matcher::Regex(
-                Regex::new(&spec.pattern).map_err(|e| format!("invalid regex: {e}"))?,
+                Regex::new(&spec.pattern)
+                    .map_err(|e| RuleError::Invalid(format!("invalid regex: {e}")))?,
             ),
             other => {
-                return Err(format!(
+                return Err(RuleError::Invalid(format!(
                     "unknown match kind {other:?} (use exact, hex or regex)"
-                ));
+                )));
             }
         };
         let reply = match (&spec.reply_text, &spec.reply_hex) {
             (Some(text), None) => Bytes::from(text.clone().into_bytes()),
             (None, Some(hex)) => Bytes::from(decode_hex(hex)?),
-            _ => return Err("a rule needs exactly one of reply_text and reply_hex".into()),
+            _ => {
+                return Err(RuleError::Invalid(
+                    "a rule needs exactly one of reply_text and reply_hex".into(),
+                ));
+            }
         };
         Ok(Rule {
             spec,
@@ -84,19 +124,26 @@ impl Rule {
     }
 
     /// Parses the command-line form `MATCHER=>REPLY` described in the module docs.
-    pub fn parse_flag(flag: &str) -> Result<Rule, String> {
+    pub fn parse_flag(flag: &str) -> Result<Rule, RuleError> {
+        Rule::parse_flag_inner(flag).map_err(|problem| RuleError::Flag {
+            flag: flag.to_string(),
+            problem: Box::new(problem),
+        })
+    }
+
+    fn parse_flag_inner(flag: &str) -> Result<Rule, RuleError> {
         let split = ["=>text:", "=>hex:"]
             .iter()
             .filter_map(|sep| flag.find(sep).map(|at| (at, *sep)))
             .min_by_key(|(at, _)| *at);
         let Some((at, sep)) = split else {
-            return Err(format!(
-                "auto-reply {flag:?}: expected MATCHER=>text:REPLY or MATCHER=>hex:REPLY"
+            return Err(RuleError::Invalid(
+                "expected MATCHER=>text:REPLY or MATCHER=>hex:REPLY".into(),
             ));
         };
         let (matcher, reply) = (&flag[..at], &flag[at + sep.len()..]);
         let (kind, pattern) = matcher.split_once(':').ok_or_else(|| {
-            format!("auto-reply {flag:?}: matcher must be exact:TEXT, hex:HEX or regex:RE")
+            RuleError::Invalid("matcher must be exact:TEXT, hex:HEX or regex:RE".into())
         })?;
         let pattern = match kind {
             "exact" => lossless_text(&unescape(pattern)?)?,
@@ -113,7 +160,7 @@ impl Rule {
             reply_text,
             reply_hex,
         };
-        Rule::from_spec(spec).map_err(|e| format!("auto-reply {flag:?}: {e}"))
+        Rule::from_spec(spec)
     }
 
     /// The rule's JSON shape.
@@ -143,16 +190,23 @@ impl Rule {
 }
 
 /// Decodes hex digits, ignoring spaces and `:` so `0a 0b` and `0a:0b` work too.
-pub fn decode_hex(s: &str) -> Result<Vec<u8>, String> {
+pub fn decode_hex(s: &str) -> Result<Vec<u8>, RuleError> {
     let digits: String = s
         .chars()
         .filter(|c| !c.is_whitespace() && *c != ':')
         .collect();
-    hex::decode(&digits).map_err(|e| format!("invalid hex {s:?}: {e}"))
+    hex::decode(&digits).map_err(|e| RuleError::Hex {
+        text: s.to_string(),
+        reason: e.to_string(),
+    })
 }
 
 /// Turns `\r \n \t \0 \\ \xHH` escapes into bytes; any other backslash sequence is an error.
-pub fn unescape(s: &str) -> Result<Vec<u8>, String> {
+pub fn unescape(s: &str) -> Result<Vec<u8>, RuleError> {
+    let bad = |what: String| RuleError::Escape {
+        what,
+        text: s.to_string(),
+    };
     let mut out = Vec::with_capacity(s.len());
     let mut chars = s.chars();
     while let Some(c) = chars.next() {
@@ -174,11 +228,11 @@ pub fn unescape(s: &str) -> Result<Vec<u8>, String> {
                 let byte = u8::from_str_radix(&pair, 16)
                     .ok()
                     .filter(|_| pair.len() == 2)
-                    .ok_or_else(|| format!("bad escape \\x{pair} in {s:?}"))?;
+                    .ok_or_else(|| bad(format!("bad escape \\x{pair}")))?;
                 out.push(byte);
             }
-            Some(other) => return Err(format!("unknown escape \\{other} in {s:?}")),
-            None => return Err(format!("trailing backslash in {s:?}")),
+            Some(other) => return Err(bad(format!("unknown escape \\{other}"))),
+            None => return Err(bad("trailing backslash".into())),
         }
     }
     Ok(out)
@@ -201,9 +255,8 @@ pub fn escape(data: &[u8]) -> String {
 }
 
 /// Rule text must round-trip through JSON, so escapes may not produce invalid UTF-8 there.
-fn lossless_text(bytes: &[u8]) -> Result<String, String> {
-    String::from_utf8(bytes.to_vec())
-        .map_err(|_| "text with \\x escapes must stay valid UTF-8; use hex: instead".to_string())
+fn lossless_text(bytes: &[u8]) -> Result<String, RuleError> {
+    String::from_utf8(bytes.to_vec()).map_err(|_| RuleError::NotUtf8)
 }
 
 #[cfg(test)]

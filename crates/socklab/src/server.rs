@@ -16,8 +16,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::listener::{tcp, udp};
+use crate::listener_state::ListenerState;
 use crate::model::Proto;
-use crate::session::ListenerState;
 use crate::shutdown::{self, Shutdown, Trigger};
 use crate::store::{Store, StoreError};
 use crate::web::{self, AppState};
@@ -197,7 +197,7 @@ impl Server {
         }
         drop(guard);
         if !config.link_schedule.is_empty() {
-            tokio::spawn(crate::link::schedule::run(
+            tokio::spawn(crate::schedule::run(
                 hub.clone(),
                 config.link_schedule.clone(),
                 tokio::time::Instant::now(),

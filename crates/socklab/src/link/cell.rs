@@ -1,4 +1,5 @@
-//! [`LinkCell`]: a session's link control as a small single-consumer watch. Operators
+//! [`LinkControl`], what operators have set for one session's link, and [`LinkCell`]: that
+//! control as a small single-consumer watch. Operators
 //! write it ([`LinkCell::modify`]: a std mutex held for the assignment only, a version
 //! bump, one wake-up); the session task reads the version with one atomic load per read
 //! or send and waits on it only while idle.
@@ -6,12 +7,43 @@
 //! It replaces a `tokio::sync::watch` channel, whose shared state (eight wait lists for
 //! its receivers) cost ~0.37 KiB per session although a session has exactly one reader.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
-use super::LinkControl;
+use super::LinkSpec;
+
+/// What operators have set for one session; the session's listener loop watches it.
+#[derive(Clone, Debug, Default)]
+pub struct LinkControl {
+    /// The link in force; `None` is no link at all.
+    pub spec: Option<Arc<LinkSpec>>,
+    /// An injected outage lasts until then.
+    pub outage_until: Option<Instant>,
+}
+
+impl LinkControl {
+    /// Whether the session must run through the link engine at `now`: a real link, or an
+    /// outage in progress.
+    pub fn active_at(&self, now: Instant) -> bool {
+        self.spec.as_ref().is_some_and(|s| !s.is_noop()) || self.outage(now).is_some()
+    }
+
+    /// The outage in progress at `now`, if any.
+    pub fn outage(&self, now: Instant) -> Option<Instant> {
+        self.outage_until.filter(|t| *t > now)
+    }
+
+    /// The spec in force, `perfect` without one (a fault on a session without a link
+    /// still runs through the engine).
+    pub fn spec_or_perfect(&self) -> Arc<LinkSpec> {
+        self.spec
+            .clone()
+            .unwrap_or_else(|| Arc::new(LinkSpec::perfect()))
+    }
+}
 
 /// One session's link control and its change signal.
 #[derive(Debug, Default)]
@@ -83,7 +115,7 @@ mod tests {
     use super::*;
 
     /// A change wakes a waiting reader; an old version returns at once.
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn changes_wake_the_reader() {
         let cell = Arc::new(LinkCell::default());
         let seen = cell.version();

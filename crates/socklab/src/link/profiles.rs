@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use super::model::{DirParams, LinkSpec};
+use super::spec::{DirParams, LinkParseError, LinkSpec};
 
 /// Profile names, in the order the docs list them.
 pub const NAMES: [&str; 5] = ["gprs", "nbiot", "ltem", "cat1", "perfect"];
@@ -26,6 +26,27 @@ fn dir(rate_bps: u64, latency_ms: u64, jitter_ms: u64, loss: f64, burst: f64) ->
         loss_burst: burst,
         stall_every: None,
         stall_for: Duration::ZERO,
+    }
+}
+
+impl LinkSpec {
+    /// Parses `PROFILE[,param=value...]` (see [`LinkSpec::set`] for the parameters).
+    pub fn parse(s: &str) -> Result<LinkSpec, LinkParseError> {
+        let mut parts = s.split(',').map(str::trim);
+        let name = parts.next().unwrap_or_default().to_ascii_lowercase();
+        let mut spec = get(&name).ok_or_else(|| {
+            LinkParseError(format!(
+                "unknown link profile {name:?}: use one of {}",
+                NAMES.join(", ")
+            ))
+        })?;
+        for part in parts.filter(|p| !p.is_empty()) {
+            let (key, value) = part
+                .split_once('=')
+                .ok_or_else(|| LinkParseError(format!("{part:?} is not param=value")))?;
+            spec.set(key.trim(), value.trim())?;
+        }
+        Ok(spec)
     }
 }
 

@@ -12,7 +12,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 
-use super::model::DirParams;
+use super::spec::DirParams;
 
 /// The smallest bucket depth: one Ethernet-sized packet may always go at once.
 const MIN_BURST_BYTES: f64 = 1500.0;

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::model::{DirParams, LinkSpec};
 use super::shaper::{DirShaper, TokenBucket, session_seed};
+use super::spec::{DirParams, LinkSpec};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)

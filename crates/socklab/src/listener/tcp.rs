@@ -3,7 +3,8 @@
 //! The connection task owns its socket and is the only writer to it, so data from the
 //! operator, echo and auto-replies go out in order. It waits for the store to accept each
 //! chunk before reading the next one: when the store falls behind, socklab stops reading
-//! and TCP flow control slows the device down.
+//! and TCP flow control slows the device down. While the session has an active link the
+//! task runs [`super::tcp_link::drive`] instead, which applies the link engine's output.
 
 use std::io;
 use std::net::SocketAddr;
@@ -13,19 +14,17 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
 
-use super::{OUTBOX_CAPACITY, READ_CHUNK_BYTES};
+use super::tcp_write::{closed_or_reset, reason_for, write};
+use super::{READ_CHUNK_BYTES, TaskGuard, upstream};
 use crate::hub::Hub;
-use crate::model::{Direction, EndReason};
-use crate::session::{ListenerState, Outbox, Outlet, SessionHandle};
+use crate::listener_state::ListenerState;
+use crate::model::EndReason;
+use crate::session::{OUTBOX_BYTES, Outbox, SessionHandle};
 use crate::shutdown::Shutdown;
 
 /// Reads up to this size are copied out of the read buffer (see `drive`).
 const SMALL_READ_BYTES: usize = 2048;
-
-/// Held by every task `run` must wait for; dropped when the task ends.
-pub(crate) type TaskGuard = mpsc::Sender<()>;
 
 /// Accepts connections until shutdown, spawning a connection task for each.
 pub(crate) async fn accept_loop(
@@ -72,15 +71,15 @@ async fn serve_connection(
     _guard: TaskGuard,
 ) {
     let handle = hub
-        .open_session(&listener, peer, Outlet::Tcp(Outbox::new(OUTBOX_CAPACITY)))
+        .open_session(&listener, peer, Some(Outbox::new(OUTBOX_BYTES)))
         .await;
-    let Outlet::Tcp(outbox) = &handle.outlet else {
-        unreachable!("a TCP session has a TCP outlet");
+    let Some(outbox) = &handle.outbox else {
+        unreachable!("a TCP session has an outbox");
     };
     let reason = drive(&mut stream, &handle, outbox, &listener, &hub, &mut shutdown).await;
     // Nothing reads the outbox any more: later sends fail as not online, and senders
     // waiting for room are released instead of timing out.
-    outbox.close();
+    let _undelivered = outbox.close();
     if matches!(
         reason,
         EndReason::ClosedByOperator | EndReason::ServerShutdown
@@ -109,9 +108,9 @@ async fn drive(
         // or `perfect`, this plain loop pays one atomic load per read or send for it; an idle
         // session wakes for a change through the last `select!` branch.
         if (std::mem::take(&mut check_link) || handle.link.version() != seen)
-            && crate::link::check(handle, &mut seen)
+            && handle.check_link(&mut seen)
         {
-            let cx = crate::link::tcp::Ctx {
+            let cx = super::tcp_link::Ctx {
                 stream: &mut *stream,
                 handle,
                 outbox,
@@ -123,7 +122,7 @@ async fn drive(
             };
             // Boxed: the link loop's state lives on the heap only while it runs, so sessions
             // without a link do not carry it in their task (about 1.4 KiB each).
-            if let Some(reason) = Box::pin(crate::link::tcp::drive(cx)).await {
+            if let Some(reason) = Box::pin(super::tcp_link::drive(cx)).await {
                 return reason;
             }
         }
@@ -135,7 +134,9 @@ async fn drive(
         tokio::select! {
             biased;
             _ = shutdown.wait() => return EndReason::ServerShutdown,
-            _ = handle.close_requested.notified() => return EndReason::ClosedByOperator,
+            _ = handle.close_requested.notified() => {
+                return closed_or_reset(stream, handle, hub);
+            }
             data = outbox.recv() => {
                 if handle.link.version() != seen {
                     pending = Some(data);
@@ -166,10 +167,8 @@ async fn drive(
                         } else {
                             buf.freeze()
                         };
-                        let replies = listener.replies(&data);
                         // Awaits room in the store queue: the back-pressure point.
-                        hub.record(handle, Direction::Up, data).await;
-                        for reply in replies {
+                        for reply in upstream(hub, listener, handle, data).await {
                             if let Err(reason) = write(stream, handle, hub, shutdown, reply).await {
                                 return reason;
                             }
@@ -184,29 +183,4 @@ async fn drive(
             _ = handle.link.changed(seen) => check_link = true,
         }
     }
-}
-
-/// Records and writes one message to the device. The record comes first so that anyone who
-/// sees the device receive it also finds it in the history.
-pub(crate) async fn write(
-    stream: &mut TcpStream,
-    handle: &SessionHandle,
-    hub: &Hub,
-    shutdown: &mut Shutdown,
-    data: Bytes,
-) -> Result<(), EndReason> {
-    hub.record(handle, Direction::Down, data.clone()).await;
-    // A device that does not read can block this write forever; operator close and
-    // shutdown must still get through.
-    tokio::select! {
-        r = stream.write_all(&data) => r.map_err(|e| reason_for(&e)),
-        _ = shutdown.wait() => Err(EndReason::ServerShutdown),
-        _ = handle.close_requested.notified() => Err(EndReason::ClosedByOperator),
-    }
-}
-
-/// Maps a socket error to an end reason: everything but an orderly close is a reset.
-fn reason_for(e: &io::Error) -> EndReason {
-    tracing::debug!("tcp session error: {e}");
-    EndReason::Reset
 }

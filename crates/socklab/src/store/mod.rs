@@ -34,7 +34,7 @@ pub const STORE_QUEUE_OPS: usize = 512;
 
 /// The most operations committed in one transaction. The writer holds a batch while it
 /// writes (and keeps holding it while SQLite cannot write), so with reads of at most
-/// [`crate::listener::READ_CHUNK_BYTES`] the data socklab holds for the store is bounded by
+/// the listeners' read chunk (16 KiB) the data socklab holds for the store is bounded by
 /// `(STORE_QUEUE_OPS + STORE_BATCH_OPS) * READ_CHUNK_BYTES` (16 MiB).
 pub const STORE_BATCH_OPS: usize = 512;
 

@@ -8,7 +8,9 @@ use bytes::Bytes;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 
 use super::StoreError;
-use crate::model::{Counters, Direction, EndReason, MessageInfo, Proto, SessionInfo};
+use crate::model::{
+    Counters, Direction, EndReason, MessageInfo, MessageStatus, Proto, SessionInfo, SessionMeta,
+};
 
 const SESSION_COLUMNS: &str = "id, listener_id, proto, peer, local, started_ms, ended_ms, \
                                end_reason, bytes_up, bytes_down, msgs_up, msgs_down";
@@ -36,12 +38,14 @@ fn session_row(r: &Row<'_>) -> rusqlite::Result<SessionInfo> {
     let reason: Option<String> = r.get(7)?;
     let get_u64 = |i: usize| -> rusqlite::Result<u64> { Ok(r.get::<_, i64>(i)? as u64) };
     Ok(SessionInfo {
-        id: get_u64(0)?,
-        listener_id: r.get(1)?,
-        proto: Proto::parse(&proto).unwrap_or(Proto::Tcp),
-        peer: parse_addr(&peer),
-        local: parse_addr(&local),
-        started_ms: r.get(5)?,
+        meta: SessionMeta {
+            id: get_u64(0)?,
+            listener_id: r.get(1)?,
+            proto: Proto::parse(&proto).unwrap_or(Proto::Tcp),
+            peer: parse_addr(&peer),
+            local: parse_addr(&local),
+            started_ms: r.get(5)?,
+        },
         ended_ms: r.get(6)?,
         end_reason: reason.as_deref().and_then(EndReason::parse),
         counters: Counters {
@@ -57,19 +61,20 @@ fn session_row(r: &Row<'_>) -> rusqlite::Result<SessionInfo> {
 fn message_row(r: &Row<'_>) -> rusqlite::Result<MessageInfo> {
     let direction: i64 = r.get(3)?;
     let data: Vec<u8> = r.get(4)?;
-    let dropped: bool = r.get(5)?;
-    Ok(MessageInfo {
-        id: r.get::<_, i64>(0)? as u64,
-        session_id: r.get::<_, i64>(1)? as u64,
-        ts_ms: r.get(2)?,
-        direction: if direction == 0 {
-            Direction::Up
-        } else {
-            Direction::Down
-        },
-        data: Bytes::from(data),
-        dropped,
-    })
+    let status = MessageStatus::from_code(r.get(5)?);
+    let direction = if direction == 0 {
+        Direction::Up
+    } else {
+        Direction::Down
+    };
+    Ok(MessageInfo::new(
+        r.get::<_, i64>(0)? as u64,
+        r.get::<_, i64>(1)? as u64,
+        r.get(2)?,
+        direction,
+        Bytes::from(data),
+        status,
+    ))
 }
 
 pub(super) fn session(c: &Connection, id: u64) -> rusqlite::Result<Option<SessionInfo>> {

@@ -183,7 +183,7 @@ fn apply(tx: &Transaction<'_>, op: &StoreOp) -> rusqlite::Result<()> {
                 m.ts_ms,
                 direction,
                 &m.data[..],
-                m.dropped
+                m.status.code()
             ])?;
         }
         StoreOp::SessionEnd(s) => end_session(tx, s)?,

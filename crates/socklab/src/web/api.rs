@@ -73,7 +73,7 @@ impl Payload {
     fn data(&self) -> Result<Bytes, AppError> {
         let data = match (&self.text, &self.hex) {
             (Some(t), None) => t.clone().into_bytes(),
-            (None, Some(h)) => decode_hex(h).map_err(AppError::BadRequest)?,
+            (None, Some(h)) => decode_hex(h).map_err(|e| AppError::BadRequest(e.to_string()))?,
             _ => {
                 return Err(AppError::BadRequest(
                     "give exactly one of \"text\" and \"hex\"".into(),
@@ -110,8 +110,19 @@ async fn action_error(st: &AppState, e: ActionError) -> AppError {
             Ok(_) => AppError::Conflict(format!("session {id} is offline")),
             Err(e) => e,
         },
-        ActionError::NoListener(id) => AppError::NotFound(format!("no listener {id}")),
-        e @ ActionError::Busy(_) => AppError::Unavailable(e.to_string()),
+        e => map_action_error(e),
+    }
+}
+
+/// The status of an action error other than "not online" (which needs the history).
+pub(super) fn map_action_error(e: ActionError) -> AppError {
+    match e {
+        ActionError::NotOnline(_) | ActionError::Offline(_) => AppError::Conflict(e.to_string()),
+        ActionError::NoListener(_) | ActionError::NoSession(_) => AppError::NotFound(e.to_string()),
+        ActionError::TooLarge { .. } => AppError::BadRequest(e.to_string()),
+        ActionError::Busy(_) | ActionError::SendFailed { .. } | ActionError::History(_) => {
+            AppError::Unavailable(e.to_string())
+        }
     }
 }
 

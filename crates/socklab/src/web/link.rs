@@ -40,19 +40,9 @@ struct FaultBody {
 fn fault(body: &Bytes) -> Result<Fault, AppError> {
     let body: FaultBody = serde_json::from_slice(body)
         .map_err(|e| AppError::BadRequest(format!("invalid JSON body: {e}")))?;
-    match (body.fault.as_str(), body.seconds) {
-        ("outage", Some(s)) if s.is_finite() && s > 0.0 && s < 1e6 => {
-            Ok(Fault::Outage(std::time::Duration::from_secs_f64(s)))
-        }
-        ("outage", _) => Err(AppError::BadRequest(
-            "an outage needs \"seconds\" (a positive number)".into(),
-        )),
-        ("reset", _) => Ok(Fault::Reset),
-        ("nat_drop", _) => Ok(Fault::NatDrop),
-        (other, _) => Err(AppError::BadRequest(format!(
-            "unknown fault {other:?}: use outage, reset or nat_drop"
-        ))),
-    }
+    // Only outages take a length; the API ignores "seconds" on the others.
+    let seconds = body.seconds.filter(|_| body.fault == "outage");
+    Fault::from_seconds(&body.fault, seconds).map_err(|e| AppError::BadRequest(e.to_string()))
 }
 
 fn parse_id<T: std::str::FromStr>(raw: &str, what: &str) -> Result<T, AppError> {
@@ -71,8 +61,7 @@ async fn action_error(st: &AppState, e: ActionError) -> AppError {
                 Err(e) => e.into(),
             }
         }
-        ActionError::NoListener(id) => AppError::NotFound(format!("no listener {id}")),
-        e @ ActionError::Busy(_) => AppError::Unavailable(e.to_string()),
+        e => super::api::map_action_error(e),
     }
 }
 
@@ -82,7 +71,7 @@ pub async fn profiles_list() -> Json<Value> {
         .iter()
         .filter_map(|n| profiles::get(n))
         .map(|p| {
-            let dir = |d: &crate::link::model::DirParams| {
+            let dir = |d: &crate::link::spec::DirParams| {
                 json!({
                     "rate_bps": d.rate_bps, "latency_ms": d.latency.as_millis() as u64,
                     "jitter_ms": d.jitter.as_millis() as u64, "loss": d.loss,

@@ -2,15 +2,13 @@
 //! `PROFILE[,param=value...]` syntax that names one (command line, API, schedule files).
 //!
 //! A [`LinkSpec`] is plain data. It starts from a built-in profile
-//! ([`super::profiles`]) and applies overrides in order, so
+//! ([`super::profiles`], which also holds [`LinkSpec::parse`]) and applies overrides in order, so
 //! `nbiot,nat_idle=270s,latency=1s` is NB-IoT with a carrier-NAT idle timeout and a
 //! shorter latency. [`LinkSpec::is_noop`] tells the session tasks when they can skip the
 //! shaper entirely (`perfect` and no link at all cost nothing on the hot path).
 
 use std::fmt;
 use std::time::Duration;
-
-use super::profiles;
 
 /// What the link does to one direction of a session.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -84,25 +82,6 @@ impl LinkSpec {
             reset_after_bytes: None,
             reset_at: None,
         }
-    }
-
-    /// Parses `PROFILE[,param=value...]` (see [`LinkSpec::set`] for the parameters).
-    pub fn parse(s: &str) -> Result<LinkSpec, LinkParseError> {
-        let mut parts = s.split(',').map(str::trim);
-        let name = parts.next().unwrap_or_default().to_ascii_lowercase();
-        let mut spec = profiles::get(&name).ok_or_else(|| {
-            LinkParseError(format!(
-                "unknown link profile {name:?}: use one of {}",
-                profiles::NAMES.join(", ")
-            ))
-        })?;
-        for part in parts.filter(|p| !p.is_empty()) {
-            let (key, value) = part
-                .split_once('=')
-                .ok_or_else(|| LinkParseError(format!("{part:?} is not param=value")))?;
-            spec.set(key.trim(), value.trim())?;
-        }
-        Ok(spec)
     }
 
     /// Overrides one parameter. Times take `ms`, `s`, `m`, `h` (bare = seconds), rates

@@ -1,10 +1,18 @@
 //! The data model every part of socklab speaks: sessions, messages, listeners and the
 //! events the hub fans out, plus their JSON shapes (the API contract in
 //! `docs/api.md`: snake_case fields, RFC 3339 times next to Unix milliseconds).
+//!
+//! It is the bottom of socklab's layers: it imports only [`crate::clock`] and
+//! [`crate::rules`]. [`SessionMeta`] is a session's identity, written once and shared by
+//! the live handle and every snapshot; [`Counters`] and [`LiveCounters`] are the one
+//! definition of traffic counts; [`link`] holds the link's view and event shapes.
+
+pub mod link;
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -12,6 +20,8 @@ use serde::ser::{SerializeStruct, Serializer};
 
 use crate::clock;
 use crate::rules::RuleSpec;
+
+pub use link::{LinkAction, LinkEvent, LinkView};
 
 /// Transport of a listener and of the sessions it accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -131,9 +141,46 @@ pub struct Counters {
     pub msgs_down: u64,
 }
 
-/// A snapshot of one session, online or from history.
+/// Counters that many tasks add to at once (relaxed atomics: each field is exact, a
+/// snapshot of all four is not taken at one instant). Used for each session and for the
+/// process-wide totals.
+#[derive(Debug, Default)]
+pub struct LiveCounters {
+    /// Bytes received from devices.
+    pub bytes_up: AtomicU64,
+    /// Bytes sent to devices.
+    pub bytes_down: AtomicU64,
+    /// Reads or datagrams received from devices.
+    pub msgs_up: AtomicU64,
+    /// Writes or datagrams sent to devices.
+    pub msgs_down: AtomicU64,
+}
+
+impl LiveCounters {
+    /// Adds one message of `len` bytes going `direction`.
+    pub fn count(&self, direction: Direction, len: usize) {
+        let (bytes, msgs) = match direction {
+            Direction::Up => (&self.bytes_up, &self.msgs_up),
+            Direction::Down => (&self.bytes_down, &self.msgs_down),
+        };
+        bytes.fetch_add(len as u64, Ordering::Relaxed);
+        msgs.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The current values.
+    pub fn snapshot(&self) -> Counters {
+        Counters {
+            bytes_up: self.bytes_up.load(Ordering::Relaxed),
+            bytes_down: self.bytes_down.load(Ordering::Relaxed),
+            msgs_up: self.msgs_up.load(Ordering::Relaxed),
+            msgs_down: self.msgs_down.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Who a session is: fixed when it starts, shared by the live handle and every snapshot.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SessionInfo {
+pub struct SessionMeta {
     /// Unique across restarts (allocated after the largest id in the database).
     pub id: u64,
     /// Index of the listener in the order given on the command line.
@@ -146,14 +193,30 @@ pub struct SessionInfo {
     pub local: SocketAddr,
     /// When the session started, Unix milliseconds.
     pub started_ms: i64,
+}
+
+/// A snapshot of one session, online or from history. Its identity fields are those of
+/// [`SessionMeta`], reachable directly (`info.id`) through `Deref`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// Who the session is.
+    pub meta: SessionMeta,
     /// When it ended; `None` while online.
     pub ended_ms: Option<i64>,
     /// Why it ended; `None` while online.
     pub end_reason: Option<EndReason>,
     /// Traffic so far.
     pub counters: Counters,
-    /// The emulated link of a live session (`None` without one, and in history).
-    pub link: Option<crate::link::LinkView>,
+    /// The emulated link: live state while online, the last link it had in history
+    /// (`None` when it never had one).
+    pub link: Option<LinkView>,
+}
+
+impl std::ops::Deref for SessionInfo {
+    type Target = SessionMeta;
+    fn deref(&self) -> &SessionMeta {
+        &self.meta
+    }
 }
 
 impl SessionInfo {
@@ -186,6 +249,44 @@ impl Serialize for SessionInfo {
     }
 }
 
+/// What became of a message.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageStatus {
+    /// Read from the device, or written to it.
+    #[default]
+    Ok,
+    /// The emulated link dropped it (loss, outage, NAT drop, reset, a full link queue).
+    Dropped,
+    /// Accepted for the device but never written: the session ended first.
+    Undelivered,
+    /// The socket refused it (e.g. a datagram too big for the path).
+    Failed,
+}
+
+impl MessageStatus {
+    /// The number stored in the database (`0` is ok, so rows from before statuses read
+    /// back right: their `1` meant dropped).
+    pub fn code(self) -> i64 {
+        match self {
+            MessageStatus::Ok => 0,
+            MessageStatus::Dropped => 1,
+            MessageStatus::Undelivered => 2,
+            MessageStatus::Failed => 3,
+        }
+    }
+
+    /// The status stored as `code` (unknown codes read as dropped: not delivered).
+    pub fn from_code(code: i64) -> MessageStatus {
+        match code {
+            0 => MessageStatus::Ok,
+            2 => MessageStatus::Undelivered,
+            3 => MessageStatus::Failed,
+            _ => MessageStatus::Dropped,
+        }
+    }
+}
+
 /// One read from or write to a device, as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MessageInfo {
@@ -199,8 +300,32 @@ pub struct MessageInfo {
     pub direction: Direction,
     /// The exact bytes (shared, not copied, between the store and the subscribers).
     pub data: Bytes,
-    /// The emulated link dropped it: it never reached the other side.
+    /// It never reached the other side ([`MessageInfo::status`] says why).
     pub dropped: bool,
+    /// What became of it.
+    pub status: MessageStatus,
+}
+
+impl MessageInfo {
+    /// A message with `status` (`dropped` follows from it).
+    pub fn new(
+        id: u64,
+        session_id: u64,
+        ts_ms: i64,
+        direction: Direction,
+        data: Bytes,
+        status: MessageStatus,
+    ) -> MessageInfo {
+        MessageInfo {
+            id,
+            session_id,
+            ts_ms,
+            direction,
+            data,
+            dropped: status != MessageStatus::Ok,
+            status,
+        }
+    }
 }
 
 /// Largest payload a live event carries; longer messages are cut (with `"truncated":
@@ -218,7 +343,7 @@ impl Serialize for MessageView<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let m = self.message;
         let shown = &m.data[..m.data.len().min(self.limit)];
-        let mut st = s.serialize_struct("Message", 10)?;
+        let mut st = s.serialize_struct("Message", 11)?;
         st.serialize_field("id", &m.id)?;
         st.serialize_field("session_id", &m.session_id)?;
         st.serialize_field("ts", &clock::format_ms(m.ts_ms))?;
@@ -229,6 +354,7 @@ impl Serialize for MessageView<'_> {
         st.serialize_field("text", &String::from_utf8_lossy(shown))?;
         st.serialize_field("truncated", &(shown.len() < m.data.len()))?;
         st.serialize_field("dropped", &m.dropped)?;
+        st.serialize_field("status", &m.status)?;
         st.end()
     }
 }
@@ -274,7 +400,7 @@ pub enum Event {
     /// A listener's echo mode, auto-reply rules or link changed.
     Listener(ListenerInfo),
     /// The emulated link did something to a session.
-    Link(Arc<crate::link::LinkEvent>),
+    Link(Arc<LinkEvent>),
 }
 
 impl Serialize for Event {
@@ -325,17 +451,20 @@ mod tests {
             direction: Direction::Up,
             data: Bytes::from(vec![b'<'; len]),
             dropped: false,
+            status: MessageStatus::Ok,
         })
     }
 
     fn session() -> SessionInfo {
         SessionInfo {
-            id: 2,
-            listener_id: 0,
-            proto: Proto::Tcp,
-            peer: "127.0.0.1:1".parse().unwrap(),
-            local: "127.0.0.1:2".parse().unwrap(),
-            started_ms: 0,
+            meta: SessionMeta {
+                id: 2,
+                listener_id: 0,
+                proto: Proto::Tcp,
+                peer: "127.0.0.1:1".parse().unwrap(),
+                local: "127.0.0.1:2".parse().unwrap(),
+                started_ms: 0,
+            },
             ended_ms: None,
             end_reason: None,
             counters: Counters::default(),

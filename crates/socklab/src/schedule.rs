@@ -19,11 +19,37 @@ use std::time::Duration;
 
 use tokio::time::{Instant, sleep_until};
 
-use super::LinkSpec;
-use super::control::Fault;
-use super::model::parse_duration;
 use crate::hub::Hub;
+use crate::link::spec::parse_duration;
+use crate::link::{Fault, FaultParseError, LinkParseError, LinkSpec};
 use crate::shutdown::Shutdown;
+
+/// A schedule line that could not be understood.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("schedule line {line}: {problem}")]
+pub struct ScheduleError {
+    /// The line, from 1.
+    pub line: usize,
+    /// What is wrong with it.
+    pub problem: ScheduleProblem,
+}
+
+/// What is wrong with a schedule line.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ScheduleProblem {
+    /// `listener=` is not followed by a number.
+    #[error("{0:?} is not a listener id")]
+    ListenerId(String),
+    /// Not `TIME ACTION`.
+    #[error("expected 'TIME ACTION'")]
+    Syntax,
+    /// The time or the link is not understood.
+    #[error(transparent)]
+    Link(#[from] LinkParseError),
+    /// The fault is not understood.
+    #[error(transparent)]
+    Fault(#[from] FaultParseError),
+}
 
 /// What a schedule line does.
 #[derive(Clone, Debug, PartialEq)]
@@ -47,34 +73,37 @@ pub struct ScheduleEntry {
 
 /// Parses a schedule; errors name the line. Entries come out sorted by time (lines with
 /// the same time keep their order).
-pub fn parse(text: &str) -> Result<Vec<ScheduleEntry>, String> {
+pub fn parse(text: &str) -> Result<Vec<ScheduleEntry>, ScheduleError> {
     let mut out = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.split('#').next().unwrap_or_default().trim();
         if line.is_empty() {
             continue;
         }
-        let err = |m: String| format!("schedule line {}: {m}", i + 1);
+        let err = |problem: ScheduleProblem| ScheduleError {
+            line: i + 1,
+            problem,
+        };
         let mut words: Vec<&str> = line.split_whitespace().collect();
         let mut listener = None;
         if let Some(last) = words.last().and_then(|w| w.strip_prefix("listener=")) {
             listener = Some(
                 last.parse::<u32>()
-                    .map_err(|_| err(format!("{last:?} is not a listener id")))?,
+                    .map_err(|_| err(ScheduleProblem::ListenerId(last.to_string())))?,
             );
             words.pop();
         }
         let (time, rest) = match words.split_first() {
             Some((t, rest)) if !rest.is_empty() => (*t, rest.join(" ")),
-            _ => return Err(err("expected 'TIME ACTION'".into())),
+            _ => return Err(err(ScheduleProblem::Syntax)),
         };
-        let at = parse_duration(time).map_err(|e| err(e.0))?;
+        let at = parse_duration(time).map_err(|e| err(e.into()))?;
         let action = match rest.strip_prefix("link ") {
             Some("none") => ScheduleAction::Link(None),
             Some(spec) => ScheduleAction::Link(Some(Box::new(
-                LinkSpec::parse(spec.trim()).map_err(|e| err(e.0))?,
+                LinkSpec::parse(spec.trim()).map_err(|e| err(e.into()))?,
             ))),
-            None => ScheduleAction::Fault(Fault::parse(&rest).map_err(err)?),
+            None => ScheduleAction::Fault(Fault::parse(&rest).map_err(|e| err(e.into()))?),
         };
         out.push(ScheduleEntry {
             at,
@@ -154,21 +183,29 @@ mod tests {
     /// Errors say which line is wrong.
     #[test]
     fn schedule_errors() {
-        assert!(parse("30s\n").unwrap_err().contains("line 1"));
-        assert!(parse("ok\n10s explode\n").unwrap_err().contains("line 1"));
+        assert!(parse("30s\n").unwrap_err().to_string().contains("line 1"));
+        assert!(
+            parse("ok\n10s explode\n")
+                .unwrap_err()
+                .to_string()
+                .contains("line 1")
+        );
         assert!(
             parse("10s reset\nsoon reset\n")
                 .unwrap_err()
+                .to_string()
                 .contains("line 2")
         );
         assert!(
             parse("10s link wifi\n")
                 .unwrap_err()
+                .to_string()
                 .contains("unknown link profile")
         );
         assert!(
             parse("10s reset listener=x\n")
                 .unwrap_err()
+                .to_string()
                 .contains("listener")
         );
     }

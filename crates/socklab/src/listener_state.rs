@@ -1,0 +1,149 @@
+//! Per-listener settings operators can change (echo, auto-reply rules, the link new
+//! sessions start with, the link seed) and the one [`ListenerState::replies`] every path
+//! uses to answer data from a device. A UDP listener also has its down queue here: every
+//! datagram for one of its devices (operator send, broadcast) goes through it to the
+//! listener's loop, the only code that writes its socket.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+
+use crate::link::LinkSpec;
+use crate::model::{ListenerInfo, Proto};
+use crate::rules::Rule;
+use crate::session::{Outbox, SessionHandle, Weighed};
+
+/// Most bytes waiting in one UDP listener's down queue (all its sessions together).
+pub const UDP_DOWN_QUEUE_BYTES: usize = 4 * 1024 * 1024;
+
+/// How a send to a UDP device ended, reported back to the sender.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DownOutcome {
+    /// Sent (or handed to the session's link, which records what it does with it).
+    Sent,
+    /// The socket refused it (the error text; the message is recorded as failed).
+    Failed(String),
+    /// The session ended before it could be sent (recorded as undelivered).
+    Ended,
+}
+
+/// One datagram for a UDP device, waiting in its listener's down queue.
+#[derive(Debug)]
+pub struct UdpDown {
+    /// The session it is for.
+    pub session: Arc<SessionHandle>,
+    /// The datagram.
+    pub data: Bytes,
+    /// Where to report the outcome (the API waits for it; a broadcast too).
+    pub done: Option<oneshot::Sender<DownOutcome>>,
+}
+
+impl Weighed for UdpDown {
+    fn weight(&self) -> usize {
+        self.data.len()
+    }
+}
+
+/// Live state of one listener: its address and the modes operators can change.
+#[derive(Debug)]
+pub struct ListenerState {
+    /// Index in command-line order.
+    pub id: u32,
+    /// Transport.
+    pub proto: Proto,
+    /// Bound address (real port).
+    pub addr: SocketAddr,
+    /// Echo mode: send every incoming chunk back.
+    echo: AtomicBool,
+    /// Auto-reply rules; replaced whole, read by every incoming chunk (cheap `Arc` clone).
+    rules: RwLock<Arc<Vec<Rule>>>,
+    /// The link new sessions start with (read once per session start).
+    link: RwLock<Option<Arc<LinkSpec>>>,
+    /// `--seed`: makes the links' jitter and loss reproducible.
+    seed: Option<u64>,
+    /// UDP listeners: datagrams for their devices, drained by the listener loop.
+    pub udp_down: Outbox<UdpDown>,
+}
+
+impl ListenerState {
+    /// Creates a listener's state with its initial modes.
+    pub fn new(id: u32, proto: Proto, addr: SocketAddr, echo: bool, rules: Vec<Rule>) -> Self {
+        ListenerState {
+            id,
+            proto,
+            addr,
+            echo: AtomicBool::new(echo),
+            rules: RwLock::new(Arc::new(rules)),
+            link: RwLock::new(None),
+            seed: None,
+            udp_down: Outbox::new(UDP_DOWN_QUEUE_BYTES),
+        }
+    }
+
+    /// Sets the initial link and the link seed (builder style, at bind time).
+    pub fn with_link(mut self, link: Option<LinkSpec>, seed: Option<u64>) -> Self {
+        self.link = RwLock::new(link.map(Arc::new));
+        self.seed = seed;
+        self
+    }
+
+    /// Replaces the link new sessions start with.
+    pub fn set_link(&self, link: Option<Arc<LinkSpec>>) {
+        *self.link.write().unwrap_or_else(|e| e.into_inner()) = link;
+    }
+
+    /// The link new sessions start with.
+    pub fn link(&self) -> Option<Arc<LinkSpec>> {
+        self.link.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The link seed, if one was given.
+    pub fn seed(&self) -> Option<u64> {
+        self.seed
+    }
+
+    /// Turns echo mode on or off.
+    pub fn set_echo(&self, on: bool) {
+        self.echo.store(on, Ordering::Relaxed);
+    }
+
+    /// Replaces the auto-reply rules.
+    pub fn set_rules(&self, rules: Vec<Rule>) {
+        *self.rules.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(rules);
+    }
+
+    /// The current auto-reply rules.
+    pub fn rules(&self) -> Arc<Vec<Rule>> {
+        self.rules.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// What to send back for one piece of data from a device: the echo (if on), then the
+    /// reply of the first matching rule. Every path (TCP or UDP, with or without a link)
+    /// answers through this.
+    pub fn replies(&self, data: &Bytes) -> Vec<Bytes> {
+        let mut out = Vec::new();
+        if self.echo.load(Ordering::Relaxed) && !data.is_empty() {
+            out.push(data.clone());
+        }
+        if let Some(rule) = self.rules().iter().find(|r| r.matches(data)) {
+            out.push(rule.reply());
+        }
+        out
+    }
+
+    /// A snapshot for the API, with the number of sessions online on it.
+    pub fn info(&self, online: usize) -> ListenerInfo {
+        ListenerInfo {
+            id: self.id,
+            proto: self.proto,
+            addr: self.addr.to_string(),
+            echo: self.echo.load(Ordering::Relaxed),
+            auto_replies: self.rules().iter().map(|r| r.spec().clone()).collect(),
+            online,
+            link: self.link().map(|l| l.to_string()),
+        }
+    }
+}
