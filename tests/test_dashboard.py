@@ -441,9 +441,12 @@ def test_token_is_used_for_api_and_stream(blank, socklab_factory):
         assert dev.recv_exactly(10) == b"authorised"
     finally:
         dev.close()
-    # Without the token the page itself is refused with the server's JSON error.
+    # Without the token the page is refused (401) with a page that says how to open it.
     resp = page.goto(lab.http_url + "/")
     assert resp is not None and resp.status == 401
+    expect(page.locator("h1")).to_have_text("This socklab needs a token")
+    expect(page.locator("body")).to_contain_text("?token=")
+    assert "application/json" not in resp.headers.get("content-type", "")
 
 
 def test_keyboard_moves_the_selection(dash, devices):

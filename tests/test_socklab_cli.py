@@ -90,3 +90,21 @@ def test_wildcard_dashboard_url_is_printed_browsable(socklab_factory) -> None:
     assert "listens on every interface" in lab.log()
     status, _ = lab.get("/api/sessions")
     assert status == 200
+
+
+def test_dashboard_page_without_rights_explains_how_to_open_it(socklab_factory) -> None:
+    """A browser without the token, or on a non-loopback Host without one, gets a page that
+    says what to do (status 401/403), not raw JSON; the API keeps its JSON errors."""
+    lab = socklab_factory(token="b" * 32)
+    html = {"Accept": "text/html,application/xhtml+xml"}
+    status, body = lab.request("GET", "/", token=None, headers=html)
+    assert status == 401
+    assert "This socklab needs a token" in body and "?token=" in body
+    status, body = lab.request("GET", "/", token=None)
+    assert status == 401 and "token" in body["error"]
+    status, body = lab.request("GET", "/api/sessions", token=None)
+    assert status == 401 and "error" in body
+    open_lab = socklab_factory()
+    status, body = open_lab.request("GET", "/", headers={"Host": "evil.example:80", **html})
+    assert status == 403
+    assert "Open this socklab through loopback" in body

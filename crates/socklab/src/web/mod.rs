@@ -13,6 +13,7 @@ pub mod history;
 pub mod link;
 pub mod metrics;
 pub mod openapi;
+pub mod page;
 pub mod sse;
 
 use std::sync::Arc;
@@ -113,6 +114,7 @@ pub fn app(state: AppState) -> Router {
         .route_layer(from_fn_with_state(state.clone(), auth::check))
         .route("/assets/{name}", get(assets::asset))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(page::explain_refusals))
         .with_state(state)
 }
 
