@@ -117,3 +117,32 @@ def test_send_empty_names_the_difference(name):
         assert len(msgs) == 1 and "OSError(110)" in msgs[0] and "returns 0" in msgs[0]
     else:
         assert msgs == []
+
+
+def test_the_runner_device_file_sets_the_limit(tmp_path):
+    """usocket-run --device FILE with max_sockets: the script's 4th socket warns, naming 3,
+    and the script runs to the end."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    device = tmp_path / "dev.json"
+    device.write_text(json.dumps({"max_sockets": 3}), encoding="utf-8")
+    app = tmp_path / "main.py"
+    app.write_text(
+        "import usocket\nsocks = [usocket.socket() for _ in range(4)]\nprint('done', len(socks))\n",
+        encoding="utf-8",
+    )
+    env = {k: v for k, v in os.environ.items() if k != "USOCKET_MAX_SOCKETS"}
+    r = subprocess.run(
+        [sys.executable, "-m", "usocket", "run", "--device", str(device), str(app)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "done 4"
+    assert "DeviceCompatibilityWarning" in r.stderr and "at most 3" in r.stderr
