@@ -70,9 +70,14 @@ pub(crate) fn readline<'py>(
         return Ok(Some(PyBytes::new(py, b"")));
     }
     let line = |s: &[u8]| PyBytes::new(py, s);
+    // A whole line already buffered is taken out in one piece under the buffer's lock, so
+    // it needs no read turn: the common case stays a lock and a copy.
+    if let Some(found) = sock.buffered_line(limit, line) {
+        return Ok(Some(found));
+    }
     let w = sock.waiter();
-    // The whole readline holds the socket's read turn, so lines from several threads
-    // never splice; waiting for it happens detached, never holding the GIL.
+    // Refilling holds the socket's read turn, so lines from several threads never splice;
+    // waiting for it happens detached, never holding the GIL.
     let _turn = match sock.try_read_turn() {
         Some(turn) => turn,
         None => match detached(py, |check| sock.read_turn(&w, check))? {
