@@ -161,3 +161,20 @@ def test_read_to_the_end_keeps_the_bytes_before_the_fin(name):
         assert cli.read() == b"x" * 100_000
         after_fin(name, cli, cli.read)
         feeder.join(PEER_TIMEOUT_S)
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_close_wakes_every_reader_including_one_waiting_for_its_turn(name):
+    """Two threads reading one socket (one in recv, one waiting for its read turn) both
+    get OSError(9) at close(), and the peer still sees a clean EOF."""
+    with profile(name), usocket_pair() as (cli, conn):
+        first = blocked_recv(cli)
+        second = blocked_recv(cli)
+        cli.close()
+        for t, box in (first, second):
+            t.join(PEER_TIMEOUT_S)
+            assert not t.is_alive()
+            err = box.get("error")
+            assert type(err) is OSError and err.args == (9,), box
+        conn.settimeout(PEER_TIMEOUT_S)
+        assert peer_outcome(conn) == "eof"
