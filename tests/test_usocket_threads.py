@@ -234,3 +234,21 @@ def test_readline_from_four_threads_loses_and_splices_nothing(name):
         assert sorted(lines) == expected
         for g in got:  # each thread saw its own lines in stream order
             assert g == sorted(g)
+
+
+def test_a_stop_mark_ends_calls_even_when_they_would_not_wait():
+    """A marked thread's recv raises SystemExit though data is waiting, and so does send
+    (the fast path that skips the wait keeps the stop rule)."""
+    with usocket_pair() as (cli, conn):
+        conn.sendall(b"waiting")
+        time.sleep(0.1)
+        me = threading.get_ident()
+        usocket._usocket._request_thread_stop(me)
+        try:
+            with pytest.raises(SystemExit):
+                cli.recv(10)
+            with pytest.raises(SystemExit):
+                cli.send(b"x")
+        finally:
+            usocket._usocket._clear_thread_stop(me)
+        assert cli.recv(10) == b"waiting"

@@ -4,7 +4,7 @@
 
 use super::{Mode, Socket};
 use crate::error::{Error, Result, errno};
-use crate::sys;
+use crate::{interrupt, sys};
 use std::mem::MaybeUninit;
 use std::sync::atomic::Ordering;
 
@@ -22,6 +22,9 @@ impl Socket {
         let g = self.handle.enter()?;
         if data.is_empty() {
             return Ok(0);
+        }
+        if flags & libc::MSG_DONTWAIT == 0 && self.mode() != Mode::NonBlocking {
+            interrupt::check_thread_stop()?; // as the waiting path does before it starts
         }
         match sys::send(g.fd(), data, flags | libc::MSG_DONTWAIT) {
             Ok(n) => Ok(n),
@@ -49,6 +52,9 @@ impl Socket {
             return None; // rare: the full path handles buffered bytes and empty reads
         }
         let nonblocking = flags & libc::MSG_DONTWAIT != 0 || self.mode() == Mode::NonBlocking;
+        if !nonblocking && let Err(e) = interrupt::check_thread_stop() {
+            return Some(Err(e)); // as the waiting path does before it starts
+        }
         if !nonblocking && self.recv_probe_skips.load(Ordering::Relaxed) > 0 {
             // Recent tries found nothing (a request/response exchange): wait directly.
             self.recv_probe_skips.fetch_sub(1, Ordering::Relaxed);
