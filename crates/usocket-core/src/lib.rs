@@ -19,7 +19,9 @@
 //! * [`limits`]: what a real module holds (sockets at once, one receive buffer), for the
 //!   binding's device-compatibility warnings.
 //! * [`socket`]: [`Socket`], one method per `usocket` method; `socket::io` holds the wait
-//!   driver (send, recv, accept, connect) and `socket::reads` the stream reads.
+//!   driver (send, recv, accept, connect), `socket::reads` the stream reads, `socket::fast`
+//!   the attempts that never wait, `socket::gate` the per-socket read turn and
+//!   [`socket::ready`] the readiness wait behind the readable callback.
 //! * `stream`: the read buffer shared by `recv`, `read` and `readline`.
 //! * [`state`]: Linux `TCP_INFO` states translated to lwIP's numbering, and the estimate
 //!   used where the system has no TCP state query.

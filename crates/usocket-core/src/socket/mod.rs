@@ -4,7 +4,9 @@
 //! [`SLICE`](crate::interrupt), except in non-blocking mode (`settimeout(0)`), where
 //! it has `O_NONBLOCK`. So a blocking `recv` is a single syscall, as in CPython, that the
 //! kernel ends after at most 100 ms to let the checkpoint run. The I/O methods live in
-//! `io` (send, recv, accept, connect) and `reads` (the stream reads).
+//! `io` (send, recv, accept, connect) and `reads` (the stream reads); `fast` holds the
+//! attempts that never wait (run by the binding with the GIL held), `gate` the read turn
+//! (one stream reader at a time) and [`ready`] the wait for the readable callback.
 
 mod fast;
 mod gate;
