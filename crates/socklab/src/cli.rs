@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::config::{Config, DEFAULT_DEVICE_PORT, DEFAULT_HTTP_PORT, default_db_path, parse_addr};
+use crate::config::{
+    Config, DEFAULT_DEVICE_PORT, DEFAULT_HTTP_PORT, DEFAULT_TCP_KEEPALIVE,
+    DEFAULT_UDP_MAX_SESSIONS, default_db_path, parse_addr,
+};
 use crate::link::LinkSpec;
 use crate::rules::Rule;
 use crate::schedule::{self, ScheduleEntry};
@@ -53,6 +56,18 @@ pub struct Cli {
     /// Seconds of silence after which a UDP peer goes offline (fractions allowed).
     #[arg(long, value_name = "SECS", default_value_t = 120.0, value_parser = parse_secs)]
     pub udp_idle_timeout: f64,
+
+    /// Most sessions one UDP socket keeps (spoofed sources cannot grow it further); a new
+    /// peer beyond it ends the least recently heard ones with end reason "evicted".
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_UDP_MAX_SESSIONS,
+          value_parser = parse_positive)]
+    pub udp_max_sessions: usize,
+
+    /// TCP keepalive on device connections: seconds of silence before probing (0 = off).
+    /// A device that answers no probe ends with end reason "keepalive_timeout".
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_TCP_KEEPALIVE.as_secs_f64(),
+          value_parser = parse_secs_or_off)]
+    pub tcp_keepalive: f64,
 
     /// Start every listener in echo mode (send back what arrives).
     #[arg(long)]
@@ -133,6 +148,20 @@ pub enum ExportFormat {
     Jsonl,
 }
 
+fn parse_positive(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("{s:?} is not a positive whole number")),
+    }
+}
+
+fn parse_secs_or_off(s: &str) -> Result<f64, String> {
+    match s {
+        "0" | "off" => Ok(0.0),
+        _ => parse_secs(s),
+    }
+}
+
 fn parse_secs(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 && v < 1e9 => Ok(v),
@@ -157,6 +186,9 @@ impl Cli {
             max_db_bytes: self.max_db_mb.map(|mb| mb.saturating_mul(1024 * 1024)),
             token: self.token.clone().filter(|t| !t.is_empty()),
             udp_idle_timeout: Duration::from_secs_f64(self.udp_idle_timeout),
+            udp_max_sessions: self.udp_max_sessions,
+            tcp_keepalive: (self.tcp_keepalive > 0.0)
+                .then(|| Duration::from_secs_f64(self.tcp_keepalive.max(1.0))),
             echo: self.echo,
             auto_replies: self.auto_reply.clone(),
             console_input: true,

@@ -18,6 +18,13 @@ pub const DEFAULT_HTTP_PORT: u16 = 8080;
 /// Default UDP idle timeout.
 pub const DEFAULT_UDP_IDLE: Duration = Duration::from_secs(120);
 
+/// Default cap on the sessions of one UDP socket (`--udp-max-sessions`).
+pub const DEFAULT_UDP_MAX_SESSIONS: usize = 20_000;
+
+/// Default TCP keepalive idle time (`--tcp-keepalive`): a device whose link vanished is
+/// found about twice this long after its last traffic.
+pub const DEFAULT_TCP_KEEPALIVE: Duration = Duration::from_secs(60);
+
 /// Everything a server needs to start.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -36,6 +43,12 @@ pub struct Config {
     pub token: Option<String>,
     /// A UDP peer silent this long goes offline.
     pub udp_idle_timeout: Duration,
+    /// Most sessions one UDP socket keeps; a new peer beyond it evicts the least recently
+    /// heard ones (ended with `evicted`).
+    pub udp_max_sessions: usize,
+    /// TCP keepalive on device connections: probes start after this much silence, and a
+    /// device that answers none of them ends with `keepalive_timeout` (`None`: off).
+    pub tcp_keepalive: Option<Duration>,
     /// Initial echo mode of every listener.
     pub echo: bool,
     /// Initial auto-reply rules of every listener.
@@ -110,6 +123,8 @@ impl Config {
             max_db_bytes: None,
             token: None,
             udp_idle_timeout: DEFAULT_UDP_IDLE,
+            udp_max_sessions: DEFAULT_UDP_MAX_SESSIONS,
+            tcp_keepalive: Some(DEFAULT_TCP_KEEPALIVE),
             echo: false,
             auto_replies: Vec::new(),
             console_input: false,

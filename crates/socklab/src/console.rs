@@ -351,7 +351,7 @@ async fn run_command(hub: &Hub, line: &str) -> Result<String, CommandError> {
         "history" => {
             let id = parse_id(arg)?;
             let store = hub.store();
-            store.flush().await;
+            store.flush_for_query().await;
             let messages = store.last_messages(id, 20).await?;
             if messages.is_empty() {
                 return Ok(format!("#{id}: no messages"));

@@ -179,18 +179,22 @@ impl Server {
             tokio::spawn(tcp::accept_loop(
                 listener,
                 state,
+                config.tcp_keepalive,
                 hub.clone(),
                 shutdown.clone(),
                 guard.clone(),
             ));
         }
         for (socket, state) in udp {
-            let idle = config.udp_idle_timeout;
+            let limits = udp::UdpLimits {
+                idle_timeout: config.udp_idle_timeout,
+                max_sessions: config.udp_max_sessions,
+            };
             tokio::spawn(udp::serve(
                 socket,
                 state,
                 hub.clone(),
-                idle,
+                limits,
                 shutdown.clone(),
                 guard.clone(),
             ));

@@ -30,6 +30,7 @@ const SMALL_READ_BYTES: usize = 2048;
 pub(crate) async fn accept_loop(
     listener: TcpListener,
     state: Arc<ListenerState>,
+    keepalive: Option<Duration>,
     hub: Arc<Hub>,
     mut shutdown: Shutdown,
     guard: TaskGuard,
@@ -42,6 +43,11 @@ pub(crate) async fn accept_loop(
         match accepted {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
+                if let Some(idle) = keepalive
+                    && let Err(e) = set_keepalive(&stream, idle)
+                {
+                    tracing::warn!("tcp {}: keepalive on {peer}: {e}", state.addr);
+                }
                 tokio::spawn(serve_connection(
                     stream,
                     peer,
@@ -61,6 +67,18 @@ pub(crate) async fn accept_loop(
     }
 }
 
+/// Turns on TCP keepalive: probes after `idle` of silence, then every quarter of it (at
+/// least a second), four unanswered probes end the connection with ETIMEDOUT (which the
+/// session records as `keepalive_timeout`).
+pub fn set_keepalive(stream: &TcpStream, idle: Duration) -> io::Result<()> {
+    let every = (idle / 4).max(Duration::from_secs(1));
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(idle)
+        .with_interval(every)
+        .with_retries(4);
+    socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive)
+}
+
 /// One device connection from start to end.
 async fn serve_connection(
     mut stream: TcpStream,
@@ -77,9 +95,11 @@ async fn serve_connection(
         unreachable!("a TCP session has an outbox");
     };
     let reason = drive(&mut stream, &handle, outbox, &listener, &hub, &mut shutdown).await;
-    // Nothing reads the outbox any more: later sends fail as not online, and senders
-    // waiting for room are released instead of timing out.
-    let _undelivered = outbox.close();
+    // Nothing reads the outbox any more: later sends fail as not online, senders waiting
+    // for room are released, and what was accepted but never written is recorded as such.
+    for data in outbox.close() {
+        hub.record_undelivered(&handle, data).await;
+    }
     if matches!(
         reason,
         EndReason::ClosedByOperator | EndReason::ServerShutdown

@@ -16,7 +16,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::tcp_write::{reset_now, write};
+use super::tcp_write::{reason_for, reset_now, write};
 use super::{READ_CHUNK_BYTES, sleep_opt, upstream};
 use crate::clock;
 use crate::hub::Hub;
@@ -48,8 +48,25 @@ pub(crate) struct Ctx<'a> {
 }
 
 /// Runs the session with its link until it ends (`Some(reason)`), or until the link is a
-/// no-op again with nothing in flight (`None`: the caller returns to the plain loop).
+/// no-op again with nothing in flight (`None`: the caller returns to the plain loop). When
+/// the session ends with data still inside the link, data from the device is recorded as
+/// dropped by the link and data for it as undelivered.
 pub(crate) async fn drive(cx: Ctx<'_>) -> Option<EndReason> {
+    let (handle, hub) = (cx.handle, cx.hub);
+    let mut link = None;
+    let reason = run(cx, &mut link).await;
+    if let Some(link) = link.as_mut().filter(|_| reason.is_some()) {
+        for data in link.drain(Direction::Up) {
+            hub.record_dropped(handle, Direction::Up, data).await;
+        }
+        for data in link.drain(Direction::Down) {
+            hub.record_undelivered(handle, data).await;
+        }
+    }
+    reason
+}
+
+async fn run(cx: Ctx<'_>, slot: &mut Option<TcpLink>) -> Option<EndReason> {
     let Ctx {
         stream,
         handle,
@@ -64,7 +81,7 @@ pub(crate) async fn drive(cx: Ctx<'_>) -> Option<EndReason> {
     *seen = handle.link.version();
     let now = Instant::now();
     let spec = handle.link.get().spec_or_perfect();
-    let mut link = TcpLink::new(spec, listener.seed(), handle.id(), start, now);
+    let link = slot.insert(TcpLink::new(spec, listener.seed(), handle.id(), start, now));
     let mut eof = false;
     let mut nat_seen = false;
     if let Some(data) = pending {
@@ -74,7 +91,7 @@ pub(crate) async fn drive(cx: Ctx<'_>) -> Option<EndReason> {
         let now = Instant::now();
         let ctl = handle.link.get();
         if handle.reset_requested.swap(false, Ordering::Relaxed) {
-            return Some(reset(stream, handle, hub, &mut link).await);
+            return Some(reset(stream, handle, hub, link).await);
         }
         let nat = handle.nat_dropped.load(Ordering::Relaxed);
         if nat && !nat_seen {
@@ -123,7 +140,7 @@ pub(crate) async fn drive(cx: Ctx<'_>) -> Option<EndReason> {
                 link.set_spec(handle.link.get().spec_or_perfect(), Instant::now());
             }
             _ = sleep_opt(reset_at) => {
-                return Some(reset(stream, handle, hub, &mut link).await);
+                return Some(reset(stream, handle, hub, link).await);
             }
             _ = sleep_opt(nat_at) => {
                 handle.nat_dropped.store(true, Ordering::Relaxed);
@@ -141,7 +158,7 @@ pub(crate) async fn drive(cx: Ctx<'_>) -> Option<EndReason> {
                     }
                 }
                 if link.reset_by_bytes() {
-                    return Some(reset(stream, handle, hub, &mut link).await);
+                    return Some(reset(stream, handle, hub, link).await);
                 }
             }
             _ = sleep_opt(down_at) => {
@@ -151,7 +168,7 @@ pub(crate) async fn drive(cx: Ctx<'_>) -> Option<EndReason> {
                     return Some(reason);
                 }
                 if link.reset_by_bytes() {
-                    return Some(reset(stream, handle, hub, &mut link).await);
+                    return Some(reset(stream, handle, hub, link).await);
                 }
             }
             data = outbox.recv(), if link.has_room(Direction::Down) => {
@@ -177,7 +194,7 @@ pub(crate) async fn drive(cx: Ctx<'_>) -> Option<EndReason> {
                         }
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                    Err(_) => return Some(ended(nat, EndReason::Reset)),
+                    Err(e) => return Some(ended(nat, reason_for(&e))),
                 }
             }
         }

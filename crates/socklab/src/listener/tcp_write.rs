@@ -57,5 +57,23 @@ pub(crate) fn reset_now(stream: &TcpStream, handle: &SessionHandle, hub: &Hub) -
 /// Maps a socket error to an end reason: everything but an orderly close is a reset.
 pub(crate) fn reason_for(e: &io::Error) -> EndReason {
     tracing::debug!("tcp session error: {e}");
-    EndReason::Reset
+    match e.raw_os_error() {
+        // Only keepalive makes a read or write on an established connection time out.
+        Some(libc::ETIMEDOUT) => EndReason::KeepaliveTimeout,
+        _ => EndReason::Reset,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A keepalive timeout has its own end reason; other errors are resets.
+    #[test]
+    fn end_reasons_of_socket_errors() {
+        let timed_out = io::Error::from_raw_os_error(libc::ETIMEDOUT);
+        assert_eq!(reason_for(&timed_out), EndReason::KeepaliveTimeout);
+        let reset = io::Error::from_raw_os_error(libc::ECONNRESET);
+        assert_eq!(reason_for(&reset), EndReason::Reset);
+    }
 }

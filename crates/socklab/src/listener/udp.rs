@@ -28,6 +28,15 @@ use crate::shutdown::Shutdown;
 /// The largest UDP payload (IPv4 limit); one receive buffer per socket.
 const MAX_DATAGRAM_BYTES: usize = 65_535;
 
+/// How long UDP sessions live and how many one socket keeps.
+#[derive(Clone, Copy, Debug)]
+pub struct UdpLimits {
+    /// A peer silent this long goes offline (`idle_timeout`).
+    pub idle_timeout: Duration,
+    /// Most sessions at once; a new peer beyond it evicts the least recently heard.
+    pub max_sessions: usize,
+}
+
 /// A known peer: its session and when it last sent.
 struct Peer {
     handle: Arc<SessionHandle>,
@@ -40,6 +49,8 @@ struct UdpLoop<'a> {
     listener: &'a ListenerState,
     hub: &'a Hub,
     peers: HashMap<SocketAddr, Peer>,
+    /// Most entries in `peers`.
+    max_sessions: usize,
     /// Emulated links of this socket's sessions (empty, and never woken, without links).
     links: UdpLinks<Arc<SessionHandle>>,
 }
@@ -49,12 +60,13 @@ pub(crate) async fn serve(
     socket: Arc<UdpSocket>,
     listener: Arc<ListenerState>,
     hub: Arc<Hub>,
-    idle_timeout: Duration,
+    limits: UdpLimits,
     mut shutdown: Shutdown,
     _guard: TaskGuard,
 ) {
     let mut buf = vec![0u8; MAX_DATAGRAM_BYTES];
     // Check for idle peers often enough that a session ends soon after its timeout.
+    let idle_timeout = limits.idle_timeout;
     let sweep_every = (idle_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
     let mut sweep = tokio::time::interval(sweep_every);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -63,6 +75,7 @@ pub(crate) async fn serve(
         listener: &listener,
         hub: &hub,
         peers: HashMap::new(),
+        max_sessions: limits.max_sessions.max(1),
         links: UdpLinks::default(),
     };
     loop {
@@ -96,6 +109,9 @@ impl UdpLoop<'_> {
             peer.last_seen = now;
             return peer.handle.clone();
         }
+        if self.peers.len() >= self.max_sessions {
+            self.evict().await;
+        }
         let handle = self.hub.open_session(self.listener, addr, None).await;
         self.peers.insert(
             addr,
@@ -105,6 +121,24 @@ impl UdpLoop<'_> {
             },
         );
         handle
+    }
+
+    /// Makes room in a full session table: ends the least recently heard sessions (one in
+    /// a hundred of them at once, so a flood of new sources costs a scan per hundred, not
+    /// per datagram) with `evicted`. Ended sessions still listed go first.
+    async fn evict(&mut self) {
+        let mut by_age: Vec<(bool, Instant, SocketAddr)> = self
+            .peers
+            .iter()
+            .map(|(addr, p)| (!p.handle.is_ended(), p.last_seen, *addr))
+            .collect();
+        let count = (by_age.len() / 100).max(1).min(by_age.len());
+        by_age.select_nth_unstable(count - 1);
+        for (_, _, addr) in by_age.into_iter().take(count) {
+            if let Some(peer) = self.peers.remove(&addr) {
+                self.hub.end_session(&peer.handle, EndReason::Evicted).await;
+            }
+        }
     }
 
     /// A datagram from a device: through its link if it has one, else answered now.

@@ -90,6 +90,11 @@ pub enum EndReason {
     LinkReset,
     /// The emulated carrier NAT had dropped the connection; the device then went away.
     NatDropped,
+    /// The device answered no TCP keepalive probe: its link is gone (a half-open
+    /// connection).
+    KeepaliveTimeout,
+    /// The UDP session table was full and this session was the least recently heard.
+    Evicted,
 }
 
 impl EndReason {
@@ -103,6 +108,8 @@ impl EndReason {
             EndReason::ServerShutdown => "server_shutdown",
             EndReason::LinkReset => "link_reset",
             EndReason::NatDropped => "nat_dropped",
+            EndReason::KeepaliveTimeout => "keepalive_timeout",
+            EndReason::Evicted => "evicted",
         }
     }
 
@@ -116,6 +123,8 @@ impl EndReason {
             EndReason::ServerShutdown,
             EndReason::LinkReset,
             EndReason::NatDropped,
+            EndReason::KeepaliveTimeout,
+            EndReason::Evicted,
         ]
         .into_iter()
         .find(|r| r.as_str() == s)

@@ -20,6 +20,7 @@ mod writer;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
@@ -37,6 +38,9 @@ pub const STORE_QUEUE_OPS: usize = 512;
 /// the listeners' read chunk (16 KiB) the data socklab holds for the store is bounded by
 /// `(STORE_QUEUE_OPS + STORE_BATCH_OPS) * READ_CHUNK_BYTES` (16 MiB).
 pub const STORE_BATCH_OPS: usize = 512;
+
+/// The longest a query waits for queued writes before it reads what is committed.
+pub const QUERY_FLUSH_WAIT: Duration = Duration::from_secs(2);
 
 /// Errors opening or querying the database.
 #[derive(Debug, thiserror::Error)]
@@ -190,14 +194,24 @@ impl Store {
         let _ = rx.await;
     }
 
-    /// Like [`Store::flush`], but only waits when a session start or end is still queued:
-    /// session queries then see every session the hub has announced, without waiting
-    /// behind a queue full of messages during heavy ingest.
-    pub async fn flush_sessions(&self) {
+    /// [`Store::flush`] for a query: waits at most [`QUERY_FLUSH_WAIT`], so a query while
+    /// the disk cannot take writes (full, locked) answers from what is committed instead of
+    /// hanging. Returns whether everything queued before it is committed.
+    pub async fn flush_for_query(&self) -> bool {
+        tokio::time::timeout(QUERY_FLUSH_WAIT, self.flush())
+            .await
+            .is_ok()
+    }
+
+    /// Like [`Store::flush_for_query`], but only waits when a session start or end is
+    /// still queued: session queries then see every session the hub has announced, without
+    /// waiting behind a queue full of messages during heavy ingest.
+    pub async fn flush_sessions(&self) -> bool {
         let queued = self.session_ops_queued.load(Ordering::Acquire);
         if self.session_ops_committed.load(Ordering::Acquire) < queued {
-            self.flush().await;
+            return self.flush_for_query().await;
         }
+        true
     }
 
     /// Commits what is queued and stops the writer thread; later submissions are lost
@@ -265,7 +279,7 @@ impl Store {
 
 /// Creates tables on first use and settles pragmas. Incremental auto-vacuum must be set
 /// before the first table exists; it lets retention give pages back to the file system.
-fn init_schema(conn: &Connection) -> rusqlite::Result<()> {
+pub(super) fn init_schema(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(30))?;
     conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -281,10 +295,19 @@ fn init_schema(conn: &Connection) -> rusqlite::Result<()> {
     if !has_dropped {
         conn.execute_batch("ALTER TABLE messages ADD COLUMN dropped INTEGER NOT NULL DEFAULT 0")?;
     }
+    // `sessions.link` (the link a session had) came later still.
+    let has_link: bool = conn.query_row(
+        "SELECT COUNT(*) FROM pragma_table_info('sessions') WHERE name = 'link'",
+        [],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )?;
+    if !has_link {
+        conn.execute_batch("ALTER TABLE sessions ADD COLUMN link TEXT")?;
+    }
     Ok(())
 }
 
-fn init_tables(conn: &Connection) -> rusqlite::Result<()> {
+pub(super) fn init_tables(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS sessions (
              id INTEGER PRIMARY KEY,

@@ -9,11 +9,12 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 
 use super::StoreError;
 use crate::model::{
-    Counters, Direction, EndReason, MessageInfo, MessageStatus, Proto, SessionInfo, SessionMeta,
+    Counters, Direction, EndReason, LinkView, MessageInfo, MessageStatus, Proto, SessionInfo,
+    SessionMeta,
 };
 
 const SESSION_COLUMNS: &str = "id, listener_id, proto, peer, local, started_ms, ended_ms, \
-                               end_reason, bytes_up, bytes_down, msgs_up, msgs_down";
+                               end_reason, bytes_up, bytes_down, msgs_up, msgs_down, link";
 
 /// Largest session id and message id in the database (0 when empty).
 pub(super) fn max_ids(c: &Connection) -> rusqlite::Result<(u64, u64)> {
@@ -36,6 +37,8 @@ fn session_row(r: &Row<'_>) -> rusqlite::Result<SessionInfo> {
     let peer: String = r.get(3)?;
     let local: String = r.get(4)?;
     let reason: Option<String> = r.get(7)?;
+    let end_reason = reason.as_deref().and_then(EndReason::parse);
+    let link: Option<String> = r.get(12)?;
     let get_u64 = |i: usize| -> rusqlite::Result<u64> { Ok(r.get::<_, i64>(i)? as u64) };
     Ok(SessionInfo {
         meta: SessionMeta {
@@ -47,14 +50,22 @@ fn session_row(r: &Row<'_>) -> rusqlite::Result<SessionInfo> {
             started_ms: r.get(5)?,
         },
         ended_ms: r.get(6)?,
-        end_reason: reason.as_deref().and_then(EndReason::parse),
+        end_reason,
         counters: Counters {
             bytes_up: get_u64(8)?,
             bytes_down: get_u64(9)?,
             msgs_up: get_u64(10)?,
             msgs_down: get_u64(11)?,
         },
-        link: None,
+        // The link the session had (its last), as history keeps it.
+        link: link.map(|spec| LinkView {
+            spec,
+            state: if end_reason == Some(EndReason::NatDropped) {
+                "nat_dropped"
+            } else {
+                "ok"
+            },
+        }),
     })
 }
 

@@ -97,7 +97,7 @@ pub(super) fn run(
 /// another process holding the lock) the batch is kept and retried: the queue fills up
 /// meanwhile and devices are paused by back-pressure, so nothing they sent is dropped.
 /// Other errors (a bug, such as a constraint violation) lose the batch and are logged.
-fn commit_with_retry(conn: &mut Connection, batch: &[StoreOp]) {
+fn commit_with_retry(conn: &mut Connection, batch: &[StoreOp]) -> u32 {
     let mut attempts = 0u32;
     loop {
         match write_batch(conn, batch) {
@@ -105,7 +105,7 @@ fn commit_with_retry(conn: &mut Connection, batch: &[StoreOp]) {
                 if attempts > 0 {
                     tracing::warn!("store: writing again after {attempts} failed attempt(s)");
                 }
-                return;
+                return attempts;
             }
             Err(e) if is_transient(&e) => {
                 if attempts.is_multiple_of(60) {
@@ -123,7 +123,7 @@ fn commit_with_retry(conn: &mut Connection, batch: &[StoreOp]) {
                     "store: batch of {} operation(s) not saved: {e}",
                     batch.len()
                 );
-                return;
+                return attempts;
             }
         }
     }
@@ -157,7 +157,8 @@ fn apply(tx: &Transaction<'_>, op: &StoreOp) -> rusqlite::Result<()> {
         StoreOp::SessionStart(s) => {
             tx.prepare_cached(
                 "INSERT OR REPLACE INTO sessions
-                 (id, listener_id, proto, peer, local, started_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                 (id, listener_id, proto, peer, local, started_ms, link)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
             .execute(params![
                 s.id as i64,
@@ -165,7 +166,8 @@ fn apply(tx: &Transaction<'_>, op: &StoreOp) -> rusqlite::Result<()> {
                 s.proto.as_str(),
                 s.peer.to_string(),
                 s.local.to_string(),
-                s.started_ms
+                s.started_ms,
+                link_spec(s)
             ])?;
         }
         StoreOp::Message(m) => {
@@ -195,7 +197,7 @@ fn apply(tx: &Transaction<'_>, op: &StoreOp) -> rusqlite::Result<()> {
 fn end_session(tx: &Transaction<'_>, s: &SessionInfo) -> rusqlite::Result<()> {
     tx.prepare_cached(
         "UPDATE sessions SET ended_ms = ?2, end_reason = ?3, bytes_up = ?4, bytes_down = ?5,
-         msgs_up = ?6, msgs_down = ?7 WHERE id = ?1",
+         msgs_up = ?6, msgs_down = ?7, link = COALESCE(?8, link) WHERE id = ?1",
     )?
     .execute(params![
         s.id as i64,
@@ -204,9 +206,18 @@ fn end_session(tx: &Transaction<'_>, s: &SessionInfo) -> rusqlite::Result<()> {
         s.counters.bytes_up as i64,
         s.counters.bytes_down as i64,
         s.counters.msgs_up as i64,
-        s.counters.msgs_down as i64
+        s.counters.msgs_down as i64,
+        link_spec(s)
     ])?;
     Ok(())
+}
+
+/// The session's link as history keeps it: its spec, or `None` without one.
+fn link_spec(s: &SessionInfo) -> Option<&str> {
+    s.link
+        .as_ref()
+        .map(|l| l.spec.as_str())
+        .filter(|spec| *spec != "none")
 }
 
 /// Deletes the oldest closed sessions (and their messages) while the pages in use exceed
@@ -251,4 +262,47 @@ fn enforce_retention(conn: &Connection, limit: u64) -> rusqlite::Result<bool> {
         conn.execute_batch("PRAGMA incremental_vacuum")?;
     }
     Ok(stuck)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::model::{MessageInfo, MessageStatus};
+
+    /// A transient SQLite error (the database locked by another connection, injected here
+    /// with no busy timeout on the writer) keeps the batch and retries until it commits:
+    /// nothing is lost.
+    #[test]
+    fn transient_errors_are_retried_until_the_batch_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("retry.db");
+        let mut conn = Connection::open(&path).unwrap();
+        super::super::init_schema(&conn).unwrap();
+        conn.busy_timeout(Duration::ZERO).unwrap();
+        let blocker = Connection::open(&path).unwrap();
+        blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            blocker.execute_batch("COMMIT").unwrap();
+        });
+        let message = MessageInfo::new(
+            7,
+            1,
+            0,
+            Direction::Up,
+            Bytes::from_static(b"kept"),
+            MessageStatus::Ok,
+        );
+        let attempts = commit_with_retry(&mut conn, &[StoreOp::Message(Arc::new(message))]);
+        release.join().unwrap();
+        assert!(attempts >= 1, "the injected lock was never hit");
+        let data: Vec<u8> = conn
+            .query_row("SELECT data FROM messages WHERE id = 7", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(data, b"kept");
+    }
 }

@@ -184,7 +184,7 @@ pub async fn messages(
     let since_ms = param(&params, "since_ms", 0i64)?;
     find_session(&st, id).await?;
     let store = st.hub.store();
-    store.flush().await;
+    store.flush_for_query().await;
     let (messages, total) = store.messages(id, since_ms, limit, offset).await?;
     Ok(Json(json!({ "messages": messages, "total": total })))
 }

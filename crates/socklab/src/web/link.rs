@@ -148,9 +148,15 @@ pub fn extend_openapi(doc: &mut Value) {
     if let Some(reasons) = schemas["Session"]["properties"]["end_reason"]["enum"].as_array_mut() {
         reasons.insert(reasons.len() - 1, json!("link_reset"));
         reasons.insert(reasons.len() - 1, json!("nat_dropped"));
+        reasons.insert(reasons.len() - 1, json!("keepalive_timeout"));
+        reasons.insert(reasons.len() - 1, json!("evicted"));
     }
     schemas["Message"]["properties"]["dropped"] = json!({ "type": "boolean",
-        "description": "the emulated link dropped it: it never reached the other side" });
+        "description": "it never reached the other side (status says why)" });
+    schemas["Message"]["properties"]["status"] = json!({ "type": "string",
+        "enum": ["ok", "dropped", "undelivered", "failed"],
+        "description": "dropped: by the emulated link; undelivered: accepted for the device, \
+            which went away first; failed: the socket refused it" });
     schemas["Listener"]["properties"]["link"] = json!({ "type": "string", "nullable": true,
         "description": "the link new sessions start with" });
 }
