@@ -98,6 +98,32 @@ pub struct Cli {
     /// ACTION one of 'outage DURATION', 'reset', 'nat_drop', 'link SPEC|none'.
     #[arg(long, value_name = "FILE", value_parser = parse_schedule)]
     pub link_schedule: Option<ScheduleFile>,
+
+    /// Join a cluster of socklab nodes through the NATS server at URL
+    /// (nats://HOST:PORT or tls://HOST:PORT; several separated by commas).
+    #[arg(long, value_name = "URL", value_parser = crate::cluster::names::parse_cluster_url)]
+    pub cluster: Option<String>,
+
+    /// This node's name in the cluster, unique in it [default: HOSTNAME-HTTPPORT].
+    #[arg(long, value_name = "NAME", requires = "cluster",
+          value_parser = crate::cluster::names::parse_node_name)]
+    pub node: Option<String>,
+
+    /// Print the other nodes' events on the console too.
+    #[arg(long, requires = "cluster")]
+    pub cluster_view: bool,
+
+    /// Token for the NATS server.
+    #[arg(long, value_name = "TOKEN", requires = "cluster")]
+    pub cluster_token: Option<String>,
+
+    /// NATS credentials file (JWT and NKey seed, as `nsc` writes it).
+    #[arg(long, value_name = "FILE", requires = "cluster")]
+    pub cluster_creds: Option<PathBuf>,
+
+    /// CA certificate (PEM) to trust for TLS to NATS; TLS is then required.
+    #[arg(long, value_name = "FILE", requires = "cluster")]
+    pub cluster_ca: Option<PathBuf>,
 }
 
 /// A parsed `--link-schedule` file.
@@ -201,6 +227,17 @@ impl Cli {
                 .as_ref()
                 .map(|s| s.0.clone())
                 .unwrap_or_default(),
+            cluster: self
+                .cluster
+                .as_ref()
+                .map(|url| crate::cluster::ClusterConfig {
+                    url: url.clone(),
+                    node: self.node.clone(),
+                    view: self.cluster_view,
+                    token: self.cluster_token.clone().filter(|t| !t.is_empty()),
+                    creds: self.cluster_creds.clone(),
+                    ca: self.cluster_ca.clone(),
+                }),
         }
     }
 }
@@ -254,5 +291,29 @@ mod tests {
         assert_eq!(cfg.link_for(1).unwrap().to_string(), "gprs,nat_idle=5s");
         assert!(Cli::try_parse_from(["socklab", "--link", "wifi"]).is_err());
         assert!(Cli::try_parse_from(["socklab", "--link", "x:gprs"]).is_err());
+    }
+
+    /// Cluster flags: a checked URL and name; without --cluster nothing cluster-ish.
+    #[test]
+    fn cluster_flags() {
+        assert!(Cli::parse_from(["socklab"]).config().cluster.is_none());
+        let cfg = Cli::parse_from(["socklab", "--cluster", "nats://127.0.0.1:4222"]).config();
+        assert_eq!(cfg.cluster.unwrap().node, None);
+        let cfg = Cli::parse_from([
+            "socklab",
+            "--cluster",
+            "nats://h:1",
+            "--node",
+            "a",
+            "--cluster-view",
+        ])
+        .config();
+        assert_eq!(cfg.cluster.as_ref().unwrap().node.as_deref(), Some("a"));
+        assert!(cfg.cluster.unwrap().view);
+        assert!(Cli::try_parse_from(["socklab", "--cluster", "h:4222"]).is_err());
+        assert!(
+            Cli::try_parse_from(["socklab", "--cluster", "nats://h:1", "--node", "a.b"]).is_err()
+        );
+        assert!(Cli::try_parse_from(["socklab", "--node", "a"]).is_err());
     }
 }

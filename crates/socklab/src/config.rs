@@ -66,6 +66,8 @@ pub struct Config {
     pub link_seed: Option<u64>,
     /// Fault schedule, timed from the start.
     pub link_schedule: Vec<ScheduleEntry>,
+    /// Join a cluster over NATS (`--cluster`); `None`: a single node, as always.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 impl Config {
@@ -133,6 +135,7 @@ impl Config {
             links: Vec::new(),
             link_seed: None,
             link_schedule: Vec::new(),
+            cluster: None,
         }
     }
 }

@@ -30,7 +30,9 @@
 //!    outputs; echo and auto-replies happen in one place, [`listener::upstream`].
 //! 8. Front ends over the hub: [`console`] (live events on stdout, commands on stdin),
 //!    [`web`] (the axum router: JSON API, Server-Sent Events, OpenAPI, metrics, the
-//!    embedded dashboard), [`schedule`] (fault schedule files).
+//!    embedded dashboard), [`schedule`] (fault schedule files), and with `--cluster`
+//!    [`cluster`], the bridge to other nodes over NATS (events out and in, remote actions,
+//!    scatter-gather listings), whose HTTP side is [`web::cluster`].
 //! 9. Wiring: [`server`] binds everything ([`Server::bind`]) and runs it until a shutdown
 //!    future completes ([`Server::run`], [`run`]); the binary only parses flags ([`cli`])
 //!    into a [`Config`] ([`config`]) and passes [`shutdown::signal`].
@@ -46,6 +48,7 @@
 
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod console;
 pub mod hub;

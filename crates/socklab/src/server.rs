@@ -13,6 +13,7 @@ use serde::Serialize;
 use tokio::net::{TcpListener, TcpSocket, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::listener::{tcp, udp};
@@ -38,6 +39,9 @@ pub enum ServerError {
     /// The database could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The node could not join its cluster (`--cluster`).
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
     /// The ready file could not be written.
     #[error("cannot write ready file {path}: {source}")]
     ReadyFile {
@@ -72,6 +76,8 @@ pub struct Server {
     token: Option<String>,
     trigger: Trigger,
     shutdown: Shutdown,
+    /// The bridge to the other nodes, with `--cluster`.
+    cluster: Option<Cluster>,
 }
 
 fn bind_err(proto: &'static str, addr: SocketAddr) -> impl FnOnce(io::Error) -> ServerError {
@@ -114,6 +120,13 @@ impl Server {
             (!config.http.ip().is_loopback()).then(|| hex::encode(rand::random::<[u8; 16]>()))
         });
         let hub = Arc::new(Hub::new(states, store));
+        let cluster = match &config.cluster {
+            Some(c) => {
+                let http_addr = http.local_addr().unwrap_or(config.http);
+                Some(Cluster::start(c, hub.clone(), http_addr).await?)
+            }
+            None => None,
+        };
         let (trigger, shutdown) = shutdown::channel();
         Ok(Server {
             config,
@@ -124,6 +137,7 @@ impl Server {
             token,
             trigger,
             shutdown,
+            cluster,
         })
     }
 
@@ -144,11 +158,25 @@ impl Server {
 
     /// The HTTP router of this server, for driving routes without a socket.
     pub fn router(&self) -> axum::Router {
-        web::app(AppState {
+        let state = AppState {
             hub: self.hub.clone(),
             token: self.token.as_deref().map(Arc::from),
             shutdown: self.shutdown.clone(),
-        })
+        };
+        match &self.cluster {
+            None => web::app(state),
+            Some(cluster) => {
+                let single = web::app(state.clone());
+                // Other nodes' calls run through this node's own routes, token-free: they
+                // passed the checks of the node that took them.
+                let internal = web::app(AppState {
+                    token: None,
+                    ..state.clone()
+                });
+                cluster.serve_api(web::cluster::local_api(internal));
+                web::cluster::router(cluster.clone(), state, single)
+            }
+        }
     }
 
     /// Serves until `signal` completes, then shuts down gracefully: every session ends with
@@ -164,6 +192,7 @@ impl Server {
             hub,
             trigger,
             shutdown,
+            cluster,
             ..
         } = self;
         // The sockets are already listening (connections wait in the backlog), so the
@@ -216,6 +245,9 @@ impl Server {
                 config.console_input,
             ))
         });
+        if let Some(cluster) = cluster.as_ref().filter(|c| c.view() && config.console_live) {
+            tokio::spawn(crate::cluster::view::run(cluster.clone()));
+        }
         tracing::info!(
             "socklab running: {}",
             serde_json::to_string(&addrs).unwrap_or_default()
@@ -231,6 +263,9 @@ impl Server {
             Ok(Ok(())) => {}
         }
         hub.store().close().await;
+        if let Some(cluster) = &cluster {
+            cluster.stop().await;
+        }
         if let Some(console) = console {
             console.abort();
         }

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod assets;
 pub mod auth;
+pub mod cluster;
 pub mod history;
 pub mod link;
 pub mod metrics;

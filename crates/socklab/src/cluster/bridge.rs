@@ -1,0 +1,483 @@
+//! The bridge's tasks, all on its own runtime: connect and claim the node name, publish
+//! this node's events and heartbeats, take in the other nodes', and answer their requests.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use async_nats::{Client, ConnectOptions, Message, Subscriber};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use super::names;
+use super::peers::{PeerChange, Peers};
+use super::wire::{
+    ApiReply, ApiRequest, BroadcastReply, BroadcastRequest, PingReply, Presence, SessionsQuery,
+};
+use super::{
+    CONNECT_TIMEOUT, Cluster, ClusterConfig, ClusterError, Inner, NOTICE_BUFFER, PING_TIMEOUT,
+};
+use crate::hub::Hub;
+use crate::model::Event;
+
+/// How often a node says it is there.
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+
+/// Connects, checks the name, subscribes and spawns every task on the current runtime.
+pub(super) async fn start(
+    config: ClusterConfig,
+    hub: Arc<Hub>,
+    http: SocketAddr,
+    stop: oneshot::Sender<()>,
+) -> Result<Cluster, ClusterError> {
+    let node = config.node.clone().unwrap_or_default();
+    let (conn_tx, conn_rx) = mpsc::unbounded_channel();
+    let client = connect(&config, &node, conn_tx).await?;
+    check_name(&client, &node).await?;
+    let (notices, _) = broadcast::channel(NOTICE_BUFFER);
+    let inner = Arc::new(Inner {
+        node: node.clone(),
+        instance: hex::encode(rand::random::<[u8; 8]>()),
+        http,
+        client: client.clone(),
+        hub: hub.clone(),
+        peers: Mutex::new(Peers::default()),
+        notices,
+        local_api: OnceLock::new(),
+        runtime: tokio::runtime::Handle::current(),
+        connected: AtomicBool::new(true),
+        events_published: AtomicU64::new(0),
+        events_skipped: AtomicU64::new(0),
+        view: config.view,
+        stop: Mutex::new(Some(stop)),
+    });
+    let sub = |subject: String| {
+        let client = client.clone();
+        async move {
+            client
+                .subscribe(subject.clone())
+                .await
+                .map_err(|e| ClusterError::Setup(format!("cannot subscribe to {subject}: {e}")))
+        }
+    };
+    let ping = sub(names::ping(&node)).await?;
+    let api = sub(names::api(&node)).await?;
+    let presence = sub(names::presence()).await?;
+    let events = sub(names::all_events()).await?;
+    let sessions = sub(names::all("sessions")).await?;
+    let metrics = sub(names::all("metrics")).await?;
+    let broadcasts = sub(names::all("broadcast")).await?;
+    // Subscribed before the listeners run: no event of this node is missed.
+    let hub_events = hub.subscribe();
+    tokio::spawn(answer_pings(inner.clone(), ping));
+    tokio::spawn(serve(inner.clone(), api, answer_api));
+    tokio::spawn(serve(inner.clone(), sessions, answer_sessions));
+    tokio::spawn(serve(inner.clone(), metrics, answer_metrics));
+    tokio::spawn(serve(inner.clone(), broadcasts, answer_broadcast));
+    tokio::spawn(take_presence(inner.clone(), presence));
+    tokio::spawn(take_events(inner.clone(), events));
+    tokio::spawn(publish_events(inner.clone(), hub_events));
+    tokio::spawn(heartbeat(inner.clone()));
+    tokio::spawn(watch_connection(inner.clone(), conn_rx));
+    // Announce ourselves now, so peers learn of this node before its first second is up.
+    publish_presence(&inner, "up").await;
+    let _ = client.flush().await;
+    tracing::info!("cluster: node {} joined via {}", node, config.url);
+    Ok(Cluster { inner })
+}
+
+async fn connect(
+    config: &ClusterConfig,
+    node: &str,
+    conn_tx: mpsc::UnboundedSender<async_nats::Event>,
+) -> Result<Client, ClusterError> {
+    let fail = |reason: String| ClusterError::Connect {
+        url: config.url.clone(),
+        reason,
+    };
+    let mut options = ConnectOptions::new()
+        .name(format!("socklab {node}"))
+        .connection_timeout(CONNECT_TIMEOUT)
+        // Reconnect forever, quickly: an outage of NATS must not outlast itself here.
+        .reconnect_delay_callback(|attempts| {
+            Duration::from_millis((250 * attempts as u64).min(1000))
+        })
+        .event_callback(move |event| {
+            let conn_tx = conn_tx.clone();
+            async move {
+                let _ = conn_tx.send(event);
+            }
+        });
+    if let Some(token) = &config.token {
+        options = options.token(token.clone());
+    }
+    if let Some(creds) = &config.creds {
+        options = options
+            .credentials_file(creds)
+            .await
+            .map_err(|e| fail(format!("credentials file {}: {e}", creds.display())))?;
+    }
+    if let Some(ca) = &config.ca {
+        options = options.add_root_certificates(ca.clone()).require_tls(true);
+    }
+    let addrs = config
+        .url
+        .split(',')
+        .map(|u| u.parse::<async_nats::ServerAddr>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| fail(e.to_string()))?;
+    match tokio::time::timeout(CONNECT_TIMEOUT * 2, options.connect(addrs)).await {
+        Ok(Ok(client)) => Ok(client),
+        Ok(Err(e)) => Err(fail(e.to_string())),
+        Err(_) => Err(fail(format!("no answer within {CONNECT_TIMEOUT:?}"))),
+    }
+}
+
+/// Asks whether a live node already answers to `node`; any answer means the name is taken.
+async fn check_name(client: &Client, node: &str) -> Result<(), ClusterError> {
+    let probe = client.request(names::ping(node), Bytes::new());
+    match tokio::time::timeout(PING_TIMEOUT, probe).await {
+        Ok(Ok(reply)) => {
+            let other: PingReply = serde_json::from_slice(&reply.payload).unwrap_or(PingReply {
+                node: node.into(),
+                http: "?".into(),
+                pid: 0,
+            });
+            Err(ClusterError::NameTaken {
+                node: node.into(),
+                http: other.http,
+                pid: other.pid,
+            })
+        }
+        // No responders or no answer in time: the name is free.
+        Ok(Err(_)) | Err(_) => Ok(()),
+    }
+}
+
+async fn answer_pings(inner: Arc<Inner>, mut sub: Subscriber) {
+    while let Some(msg) = sub.next().await {
+        let reply = PingReply {
+            node: inner.node.clone(),
+            http: inner.http.to_string(),
+            pid: std::process::id(),
+        };
+        respond(&inner, &msg, &reply).await;
+    }
+}
+
+async fn respond(inner: &Inner, msg: &Message, body: &impl serde::Serialize) {
+    let Some(reply) = msg.reply.clone() else {
+        return;
+    };
+    let payload = serde_json::to_vec(body).unwrap_or_default();
+    if let Err(e) = inner.client.publish(reply, payload.into()).await {
+        tracing::debug!("cluster: reply not sent: {e}");
+    }
+}
+
+type Handler =
+    fn(Arc<Inner>, Bytes) -> std::pin::Pin<Box<dyn std::future::Future<Output = Value> + Send>>;
+
+/// Answers each request on `sub` in a task of its own (a slow one holds up no other).
+async fn serve(inner: Arc<Inner>, mut sub: Subscriber, handler: Handler) {
+    while let Some(msg) = sub.next().await {
+        let inner = inner.clone();
+        tokio::spawn(async move {
+            let body = handler(inner.clone(), msg.payload.clone()).await;
+            respond(&inner, &msg, &body).await;
+        });
+    }
+}
+
+fn answer_api(
+    inner: Arc<Inner>,
+    payload: Bytes,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Value> + Send>> {
+    Box::pin(async move {
+        let reply = match serde_json::from_slice::<ApiRequest>(&payload) {
+            Err(e) => ApiReply::error(400, format!("bad cluster request: {e}")),
+            Ok(req) if !allowed(&req) => ApiReply::error(
+                404,
+                format!("{} {} is not served to other nodes", req.method, req.path),
+            ),
+            Ok(req) => super::gather::call_local(&inner, req).await,
+        };
+        serde_json::to_value(reply).unwrap_or(Value::Null)
+    })
+}
+
+/// The API calls other nodes may make here: session lookups and operator actions.
+pub(super) fn allowed(req: &ApiRequest) -> bool {
+    let Some(rest) = req.path.strip_prefix("/api/sessions/") else {
+        return false;
+    };
+    let (id, action) = rest.split_once('/').unwrap_or((rest, ""));
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    matches!(
+        (req.method.as_str(), action),
+        ("GET", "" | "messages") | ("POST", "send" | "close" | "fault") | ("PUT", "link")
+    )
+}
+
+fn answer_sessions(
+    inner: Arc<Inner>,
+    payload: Bytes,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Value> + Send>> {
+    Box::pin(async move {
+        let Ok(q) = serde_json::from_slice::<SessionsQuery>(&payload) else {
+            return json!({ "node": inner.node, "error": "bad query" });
+        };
+        match super::gather::local_sessions(&inner, &q.state, q.depth).await {
+            Ok(reply) => serde_json::to_value(reply).unwrap_or(Value::Null),
+            Err(e) => json!({ "node": inner.node, "error": e }),
+        }
+    })
+}
+
+fn answer_metrics(
+    inner: Arc<Inner>,
+    _payload: Bytes,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Value> + Send>> {
+    Box::pin(async move {
+        serde_json::to_value(super::gather::local_metrics(&inner)).unwrap_or(Value::Null)
+    })
+}
+
+fn answer_broadcast(
+    inner: Arc<Inner>,
+    payload: Bytes,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Value> + Send>> {
+    Box::pin(async move {
+        let reply = match serde_json::from_slice::<BroadcastRequest>(&payload) {
+            Ok(req) => match hex::decode(&req.hex) {
+                Ok(data) => {
+                    super::gather::local_broadcast(&inner, req.listener_id, data.into()).await
+                }
+                Err(e) => BroadcastReply {
+                    node: inner.node.clone(),
+                    sessions: 0,
+                    bytes: 0,
+                    error: Some(format!("bad hex: {e}")),
+                },
+            },
+            Err(e) => BroadcastReply {
+                node: inner.node.clone(),
+                sessions: 0,
+                bytes: 0,
+                error: Some(format!("bad request: {e}")),
+            },
+        };
+        serde_json::to_value(reply).unwrap_or(Value::Null)
+    })
+}
+
+/// Publishes this node's events, ids made global. It is an ordinary hub subscriber: when
+/// it falls behind (or NATS is down) it skips events and counts them; they are in the
+/// local store, and peers' dashboards resync when it is back.
+async fn publish_events(inner: Arc<Inner>, mut events: broadcast::Receiver<Arc<Event>>) {
+    let subject = names::events(&inner.node);
+    loop {
+        let event = match events.recv().await {
+            Ok(event) => event,
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                inner.events_skipped.fetch_add(n, Ordering::Relaxed);
+                continue;
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        // Per-piece link reports (delayed, throttled) stay local: they carry no session.
+        if let Event::Link(link) = &*event
+            && link.session.is_none()
+        {
+            continue;
+        }
+        if !inner.connected.load(Ordering::Relaxed) {
+            inner.events_skipped.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        let Ok(mut value) = serde_json::to_value(&*event) else {
+            continue;
+        };
+        super::wire::globalize(&mut value, &inner.node);
+        value["node"] = Value::String(inner.node.clone());
+        value["sent_ms"] = json!(crate::clock::now_ms());
+        let payload = serde_json::to_vec(&value).unwrap_or_default();
+        match inner.client.publish(subject.clone(), payload.into()).await {
+            Ok(()) => inner.events_published.fetch_add(1, Ordering::Relaxed),
+            Err(_) => inner.events_skipped.fetch_add(1, Ordering::Relaxed),
+        };
+    }
+}
+
+/// Takes in the other nodes' events: updates the session cache and passes them on.
+async fn take_events(inner: Arc<Inner>, mut sub: Subscriber) {
+    while let Some(msg) = sub.next().await {
+        let Some(node) = names::node_of_events_subject(msg.subject.as_str()) else {
+            continue;
+        };
+        if node == inner.node {
+            continue;
+        }
+        inner
+            .peers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .apply_event(node, &msg.payload);
+        if let Ok(text) = std::str::from_utf8(&msg.payload) {
+            let _ = inner.notices.send(Arc::from(text));
+        }
+    }
+}
+
+async fn take_presence(inner: Arc<Inner>, mut sub: Subscriber) {
+    while let Some(msg) = sub.next().await {
+        let Ok(p) = serde_json::from_slice::<Presence>(&msg.payload) else {
+            continue;
+        };
+        if p.node == inner.node {
+            if p.instance != inner.instance {
+                tracing::error!(
+                    "cluster: another socklab (http://{}) also calls itself {:?}",
+                    p.http,
+                    p.node
+                );
+            }
+            continue;
+        }
+        let (node, bye) = (p.node.clone(), p.state == "bye");
+        let change = inner
+            .peers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .heard(p);
+        if change == PeerChange::Up {
+            let state = if bye { "gone" } else { "up" };
+            notice(
+                &inner,
+                json!({ "type": "node", "node": node, "state": state }),
+            );
+            if !bye {
+                tokio::spawn(super::gather::refresh_cache(inner.clone(), Some(node)));
+            }
+        }
+    }
+}
+
+fn notice(inner: &Inner, value: Value) {
+    let _ = inner.notices.send(Arc::from(value.to_string()));
+}
+
+pub(super) async fn publish_presence(inner: &Inner, state: &str) {
+    let t = &inner.hub.totals;
+    let p = Presence {
+        node: inner.node.clone(),
+        instance: inner.instance.clone(),
+        http: inner.http.to_string(),
+        state: state.into(),
+        online: inner.hub.online_count() as u64,
+        bytes_up: t.bytes_up.load(Ordering::Relaxed),
+        bytes_down: t.bytes_down.load(Ordering::Relaxed),
+    };
+    let payload = serde_json::to_vec(&p).unwrap_or_default();
+    let _ = inner
+        .client
+        .publish(names::presence(), payload.into())
+        .await;
+}
+
+/// Heartbeats, and the notice that a node went silent (its sessions: unreachable).
+async fn heartbeat(inner: Arc<Inner>) {
+    let mut ticker = tokio::time::interval(HEARTBEAT_EVERY);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        ticker.tick().await;
+        if inner.connected.load(Ordering::Relaxed) {
+            publish_presence(&inner, "up").await;
+        }
+        let silent = inner
+            .peers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .went_silent(HEARTBEAT_EVERY);
+        for node in silent {
+            tracing::warn!("cluster: node {node} is not answering");
+            notice(
+                &inner,
+                json!({ "type": "node", "node": node, "state": "unreachable" }),
+            );
+            notice(&inner, json!({ "type": "resync" }));
+        }
+    }
+}
+
+/// Follows the NATS connection: a reconnect re-announces this node, refreshes what it
+/// knows of the others and tells dashboards to resync.
+async fn watch_connection(
+    inner: Arc<Inner>,
+    mut events: mpsc::UnboundedReceiver<async_nats::Event>,
+) {
+    while let Some(event) = events.recv().await {
+        match event {
+            async_nats::Event::Connected => {
+                inner.connected.store(true, Ordering::Relaxed);
+                tracing::info!("cluster: reconnected to NATS");
+                publish_presence(&inner, "up").await;
+                notice(&inner, json!({ "type": "cluster", "state": "connected" }));
+                notice(&inner, json!({ "type": "resync" }));
+                tokio::spawn(super::gather::refresh_cache(inner.clone(), None));
+            }
+            async_nats::Event::Disconnected => {
+                inner.connected.store(false, Ordering::Relaxed);
+                tracing::warn!("cluster: lost NATS; devices are served and stored locally");
+                notice(
+                    &inner,
+                    json!({ "type": "cluster", "state": "disconnected" }),
+                );
+            }
+            async_nats::Event::SlowConsumer(_) => {
+                tracing::warn!("cluster: this node falls behind other nodes' events");
+                notice(&inner, json!({ "type": "resync" }));
+            }
+            other => tracing::debug!("cluster: {other}"),
+        }
+    }
+}
+
+/// Tells the others this node is leaving on purpose, and flushes.
+pub(super) async fn say_goodbye(inner: &Inner) {
+    publish_presence(inner, "bye").await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), inner.client.flush()).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(method: &str, path: &str) -> ApiRequest {
+        ApiRequest {
+            method: method.into(),
+            path: path.into(),
+            query: String::new(),
+            body: String::new(),
+        }
+    }
+
+    /// Only session lookups and actions are served to other nodes.
+    #[test]
+    fn allowlist() {
+        assert!(allowed(&req("POST", "/api/sessions/3/send")));
+        assert!(allowed(&req("GET", "/api/sessions/3/messages")));
+        assert!(allowed(&req("PUT", "/api/sessions/3/link")));
+        assert!(allowed(&req("GET", "/api/sessions/3")));
+        assert!(!allowed(&req("GET", "/api/sessions")));
+        assert!(!allowed(&req("POST", "/api/broadcast")));
+        assert!(!allowed(&req("DELETE", "/api/sessions/3")));
+        assert!(!allowed(&req("POST", "/api/sessions/x/send")));
+        assert!(!allowed(&req("PUT", "/api/listeners/0/echo")));
+    }
+}
