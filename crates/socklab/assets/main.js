@@ -7,7 +7,7 @@ import { connect } from './events.js';
 import { flushIfQueued, onFrame } from './frame.js';
 import { renderListenersIfDirty } from './listeners.js';
 import { loadOlder, renderLog, rerenderPayloads, rerenderTimes } from './log.js';
-import { loadCounts, loadListeners, loadRecentRates, loadSessions, loadTotals, select } from './model.js';
+import { loadCounts, loadListeners, loadRecentRates, loadSessions, loadTotals, select, sessionIdOf } from './model.js';
 import { broadcast, injectFault, previewPayload, sendToSelected, setSessionLink, submitOnEnter } from './send.js';
 import { closeSession, moveSelection, renderDetail, renderDetailAndTotals, renderSessions, setFilter } from './sessions.js';
 import { $, dirty, log, model } from './state.js';
@@ -103,8 +103,8 @@ function init() {
   loadListeners();
   loadTotals();
   loadRecentRates().then(drawChart);
-  const m = /session=(\d+)/.exec(location.hash);
-  if (m) select(Number(m[1]));
+  const m = /session=((?:[\w-]+:)?\d+)/.exec(location.hash);
+  if (m) select(sessionIdOf(m[1]));
   else renderDetail();
   setInterval(() => {
     if (!document.hidden) drawChart();

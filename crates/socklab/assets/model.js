@@ -180,8 +180,19 @@ export function visibleSessions() {
   for (const s of model.sessions.values()) {
     if (model.filter === 'all' || s.online) out.push(s);
   }
-  out.sort((a, b) => b.id - a.id);
+  out.sort(newestFirst);
   return out;
+}
+
+/** Newest first: by id on one node; across a cluster (ids "NODE:ID") by start time. */
+export function newestFirst(a, b) {
+  if (typeof a.id === 'number' && typeof b.id === 'number') return b.id - a.id;
+  return (b.started_at_ms || 0) - (a.started_at_ms || 0) || String(b.id).localeCompare(String(a.id));
+}
+
+/** A session id from the page or the URL: a number, or "NODE:ID" on a cluster. */
+export function sessionIdOf(text) {
+  return /^\d+$/.test(text) ? Number(text) : text;
 }
 
 /**

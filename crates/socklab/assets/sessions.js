@@ -2,7 +2,7 @@
 
 import { api, showError } from './api.js';
 import { schedule } from './frame.js';
-import { loadSessions, select, sessionTotal, visibleSessions } from './model.js';
+import { loadSessions, select, sessionIdOf, sessionTotal, visibleSessions } from './model.js';
 import { $, SESSION_RENDER_CAP, dirty, el, fmtBytes, fmtDateTime, fmtInt, log, model, msOf, reasonText } from './state.js';
 
 export async function closeSession(id) {
@@ -99,7 +99,7 @@ export function moveSelection(e) {
   const at = rows.findIndex((li) => li.dataset.sessionId === String(log.sid));
   const next = e.key === 'ArrowDown' ? Math.min(rows.length - 1, at + 1) : Math.max(0, at - 1);
   const li = rows[at < 0 ? 0 : next];
-  select(Number(li.dataset.sessionId));
+  select(sessionIdOf(li.dataset.sessionId));
   li.focus();
 }
 
