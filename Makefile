@@ -10,7 +10,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 export CARGO_TERM_COLOR := never
 SOCKLAB := target/release/socklab
 
-.PHONY: setup venv system-deps build demo test lint fmt rust-test py-test wheel stubtest cross-check bench clean
+.PHONY: setup venv system-deps build demo cluster-demo test lint fmt rust-test py-test wheel stubtest cross-check bench clean
 
 setup: system-deps venv build
 
@@ -32,6 +32,10 @@ build: venv
 
 demo: setup
 	bash scripts/demo.sh
+
+# One nats-server and three socklab nodes on loopback, the tutorial against two of them.
+cluster-demo: setup
+	bash scripts/cluster-demo.sh
 
 lint: venv
 	$(PY) scripts/check-layers.py
