@@ -10,7 +10,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 export CARGO_TERM_COLOR := never
 SOCKLAB := target/release/socklab
 
-.PHONY: setup venv system-deps build demo cluster-demo test lint fmt rust-test py-test wheel stubtest cross-check bench clean
+.PHONY: setup venv system-deps build demo cluster-demo bench-cluster test lint fmt rust-test py-test wheel stubtest cross-check bench clean
 
 setup: system-deps venv build
 
@@ -81,6 +81,11 @@ bench: setup
 	$(PY) benches/ussl_vs_cpython.py
 	$(PY) benches/socklab_bench.py
 	$(PY) benches/link_bench.py
+
+# The cluster benchmark (100,000 devices over six nodes; add ARGS=--quick for a small run).
+bench-cluster: setup
+	cargo build --release -p socklab -p socklab-bench
+	$(PY) benches/cluster_bench.py $(ARGS)
 
 clean:
 	cargo clean
