@@ -61,9 +61,19 @@ pub(super) async fn local_sessions(
     let hub = &inner.hub;
     let (sessions, total) = match state {
         "online" => {
-            let all = hub.online_sessions();
-            let total = all.len() as u64;
-            (all.into_iter().take(depth as usize).collect(), total)
+            // Snapshots only of the newest `depth`: a node may hold tens of thousands of
+            // sessions, and a listing asks for a page.
+            let mut handles = hub.sessions_of(None);
+            let total = handles.len() as u64;
+            let newest =
+                |h: &std::sync::Arc<crate::session::SessionHandle>| std::cmp::Reverse(h.meta.id);
+            let keep = (depth as usize).min(handles.len());
+            if keep < handles.len() {
+                handles.select_nth_unstable_by_key(keep, newest);
+                handles.truncate(keep);
+            }
+            handles.sort_unstable_by_key(newest);
+            (handles.iter().map(|h| h.info(None)).collect(), total)
         }
         "all" => {
             let store = hub.store();
