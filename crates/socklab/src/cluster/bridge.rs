@@ -425,7 +425,7 @@ async fn watch_connection(
         match event {
             async_nats::Event::Connected => {
                 inner.connected.store(true, Ordering::Relaxed);
-                tracing::info!("cluster: reconnected to NATS");
+                tracing::info!("cluster: connected to NATS");
                 publish_presence(&inner, "up").await;
                 notice(&inner, json!({ "type": "cluster", "state": "connected" }));
                 notice(&inner, json!({ "type": "resync" }));
