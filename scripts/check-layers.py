@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("store",),
     ("hub",),
     ("listener",),
-    ("console", "web", "schedule", "cluster"),
+    ("console", "web", "schedule", "cluster", "export"),
     ("server", "config", "cli"),
 ]
 

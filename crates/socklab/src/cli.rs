@@ -154,10 +154,23 @@ fn parse_link(s: &str) -> Result<(Option<u32>, LinkSpec), String> {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Write one session's messages to stdout, one JSON object per line.
+    /// Write history to stdout: sessions by id, --all, or a time range, as JSON lines, CSV,
+    /// raw bytes of one direction, or a pcapng capture that Wireshark and tshark open.
     Export {
-        /// Session id.
-        session: u64,
+        /// Session ids (none: every session, with --all or a time range).
+        sessions: Vec<u64>,
+        /// Every session.
+        #[arg(long)]
+        all: bool,
+        /// From this time: RFC 3339 (2026-12-01T10:00:00Z) or Unix milliseconds.
+        #[arg(long, value_name = "TIME", value_parser = crate::export::parse_time)]
+        since: Option<i64>,
+        /// Before this time (same forms as --since).
+        #[arg(long, value_name = "TIME", value_parser = crate::export::parse_time)]
+        until: Option<i64>,
+        /// Only this direction (raw: the direction written, default up).
+        #[arg(long, value_enum)]
+        direction: Option<ExportDirection>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
         format: ExportFormat,
@@ -168,10 +181,15 @@ pub enum Command {
 }
 
 /// Export formats.
+pub use crate::export::Format as ExportFormat;
+
+/// A direction on the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum ExportFormat {
-    /// One JSON message object per line.
-    Jsonl,
+pub enum ExportDirection {
+    /// Device to server.
+    Up,
+    /// Server to device.
+    Down,
 }
 
 fn parse_positive(s: &str) -> Result<usize, String> {
@@ -277,10 +295,26 @@ mod tests {
         assert!(cfg.udp.is_empty());
         assert_eq!(cfg.auto_replies.len(), 1);
         assert_eq!(cfg.max_db_bytes, Some(2 * 1024 * 1024));
-        let cli = Cli::parse_from(["socklab", "export", "7", "--format", "jsonl"]);
+        let cli = Cli::parse_from(["socklab", "export", "7", "8", "--format", "pcapng"]);
         assert!(matches!(
             cli.command,
-            Some(Command::Export { session: 7, .. })
+            Some(Command::Export { ref sessions, format: ExportFormat::Pcapng, .. })
+                if sessions == &[7, 8]
+        ));
+        let cli = Cli::parse_from([
+            "socklab",
+            "export",
+            "--all",
+            "--since",
+            "2026-12-01T10:00:00Z",
+        ]);
+        assert!(matches!(
+            cli.command,
+            Some(Command::Export {
+                all: true,
+                since: Some(1_796_119_200_000),
+                ..
+            })
         ));
         assert!(Cli::try_parse_from(["socklab", "--auto-reply", "x"]).is_err());
         assert!(Cli::try_parse_from(["socklab", "--udp-idle-timeout", "-1"]).is_err());

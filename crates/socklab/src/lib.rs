@@ -51,6 +51,7 @@ pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod console;
+pub mod export;
 pub mod hub;
 pub mod link;
 pub mod listener;

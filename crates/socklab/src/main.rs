@@ -23,22 +23,42 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match &cli.command {
-        Some(Command::Export { session, db, .. }) => export(*session, db.clone()),
+        Some(command @ Command::Export { .. }) => export(command),
         None => serve(&cli),
     }
 }
 
-fn export(session: u64, db: Option<std::path::PathBuf>) -> ExitCode {
-    let db = db.unwrap_or_else(socklab::config::default_db_path);
+fn export(command: &Command) -> ExitCode {
+    let Command::Export {
+        sessions,
+        all,
+        since,
+        until,
+        direction,
+        format,
+        db,
+    } = command;
+    let db = db.clone().unwrap_or_else(socklab::config::default_db_path);
+    let selection = socklab::export::Selection {
+        sessions: sessions.clone(),
+        all: *all,
+        since_ms: *since,
+        until_ms: *until,
+        direction: direction.map(|d| match d {
+            socklab::cli::ExportDirection::Up => socklab::model::Direction::Up,
+            socklab::cli::ExportDirection::Down => socklab::model::Direction::Down,
+        }),
+    };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let result = socklab::store::export_jsonl(&db, session, &mut out);
-    let _ = out.flush();
-    match result {
-        Ok(Some(_)) => ExitCode::SUCCESS,
-        Ok(None) => {
-            eprintln!("socklab export: no session {session} in {}", db.display());
-            ExitCode::FAILURE
+    let result = socklab::export::export(&db, &selection, *format, &mut out);
+    match result.and_then(|n| out.flush().map(|_| n).map_err(Into::into)) {
+        Ok(_) => ExitCode::SUCCESS,
+        // The reader went away (`socklab export --all | head`): what it wanted, it has.
+        Err(socklab::export::ExportError::Write(e))
+            if e.kind() == std::io::ErrorKind::BrokenPipe =>
+        {
+            ExitCode::SUCCESS
         }
         Err(e) => {
             eprintln!("socklab export: {e}");

@@ -15,6 +15,7 @@
 
 mod query;
 mod rates;
+mod search;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -28,7 +29,9 @@ use tokio::sync::{mpsc, oneshot};
 use crate::model::{Direction, MessageInfo, SessionInfo};
 
 pub use query::export_jsonl;
+pub use query::rows as query_rows;
 pub use rates::SecondRate;
+pub use search::{Search, SearchPage};
 
 /// How many operations may wait for the writer.
 pub const STORE_QUEUE_OPS: usize = 512;

@@ -32,7 +32,7 @@ fn parse_addr(s: &str) -> SocketAddr {
         .unwrap_or(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)))
 }
 
-fn session_row(r: &Row<'_>) -> rusqlite::Result<SessionInfo> {
+pub(super) fn session_row(r: &Row<'_>) -> rusqlite::Result<SessionInfo> {
     let proto: String = r.get(2)?;
     let peer: String = r.get(3)?;
     let local: String = r.get(4)?;
@@ -69,7 +69,7 @@ fn session_row(r: &Row<'_>) -> rusqlite::Result<SessionInfo> {
     })
 }
 
-fn message_row(r: &Row<'_>) -> rusqlite::Result<MessageInfo> {
+pub(super) fn message_row(r: &Row<'_>) -> rusqlite::Result<MessageInfo> {
     let direction: i64 = r.get(3)?;
     let data: Vec<u8> = r.get(4)?;
     let status = MessageStatus::from_code(r.get(5)?);
@@ -185,4 +185,26 @@ pub fn export_jsonl(
         n += 1;
     }
     Ok(Some(n))
+}
+
+/// Row readers for code outside the store that reads a database directly (export).
+pub mod rows {
+    use rusqlite::{Connection, Row};
+
+    use crate::model::{MessageInfo, SessionInfo};
+
+    /// Every session, oldest first.
+    pub fn all_sessions(c: &Connection) -> rusqlite::Result<Vec<SessionInfo>> {
+        c.prepare(&format!(
+            "SELECT {} FROM sessions ORDER BY id",
+            super::SESSION_COLUMNS
+        ))?
+        .query_map([], super::session_row)?
+        .collect()
+    }
+
+    /// A message from a row of `id, session_id, ts_ms, direction, data, dropped`.
+    pub fn message(r: &Row<'_>) -> rusqlite::Result<MessageInfo> {
+        super::message_row(r)
+    }
 }

@@ -15,6 +15,7 @@ pub mod link;
 pub mod metrics;
 pub mod openapi;
 pub mod page;
+pub mod search;
 pub mod sse;
 
 use std::sync::Arc;
@@ -109,6 +110,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/sessions/{id}/link", put(link::set_session_link))
         .route("/api/sessions/{id}/fault", post(link::inject_fault))
         .route("/api/rates", get(history::rates))
+        .route("/api/messages", get(search::messages))
         .route("/api/events", get(sse::events))
         .route("/api/openapi.json", get(openapi::document))
         .route("/metrics", get(metrics::metrics))

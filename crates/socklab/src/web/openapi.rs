@@ -148,5 +148,6 @@ pub fn spec() -> Value {
     });
     super::link::extend_openapi(&mut doc);
     super::history::extend_openapi(&mut doc);
+    super::search::extend_openapi(&mut doc);
     doc
 }
