@@ -3,10 +3,12 @@ threads are blocked in recv() on other sockets and Python threads keep the GIL b
 
     python benches/usocket_timeout_load.py [--quick]
 
-For each module (CPython's socket as the baseline, then usocket) the same load is set up:
+For each module (CPython's socket as the baseline, and usocket) the same load is set up:
 50 loopback connections whose peers never send, one thread blocked in recv() on each, and
 two threads spinning in pure Python (so the GIL is always wanted). The main thread then
-times recv() on a silent socket with settimeout(0.2), many times. The overshoot is the time
+times recv() on a silent socket with settimeout(0.2), many times. The samples are taken in
+rounds that alternate between the modules, so a change in the machine's load during the
+run affects both alike. The overshoot is the time
 past the 0.2 s deadline at which the timeout error reached Python (usocket: OSError(110);
 CPython: TimeoutError). Printed: the overshoot distribution in milliseconds, side by side,
 the median without the load (what the machine itself adds), and the ratio of the medians (CPython / usocket: above 1.00 means usocket is closer to the
@@ -30,6 +32,7 @@ import usocket
 TIMEOUT_S = 0.2
 BLOCKED = 50
 SPINNERS = 2
+ROUNDS = 3
 
 
 class Load:
@@ -134,11 +137,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer samples (a few seconds)")
     opts = ap.parse_args()
-    samples = 10 if opts.quick else 40
+    samples = 12 if opts.quick else 60
 
     modules = (("CPython", socket), ("usocket", usocket))
-    idle = {name: overshoots_ms(mod, samples // 2, loaded=False) for name, mod in modules}
-    results = {name: overshoots_ms(mod, samples) for name, mod in modules}
+    idle: dict[str, list[float]] = {name: [] for name, _ in modules}
+    results: dict[str, list[float]] = {name: [] for name, _ in modules}
+    for _ in range(ROUNDS):
+        for name, mod in modules:
+            idle[name] += overshoots_ms(mod, samples // ROUNDS // 2, loaded=False)
+            results[name] += overshoots_ms(mod, samples // ROUNDS)
     print(
         f"recv() with settimeout({TIMEOUT_S}) under load: {BLOCKED} threads blocked in recv, "
         f"{SPINNERS} GIL-busy threads, {samples} samples each"

@@ -4,6 +4,12 @@
 //! A blocking call never sleeps in the kernel for longer than [`SLICE`]. Between slices
 //! it checks the calling thread's stop mark and runs the caller's [`Checkpoint`] (the
 //! Python binding re-attaches there and runs the signal handlers, so Ctrl-C works).
+//!
+//! A timed wait skips the checkpoint where it could only make the timeout late: once the
+//! deadline has passed (the call ends with `OSError(110)` at once) and in the last slice
+//! before it, unless a signal interrupted that slice. Re-attaching means waiting for the
+//! GIL, which under load takes milliseconds; the call returns within one slice anyway, and
+//! Python runs pending signal handlers itself as soon as it does.
 
 use crate::error::{Error, Result, errno};
 use std::collections::HashSet;
@@ -32,6 +38,24 @@ impl Waiter {
         Waiter {
             deadline: timeout.and_then(|t| Instant::now().checked_add(t)),
         }
+    }
+
+    /// What runs between two slices of a wait with this deadline: the thread's stop mark,
+    /// `OSError(110)` once the deadline has passed, then the caller's checkpoint, except
+    /// in the last slice before the deadline when no signal `interrupted` the slice just
+    /// ended (see the module docs).
+    pub fn between_slices(&self, interrupted: bool, check: Checkpoint<'_>) -> Result<()> {
+        check_thread_stop()?;
+        if let (false, Some(deadline)) = (interrupted, self.deadline) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Error::Os(errno::ETIMEDOUT));
+            }
+            if left <= SLICE {
+                return Ok(());
+            }
+        }
+        check()
     }
 
     /// Whether this waiter has a deadline.
@@ -116,6 +140,28 @@ mod tests {
         assert_eq!(long.next_slice(), Ok(SLICE));
         let expired = Waiter::new(Some(Duration::ZERO));
         assert_eq!(expired.next_slice(), Err(Error::Os(110)));
+    }
+
+    #[test]
+    fn timed_waits_skip_the_checkpoint_near_and_past_the_deadline() {
+        let mut calls = 0;
+        let mut check = || -> Result<()> {
+            calls += 1;
+            Ok(())
+        };
+        Waiter::new(None).between_slices(false, &mut check).unwrap();
+        Waiter::new(Some(Duration::from_secs(5)))
+            .between_slices(false, &mut check)
+            .unwrap();
+        let last = Waiter::new(Some(Duration::from_millis(50)));
+        last.between_slices(false, &mut check).unwrap();
+        last.between_slices(true, &mut check).unwrap(); // a signal: run it now
+        let expired = Waiter::new(Some(Duration::ZERO));
+        assert_eq!(
+            expired.between_slices(false, &mut check),
+            Err(Error::Os(110))
+        );
+        assert_eq!(calls, 3);
     }
 
     #[test]

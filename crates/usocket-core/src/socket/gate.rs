@@ -10,7 +10,7 @@
 //! between slices, so Ctrl-C and `close()` end the wait.
 
 use crate::error::{Error, Result, errno};
-use crate::interrupt::{self, Checkpoint, Waiter, current_thread_ident};
+use crate::interrupt::{Checkpoint, Waiter, current_thread_ident};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 
@@ -103,7 +103,7 @@ impl ReadGate {
                 let slice = w.next_slice()?;
                 drop(self.freed.wait_timeout(guard, slice));
             }
-            interrupt::between_slices(check)?;
+            w.between_slices(false, check)?;
         }
     }
 

@@ -17,7 +17,8 @@ impl Socket {
     ///
     /// Blocking: `op` is a blocking syscall the kernel ends after one slice; EAGAIN/EINTR
     /// run the checkpoint and retry. Timed: poll one slice (bounded by `w`'s deadline) then
-    /// `op` with `MSG_DONTWAIT`; the deadline gives `OSError(110)`. Non-blocking: `op` once,
+    /// `op` with `MSG_DONTWAIT`; the deadline gives `OSError(110)` at once, without the
+    /// checkpoint (see [`Waiter::between_slices`]). Non-blocking: `op` once,
     /// EAGAIN is `OSError(11)`. If `close()` ran meanwhile, a failure is `OSError(9)`; a
     /// transfer that completed stands (the bytes went out, or arrived, before the close), and
     /// the 0-byte read that `close()`'s shutdown causes is turned into `OSError(9)` by
@@ -47,25 +48,28 @@ impl Socket {
         }
         loop {
             // Re-read each slice: another thread may switch the socket to non-blocking.
-            match current_mode() {
+            let interrupted = match current_mode() {
                 Mode::NonBlocking => return closed_or(op(libc::MSG_DONTWAIT).map_err(Error::os)),
                 Mode::Blocking => match op(0) {
-                    Err(libc::EAGAIN) | Err(libc::EINTR) => {}
+                    Err(libc::EAGAIN) => false,
+                    Err(libc::EINTR) => true,
                     r => return closed_or(r.map_err(Error::os)),
                 },
                 Mode::Timeout(_) => match sys::poll_one(g.fd(), events, w.next_slice()?) {
-                    Ok(0) | Err(libc::EINTR) => {}
+                    Ok(0) => false,
+                    Err(libc::EINTR) => true,
                     Ok(_) => match op(libc::MSG_DONTWAIT) {
-                        Err(libc::EAGAIN) | Err(libc::EINTR) => {}
+                        Err(libc::EAGAIN) => false,
+                        Err(libc::EINTR) => true,
                         r => return closed_or(r.map_err(Error::os)),
                     },
                     Err(e) => return closed_or(Err(Error::os(e))),
                 },
-            }
+            };
             if g.closed() {
                 return Err(Error::Os(errno::EBADF));
             }
-            interrupt::between_slices(check)?;
+            w.between_slices(interrupted, check)?;
         }
     }
 
@@ -283,7 +287,8 @@ impl Socket {
                 return Err(Error::Os(errno::EBADF));
             }
             match revents {
-                Ok(0) | Err(libc::EINTR) => interrupt::between_slices(check)?,
+                Ok(0) => w.between_slices(false, check)?,
+                Err(libc::EINTR) => w.between_slices(true, check)?,
                 Ok(_) => break,
                 Err(e) => return Err(Error::os(e)),
             }

@@ -1,9 +1,10 @@
 //! The Linux (and Android) side of [`crate::sys`]: close-on-exec at creation, `accept4`,
-//! `MSG_NOSIGNAL`, the kernel's TCP state (`TCP_INFO`) and `TCP_KEEPIDLE`.
+//! `MSG_NOSIGNAL`, the kernel's TCP state (`TCP_INFO`), `TCP_KEEPIDLE` and `ppoll`.
 
 use super::{Errno, cvt};
 use socket2::SockAddr;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
 
 /// The send flag that keeps a write to a reset connection from raising SIGPIPE.
 pub(crate) const NOSIGNAL: i32 = libc::MSG_NOSIGNAL;
@@ -55,4 +56,25 @@ pub(crate) fn tcp_state(fd: RawFd) -> Result<u8, Errno> {
         )
     })?;
     Ok(info.tcpi_state)
+}
+
+/// `ppoll(2)` on `fds` for at most `wait`, to the nanosecond: a timed wait ends at its
+/// deadline, not up to a millisecond after it (or, rounded down, a millisecond early and
+/// then once more). Returns how many descriptors have events; EINTR is an error.
+pub(crate) fn poll_fds(fds: &mut [libc::pollfd], wait: Duration) -> Result<usize, Errno> {
+    let timeout = libc::timespec {
+        tv_sec: wait.as_secs().min(i32::MAX as u64) as libc::time_t,
+        tv_nsec: wait.subsec_nanos() as _,
+    };
+    // SAFETY: fds is a valid, writable pollfd array of fds.len() entries; timeout is a
+    // valid timespec; a null signal mask leaves the thread's mask alone.
+    let n = cvt(unsafe {
+        libc::ppoll(
+            fds.as_mut_ptr(),
+            fds.len() as libc::nfds_t,
+            &timeout,
+            std::ptr::null(),
+        )
+    })?;
+    Ok(n as usize)
 }

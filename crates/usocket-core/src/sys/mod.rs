@@ -5,21 +5,22 @@
 //!
 //! Everything here is POSIX except what differs between systems, which lives in one
 //! module per platform: `linux` (Linux and Android: `SOCK_CLOEXEC`, `accept4`,
-//! `MSG_NOSIGNAL`, `TCP_INFO`, `TCP_KEEPIDLE`) and `other` (macOS and the BSDs: `fcntl`
-//! for close-on-exec, `SO_NOSIGPIPE` or `MSG_NOSIGNAL`, no TCP state query, so
-//! `getsocketsta()` estimates the state from what the socket has seen). Porting to
+//! `MSG_NOSIGNAL`, `TCP_INFO`, `TCP_KEEPIDLE`, `ppoll` for waits to the nanosecond) and
+//! `other` (macOS and the BSDs: `fcntl` for close-on-exec, `SO_NOSIGPIPE` or
+//! `MSG_NOSIGNAL`, no TCP state query, so `getsocketsta()` estimates the state from what
+//! the socket has seen, and `poll` rounded up to the millisecond). Porting to
 //! another Unix means filling in those few functions. Windows has no `libc` sockets: a
 //! port there replaces this module (and the descriptor type in `fd`) with Winsock calls.
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod linux;
 #[cfg(any(target_os = "linux", target_os = "android"))]
-pub(crate) use linux::{NOSIGNAL, accept, keepalive_idle_option, socket, tcp_state};
+pub(crate) use linux::{NOSIGNAL, accept, keepalive_idle_option, poll_fds, socket, tcp_state};
 
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 mod other;
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
-pub(crate) use other::{NOSIGNAL, accept, keepalive_idle_option, socket, tcp_state};
+pub(crate) use other::{NOSIGNAL, accept, keepalive_idle_option, poll_fds, socket, tcp_state};
 
 use socket2::SockAddr;
 use std::mem::MaybeUninit;
@@ -216,25 +217,17 @@ pub(crate) fn set_nonblocking(fd: RawFd, on: bool) -> Result<(), Errno> {
 /// `poll(2)` on several descriptors (negative ones are skipped), at most `wait`; fills in
 /// each `revents`. EINTR is an error, like [`poll_one`].
 pub(crate) fn poll_many(fds: &mut [libc::pollfd], wait: Duration) -> Result<usize, Errno> {
-    let ms = wait.as_millis().min(i32::MAX as u128) as i32;
-    let ms = if ms == 0 && !wait.is_zero() { 1 } else { ms };
-    // SAFETY: fds is a valid, writable pollfd array of fds.len() entries.
-    let n = cvt(unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) })?;
-    Ok(n as usize)
+    poll_fds(fds, wait)
 }
 
 /// `poll(2)` on one descriptor for `events`, at most `wait`; returns the revents (0 on
 /// timeout). EINTR comes back as an error so the caller can run its checkpoint.
 pub(crate) fn poll_one(fd: RawFd, events: i16, wait: Duration) -> Result<i16, Errno> {
-    let mut pfd = libc::pollfd {
+    let mut pfd = [libc::pollfd {
         fd,
         events,
         revents: 0,
-    };
-    let ms = wait.as_millis().min(i32::MAX as u128) as i32;
-    // Round sub-millisecond waits up so a timed wait never spins.
-    let ms = if ms == 0 && !wait.is_zero() { 1 } else { ms };
-    // SAFETY: pfd is a valid pollfd array of length 1.
-    cvt(unsafe { libc::poll(&mut pfd, 1, ms) })?;
-    Ok(pfd.revents)
+    }];
+    poll_fds(&mut pfd, wait)?;
+    Ok(pfd[0].revents)
 }

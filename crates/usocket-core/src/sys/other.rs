@@ -6,6 +6,7 @@
 use super::{Errno, cvt};
 use socket2::SockAddr;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
 
 /// The send flag that keeps a write to a reset connection from raising SIGPIPE (Apple
 /// has none: sockets get `SO_NOSIGPIPE` at creation instead).
@@ -70,4 +71,14 @@ pub(crate) fn accept(fd: RawFd) -> Result<(OwnedFd, SockAddr), Errno> {
 /// No portable TCP state query here: always `ENOPROTOOPT` (the caller estimates).
 pub(crate) fn tcp_state(_fd: RawFd) -> Result<u8, Errno> {
     Err(libc::ENOPROTOOPT)
+}
+
+/// `poll(2)` on `fds` for at most `wait`, rounded up to the next millisecond (so a timed
+/// wait never ends before its deadline and never spins). Returns how many descriptors
+/// have events; EINTR is an error.
+pub(crate) fn poll_fds(fds: &mut [libc::pollfd], wait: Duration) -> Result<usize, Errno> {
+    let ms = wait.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32;
+    // SAFETY: fds is a valid, writable pollfd array of fds.len() entries.
+    let n = cvt(unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) })?;
+    Ok(n as usize)
 }
