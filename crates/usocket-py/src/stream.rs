@@ -8,9 +8,63 @@ use crate::limits;
 use crate::run::detached;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
+use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, Ordering};
 use usocket_core::socket::ReadOutcome;
 use usocket_core::{Error, Socket, profile};
+
+/// `read([n])`'s size: `None` (absent, `None` or negative) reads to the end of the stream.
+pub(crate) fn read_size(size: Option<&Bound<'_, PyAny>>) -> PyResult<Option<usize>> {
+    Ok(match size {
+        Some(s) if !s.is_none() && int_arg(s, "size")? >= 0 => Some(size_arg(s, "size")?),
+        _ => None,
+    })
+}
+
+/// `readline([limit])`'s limit: `None` (absent, `None`, negative) means no limit. The
+/// caller answers `Some(0)` with `b''` without reading.
+pub(crate) fn readline_limit(limit: Option<&Bound<'_, PyAny>>) -> PyResult<Option<usize>> {
+    Ok(match limit {
+        Some(l) if !l.is_none() => usize::try_from(int_arg(l, "limit")?).ok(),
+        _ => None,
+    })
+}
+
+/// `readinto(buf[, nbytes])`'s target: a writable export of `buf` (`TypeError` if it is
+/// not writable) and how many of its bytes to fill, `nbytes` at most.
+pub(crate) struct WritableTarget {
+    /// The export, held until the read is done.
+    raw: RawBuffer,
+    /// How many bytes of it to fill.
+    len: usize,
+}
+
+/// Takes `readinto`'s arguments apart (see [`WritableTarget`]).
+pub(crate) fn writable_target(
+    buf: &Bound<'_, PyAny>,
+    nbytes: Option<&Bound<'_, PyAny>>,
+) -> PyResult<WritableTarget> {
+    let mut raw = RawBuffer::get(buf, true)?;
+    let limit = nbytes.map(|n| size_arg(n, "nbytes")).transpose()?;
+    let whole = raw.as_uninit_mut().len();
+    let len = limit.map_or(whole, |l| l.min(whole));
+    Ok(WritableTarget { raw, len })
+}
+
+impl WritableTarget {
+    /// The bytes to fill, as memory a receive may write.
+    pub(crate) fn uninit(&mut self) -> &mut [MaybeUninit<u8>] {
+        &mut self.raw.as_uninit_mut()[..self.len]
+    }
+
+    /// The bytes to fill, as bytes (a Python buffer's bytes are always initialised).
+    pub(crate) fn bytes(&mut self) -> &mut [u8] {
+        let target = self.uninit();
+        // SAFETY: a Python buffer's bytes are always initialised, and u8 has the layout of
+        // MaybeUninit<u8>.
+        unsafe { &mut *(target as *mut [MaybeUninit<u8>] as *mut [u8]) }
+    }
+}
 
 /// `read([n])`: `None`/negative reads to the end of the stream.
 pub(crate) fn read<'py>(
@@ -18,10 +72,7 @@ pub(crate) fn read<'py>(
     sock: &Socket,
     size: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Option<Bound<'py, PyBytes>>> {
-    let want = match size {
-        Some(s) if !s.is_none() && int_arg(s, "size")? >= 0 => Some(size_arg(s, "size")?),
-        _ => None,
-    };
+    let want = read_size(size)?;
     if let Some(n) = want {
         limits::check_buffer(py, n, "read");
     }
@@ -43,11 +94,8 @@ pub(crate) fn readinto(
     buf: &Bound<'_, PyAny>,
     nbytes: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Option<usize>> {
-    let mut raw = RawBuffer::get(buf, true)?;
-    let limit = nbytes.map(|n| size_arg(n, "nbytes")).transpose()?;
-    let slice = raw.as_uninit_mut();
-    let len = limit.map_or(slice.len(), |l| l.min(slice.len()));
-    let target = &mut slice[..len];
+    let mut target = writable_target(buf, nbytes)?;
+    let target = target.uninit();
     Ok(match detached(py, |check| sock.readinto(target, check))? {
         ReadOutcome::Data(n) => Some(n),
         ReadOutcome::WouldBlock => None,
@@ -62,10 +110,7 @@ pub(crate) fn readline<'py>(
     sock: &Socket,
     limit: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Option<Bound<'py, PyBytes>>> {
-    let limit = match limit {
-        Some(l) if !l.is_none() => usize::try_from(int_arg(l, "limit")?).ok(),
-        _ => None,
-    };
+    let limit = readline_limit(limit)?;
     if limit == Some(0) {
         return Ok(Some(PyBytes::new(py, b"")));
     }

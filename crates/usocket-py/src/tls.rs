@@ -2,10 +2,11 @@
 //! has settled the keyword arguments) and the `SSLSocket` class, one method per device
 //! method, each a core call with the GIL released.
 
-use crate::args::{Data, RawBuffer, int_arg, size_arg};
+use crate::args::{Data, size_arg};
 use crate::errors::to_py;
 use crate::run::{BytesOut, detached};
 use crate::sock::PySocket;
+use crate::stream::{read_size, readline_limit, writable_target};
 use pyo3::exceptions::{PyNotImplementedError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyString};
@@ -134,11 +135,7 @@ impl PySSLSocket {
         size: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Option<Bound<'py, PyBytes>>> {
         let (sock, tls) = (self.core(), &self.tls);
-        let want = match size {
-            Some(s) if !s.is_none() && int_arg(s, "size")? >= 0 => Some(size_arg(s, "size")?),
-            _ => None,
-        };
-        let Some(n) = want else {
+        let Some(n) = read_size(size)? else {
             return Ok(match detached(py, |check| tls.read_to_end(sock, check))? {
                 ReadOutcome::Data(v) => Some(PyBytes::new(py, &v)),
                 ReadOutcome::WouldBlock => None,
@@ -160,12 +157,8 @@ impl PySSLSocket {
         buf: &Bound<'_, PyAny>,
         nbytes: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Option<usize>> {
-        let mut raw = RawBuffer::get(buf, true)?;
-        let limit = nbytes.map(|n| size_arg(n, "nbytes")).transpose()?;
-        let slice = raw.as_uninit_mut();
-        let len = limit.map_or(slice.len(), |l| l.min(slice.len()));
-        // SAFETY: a Python buffer's bytes are always initialised.
-        let target = unsafe { &mut *(&mut slice[..len] as *mut [MaybeUninit<u8>] as *mut [u8]) };
+        let mut target = writable_target(buf, nbytes)?;
+        let target = target.bytes();
         let (sock, tls) = (self.core(), &self.tls);
         Ok(
             match detached(py, |check| tls.read_into(sock, target, check))? {
@@ -182,10 +175,7 @@ impl PySSLSocket {
         py: Python<'py>,
         limit: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        let limit = match limit {
-            Some(l) if !l.is_none() => usize::try_from(int_arg(l, "limit")?).ok(),
-            _ => None,
-        };
+        let limit = readline_limit(limit)?;
         if limit == Some(0) {
             return Ok(Some(PyBytes::new(py, b"")));
         }
