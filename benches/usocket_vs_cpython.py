@@ -13,18 +13,22 @@ Each workload runs alternately for both modules and keeps the best of several re
 for the wall time and, separately, for this (client) process's CPU time, which stays steady
 on a busy machine where wall times swing with the scheduler. Ratios are usocket relative to
 CPython: for times, CPython time / usocket time (above 1.00 means usocket is faster); for
-throughput, usocket / CPython. Target: every ratio at least 1.10.
+throughput, usocket / CPython. Target: every ratio at least 1.10 (a miss is marked MISS).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import subprocess
 import sys
-import time
 
 import usocket
+from _vs_cpython import Row, Stopwatch, best_of, print_table
+
+#: Every ratio should reach this (usocket at least 10 % faster than CPython).
+TARGET = 1.10
 
 PEER = r"""
 import socket, sys, threading
@@ -76,7 +80,7 @@ def connect(module, port):
     if module is socket:
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     else:
-        with socket.socket(fileno=__import__("os").dup(s.fileno())) as view:
+        with socket.socket(fileno=os.dup(s.fileno())) as view:
             view.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return s
 
@@ -85,15 +89,15 @@ def round_trips(module, port, count):
     s = connect(module, port)
     s.sendall(b"echo 64\n")
     msg = b"x" * 64
-    t0, c0 = time.perf_counter(), time.process_time()
+    clock = Stopwatch()
     for _ in range(count):
         s.sendall(msg)
         got = s.recv(64)
         while len(got) < 64:
             got += s.recv(64 - len(got))
-    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+    times = clock.stop()
     s.close()
-    return elapsed, cpu
+    return times
 
 
 def bulk(module, port, total):
@@ -101,12 +105,12 @@ def bulk(module, port, total):
     s.sendall(b"bulk %d\n" % total)
     got = 0
     recv = s.recv
-    t0, c0 = time.perf_counter(), time.process_time()
+    clock = Stopwatch()
     while got < total:
         got += len(recv(65536))
-    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+    times = clock.stop()
     s.close()
-    return elapsed, cpu
+    return times
 
 
 def readlines(module, port, count):
@@ -114,28 +118,22 @@ def readlines(module, port, count):
     s.sendall(b"lines %d\n" % count)
     reader = s.makefile("rb") if module is socket else s
     readline = reader.readline
-    t0, c0 = time.perf_counter(), time.process_time()
+    clock = Stopwatch()
     for _ in range(count):
         line = readline()
-    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+    times = clock.stop()
     assert line == b"line %07d\n" % (count - 1), line
     if reader is not s:
         reader.close()
     s.close()
-    return elapsed, cpu
+    return times
 
 
 def best(fn, port, arg, reps):
     """Best wall time and best client CPU time for each module, alternating runs so drift
     affects both alike: ((CPython wall, usocket wall), (CPython CPU, usocket CPU))."""
-    wall = {socket: float("inf"), usocket: float("inf")}
-    cpu = {socket: float("inf"), usocket: float("inf")}
-    for _ in range(reps):
-        for module in (socket, usocket):
-            w, c = fn(module, port, arg)
-            wall[module] = min(wall[module], w)
-            cpu[module] = min(cpu[module], c)
-    return (wall[socket], wall[usocket]), (cpu[socket], cpu[usocket])
+    got = best_of(reps, {"c": lambda: fn(socket, port, arg), "u": lambda: fn(usocket, port, arg)})
+    return (got["c"][0], got["u"][0]), (got["c"][1], got["u"][1])
 
 
 def main():
@@ -153,65 +151,72 @@ def main():
         rows = []
         (c, u), (cc, uc) = best(round_trips, port, trips, reps)
         rows.append(
-            (
+            Row(
                 f"round trip 64 B (x{trips})",
                 f"{c / trips * 1e6:.1f} us",
                 f"{u / trips * 1e6:.1f} us",
                 c / u,
+                TARGET,
             )
         )
         rows.append(
-            (
+            Row(
                 "  client CPU per round trip",
                 f"{cc / trips * 1e6:.1f} us",
                 f"{uc / trips * 1e6:.1f} us",
                 cc / uc,
+                TARGET,
             )
         )
         total = mib << 20
         (c, u), (cc, uc) = best(bulk, port, total, reps)
         rows.append(
-            (
+            Row(
                 f"bulk {mib} MiB, recv(65536)",
                 f"{total / c / 2**20:.0f} MiB/s",
                 f"{total / u / 2**20:.0f} MiB/s",
                 c / u,
+                TARGET,
             )
         )
         rows.append(
-            (
+            Row(
                 "  client CPU per MiB",
-                f"{cc / mib * 1e3:.2f} ms",
-                f"{uc / mib * 1e3:.2f} ms",
+                f"{cc / mib * 1e3:.3f} ms",
+                f"{uc / mib * 1e3:.3f} ms",
                 cc / uc,
+                TARGET,
             )
         )
         (c, u), (cc, uc) = best(readlines, port, lines, reps)
         rows.append(
-            (
+            Row(
                 f"readline x{lines:,}",
                 f"{c / lines * 1e9:.0f} ns/line",
                 f"{u / lines * 1e9:.0f} ns/line",
                 c / u,
+                TARGET,
             )
         )
         rows.append(
-            (
+            Row(
                 "  client CPU per line",
                 f"{cc / lines * 1e9:.0f} ns",
                 f"{uc / lines * 1e9:.0f} ns",
                 cc / uc,
+                TARGET,
             )
         )
     finally:
         peer.kill()
         peer.wait()
 
-    print(f"usocket vs CPython socket ({'quick' if opts.quick else 'full'} run, best of {reps})")
-    print(f"{'workload':<30} {'CPython':>14} {'usocket':>14} {'ratio':>7}")
-    for name, cv, uv, ratio in rows:
-        print(f"{name:<30} {cv:>14} {uv:>14} {ratio:>7.2f}")
-    print("ratio: usocket speed relative to CPython (1.00 = same, higher = usocket faster)")
+    print_table(
+        f"usocket vs CPython socket ({'quick' if opts.quick else 'full'} run, best of {reps})",
+        ("CPython", "usocket"),
+        rows,
+        "ratio: usocket speed relative to CPython (1.00 = same, higher = usocket faster)",
+    )
 
 
 if __name__ == "__main__":

@@ -30,16 +30,17 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import socket
 import ssl
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import trustme
 import usocket
+from _vs_cpython import Row, Stopwatch, best_of, print_table
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "python" / "usocket" / "_device"))
@@ -121,75 +122,71 @@ class Clients:
     def ussl(self, verify: bool = False):
         raw = usocket.socket(usocket.AF_INET, usocket.SOCK_STREAM)
         raw.connect(("127.0.0.1", self.port))
-        with socket.socket(fileno=__import__("os").dup(raw.fileno())) as view:
+        with socket.socket(fileno=os.dup(raw.fileno())) as view:
             view.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if verify:
             return ussl.wrap_socket(raw, ca=self.ca_pem, server_hostname="localhost")
         return ussl.wrap_socket(raw, server_hostname="localhost")
 
 
-def handshakes(open_tls, count: int) -> float:
-    t0 = time.perf_counter()
+def handshakes(open_tls, count: int) -> tuple[float, float]:
+    clock = Stopwatch()
     for _ in range(count):
         s = open_tls()
         s.close()
-    return time.perf_counter() - t0
+    return clock.stop()
 
 
-def round_trips(s, count: int) -> float:
+def round_trips(s, count: int) -> tuple[float, float]:
     write = s.write if hasattr(s, "getsocketsta") else s.sendall
     write(b"echo 64\n")
     msg = b"x" * 64
-    t0 = time.perf_counter()
+    clock = Stopwatch()
     for _ in range(count):
         write(msg)
         got = s.recv(64)
         while len(got) < 64:
             got += s.recv(64 - len(got))
-    elapsed = time.perf_counter() - t0
+    times = clock.stop()
     s.close()
-    return elapsed
+    return times
 
 
-def download(s, total: int) -> float:
+def download(s, total: int) -> tuple[float, float]:
     write = s.write if hasattr(s, "getsocketsta") else s.sendall
     write(b"down %d\n" % total)
     got = 0
     recv = s.recv
-    t0 = time.perf_counter()
+    clock = Stopwatch()
     while got < total:
         got += len(recv(65536))
-    elapsed = time.perf_counter() - t0
+    times = clock.stop()
     s.close()
-    return elapsed
+    return times
 
 
-def upload(s, total: int) -> float:
+def upload(s, total: int) -> tuple[float, float]:
     write = s.write if hasattr(s, "getsocketsta") else s.sendall
     write(b"up %d\n" % total)
     chunk = bytes(65536)
-    t0 = time.perf_counter()
+    clock = Stopwatch()
     left = total
     while left > 0:
         write(chunk)
         left -= len(chunk)
     assert s.recv(1) == b"k"
-    elapsed = time.perf_counter() - t0
+    times = clock.stop()
     s.close()
-    return elapsed
+    return times
 
 
 def best(run, clients: Clients, arg: int, reps: int) -> tuple[float, float, float, float]:
     """Best wall time and best client CPU time for each client, alternating runs so drift
     affects both alike: (CPython wall, ussl wall, CPython CPU, ussl CPU)."""
-    wall = {"c": float("inf"), "u": float("inf")}
-    cpu = {"c": float("inf"), "u": float("inf")}
-    for _ in range(reps):
-        for key, make in (("c", clients.cpython), ("u", clients.ussl)):
-            c0 = time.process_time()
-            wall[key] = min(wall[key], run(make, arg))
-            cpu[key] = min(cpu[key], time.process_time() - c0)
-    return wall["c"], wall["u"], cpu["c"], cpu["u"]
+    got = best_of(
+        reps, {"c": lambda: run(clients.cpython, arg), "u": lambda: run(clients.ussl, arg)}
+    )
+    return got["c"][0], got["u"][0], got["c"][1], got["u"][1]
 
 
 def main() -> None:
@@ -228,7 +225,7 @@ def main() -> None:
             )
             label = "verified" if verify else "no verify"
             rows.append(
-                (
+                Row(
                     f"handshake, {label} (x{shakes})",
                     f"{c / shakes * 1e6:.0f} us",
                     f"{u / shakes * 1e6:.0f} us",
@@ -237,38 +234,35 @@ def main() -> None:
                 )
             )
             rows.append(
-                (
+                Row(
                     "  client CPU per handshake",
                     f"{c_cpu / shakes * 1e6:.0f} us",
                     f"{u_cpu / shakes * 1e6:.0f} us",
                     c_cpu / u_cpu,
-                    None,
                 )
             )
         c, u, c_cpu, u_cpu = best(lambda make, n: round_trips(make(), n), clients, trips, reps)
         rows.append(
-            (
+            Row(
                 f"round trip 64 B (x{trips})",
                 f"{c / trips * 1e6:.1f} us",
                 f"{u / trips * 1e6:.1f} us",
                 c / u,
-                None,
             )
         )
         rows.append(
-            (
+            Row(
                 "  client CPU per round trip",
                 f"{c_cpu / trips * 1e6:.1f} us",
                 f"{u_cpu / trips * 1e6:.1f} us",
                 c_cpu / u_cpu,
-                None,
             )
         )
         total = mib << 20
         for name, run in (("download", download), ("upload", upload)):
             c, u, c_cpu, u_cpu = best(lambda make, n, r=run: r(make(), n), clients, total, reps)
             rows.append(
-                (
+                Row(
                     f"bulk {name} {mib} MiB",
                     f"{total / c / 2**20:.0f} MiB/s",
                     f"{total / u / 2**20:.0f} MiB/s",
@@ -277,28 +271,24 @@ def main() -> None:
                 )
             )
             rows.append(
-                (
+                Row(
                     f"  client CPU per MiB ({name})",
                     f"{c_cpu / mib * 1e3:.2f} ms",
                     f"{u_cpu / mib * 1e3:.2f} ms",
                     c_cpu / u_cpu,
-                    None,
                 )
             )
     finally:
         peer.kill()
         peer.wait()
 
-    print(
+    print_table(
         f"ussl vs CPython ssl ({'quick' if opts.quick else 'full'} run, best of {reps}; "
-        f"TLS 1.2, {cipher[0]})"
+        f"TLS 1.2, {cipher[0]})",
+        ("CPython", "ussl"),
+        rows,
+        "ratio: ussl speed relative to CPython's ssl (1.00 = same, higher = ussl faster)",
     )
-    print(f"{'workload':<34} {'CPython':>12} {'ussl':>12} {'ratio':>7} {'target':>7}")
-    for name, cv, uv, ratio, target in rows:
-        goal = f">={target:.2f}" if target else ""
-        miss = "  MISS" if target and ratio < target else ""
-        print(f"{name:<34} {cv:>12} {uv:>12} {ratio:>7.2f} {goal:>7}{miss}".rstrip())
-    print("ratio: ussl speed relative to CPython's ssl (1.00 = same, higher = ussl faster)")
 
 
 if __name__ == "__main__":
