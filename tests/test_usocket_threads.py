@@ -103,6 +103,35 @@ def test_ctrl_c_interrupts_a_blocking_recv():
     assert r.stdout.startswith("KeyboardInterrupt after"), r.stdout + r.stderr
 
 
+SIGNAL_IN_LAST_SLICE_SCRIPT = r"""
+import signal, socket, usocket
+class Alarm(Exception):
+    pass
+def on_alarm(signum, frame):
+    raise Alarm()
+signal.signal(signal.SIGALRM, on_alarm)
+lst = socket.socket(); lst.bind(("127.0.0.1", 0)); lst.listen(1)
+s = usocket.socket(); s.connect(lst.getsockname()); conn, _ = lst.accept()
+s.settimeout(0.1)  # the whole wait is one slice, the last one before the deadline
+signal.setitimer(signal.ITIMER_REAL, 0.01)
+try:
+    s.recv(10)
+    print("no error")
+except Alarm:
+    print("alarm")
+except OSError as e:
+    print("OSError", e.args)
+"""
+
+
+def test_a_signal_in_the_last_slice_of_a_timed_wait_runs_its_handler_at_once():
+    """A timed recv skips the signal check in its last slice, except when a signal
+    interrupted it: the handler's exception comes out of recv, not OSError(110) after it."""
+    r = run_python(SIGNAL_IN_LAST_SLICE_SCRIPT, timeout=20)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "alarm", r.stdout + r.stderr
+
+
 def test_ctrl_c_interrupts_a_blocking_accept_from_outside():
     """SIGINT sent by another process interrupts a blocking accept."""
     import subprocess

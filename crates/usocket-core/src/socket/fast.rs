@@ -33,12 +33,24 @@ impl Socket {
         }
     }
 
+    /// Whether a receive with `flags` never waits: a non-blocking socket, or `MSG_DONTWAIT`.
+    pub fn never_waits(&self, flags: i32) -> bool {
+        flags & libc::MSG_DONTWAIT != 0 || self.mode() == Mode::NonBlocking
+    }
+
     /// One `recv` attempt that never waits, with the full `recv` rules (read turn,
     /// buffered bytes, FIN rule). `None` when the call would have to wait (no data yet,
     /// another reader's turn): the caller then runs [`recv`](Self::recv), detached.
     /// On a non-blocking socket "no data" is the final `OSError(11)`. After a try that
     /// found nothing, the next few blocking receives skip it (`None` at once).
     pub fn try_recv_now(&self, buf: &mut [MaybeUninit<u8>], flags: i32) -> Option<Result<usize>> {
+        let nonblocking = self.never_waits(flags);
+        if !nonblocking && self.recv_probe_skips.load(Ordering::Relaxed) > 0 {
+            // Recent tries found nothing (a request/response exchange): wait directly,
+            // without touching the descriptor or the read turn here.
+            self.recv_probe_skips.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
         let g = match self.handle.enter() {
             Ok(g) => g,
             Err(e) => return Some(Err(e)),
@@ -51,14 +63,8 @@ impl Socket {
         if self.maybe_buffered.load(Ordering::Acquire) || (buf.is_empty() && self.is_stream()) {
             return None; // rare: the full path handles buffered bytes and empty reads
         }
-        let nonblocking = flags & libc::MSG_DONTWAIT != 0 || self.mode() == Mode::NonBlocking;
         if !nonblocking && let Err(e) = interrupt::check_thread_stop() {
             return Some(Err(e)); // as the waiting path does before it starts
-        }
-        if !nonblocking && self.recv_probe_skips.load(Ordering::Relaxed) > 0 {
-            // Recent tries found nothing (a request/response exchange): wait directly.
-            self.recv_probe_skips.fetch_sub(1, Ordering::Relaxed);
-            return None;
         }
         let r = if self.is_stream() {
             sys::recv(g.fd(), buf, flags | libc::MSG_DONTWAIT)
