@@ -10,8 +10,12 @@ use std::sync::atomic::Ordering;
 
 /// After a try that found no data, how many blocking receives skip the try and wait
 /// directly: in a request/response exchange the reply is never there yet, and the failed
-/// syscall would only add to each round trip.
+/// syscall would only add to each round trip. Each further try that finds nothing doubles
+/// the count, up to [`MAX_PROBE_SKIPS`]; a try that finds data starts over.
 const PROBE_SKIPS: u8 = 8;
+
+/// The most blocking receives skipped between two tries.
+const MAX_PROBE_SKIPS: u8 = 128;
 
 impl Socket {
     /// One `send` attempt that never waits: the bytes the kernel takes right now (0 when
@@ -73,10 +77,16 @@ impl Socket {
         };
         match r {
             Ok(0) => Some(self.on_eof().map(|()| 0)),
-            Ok(n) => Some(Ok(n)),
+            Ok(n) => {
+                self.recv_probe_window.store(0, Ordering::Relaxed);
+                Some(Ok(n))
+            }
             Err(libc::EAGAIN) if nonblocking => Some(Err(Error::Os(errno::EAGAIN))),
             Err(libc::EAGAIN) | Err(libc::EINTR) => {
-                self.recv_probe_skips.store(PROBE_SKIPS, Ordering::Relaxed);
+                let window = self.recv_probe_window.load(Ordering::Relaxed);
+                let window = window.saturating_mul(2).clamp(PROBE_SKIPS, MAX_PROBE_SKIPS);
+                self.recv_probe_window.store(window, Ordering::Relaxed);
+                self.recv_probe_skips.store(window, Ordering::Relaxed);
                 None
             }
             Err(e) => Some(Err(Error::os(e))),

@@ -117,6 +117,8 @@ pub struct Socket {
     read_gate: ReadGate,
     /// Blocking receives left that skip the GIL-held try (see `fast`).
     recv_probe_skips: AtomicU8,
+    /// How many receives the last failed try skipped (0 after a try that found data).
+    recv_probe_window: AtomicU8,
 }
 
 impl Socket {
@@ -156,6 +158,7 @@ impl Socket {
             maybe_buffered: AtomicBool::new(false),
             read_gate: ReadGate::default(),
             recv_probe_skips: AtomicU8::new(0),
+            recv_probe_window: AtomicU8::new(0),
         })
     }
 
