@@ -276,13 +276,37 @@ fn answer_broadcast(
     })
 }
 
+/// Most bytes of events put in one NATS message (well under NATS's default 1 MiB limit).
+pub const EVENT_BATCH_BYTES: usize = 256 * 1024;
+
+/// NATS header on an events message that holds a session coming online or going
+/// offline: the only events a receiving node must read for its session cache.
+pub const SESSIONS_HEADER: &str = "Socklab-Sessions";
+
+/// Events gathered for one NATS message.
+#[derive(Default)]
+struct Batch {
+    /// The events, JSON, one per line.
+    lines: Vec<u8>,
+    /// How many.
+    count: u64,
+    /// Whether one is an online or offline event.
+    sessions_changed: bool,
+}
+
 /// Publishes this node's events, ids made global. It is an ordinary hub subscriber: when
 /// it falls behind (or NATS is down) it skips events and counts them; they are in the
 /// local store, and peers' dashboards resync when it is back.
+///
+/// Events already waiting when one is published go with it, one JSON object per line in
+/// one NATS message: a broadcast to thousands of devices makes thousands of data events at
+/// once, and one message per event would make NATS and every other node carry each alone.
+/// A lone event still leaves at once.
 async fn publish_events(inner: Arc<Inner>, mut events: broadcast::Receiver<Arc<Event>>) {
     let subject = names::events(&inner.node);
+    let mut batch = Batch::default();
     loop {
-        let event = match events.recv().await {
+        let first = match events.recv().await {
             Ok(event) => event,
             Err(broadcast::error::RecvError::Lagged(n)) => {
                 inner.events_skipped.fetch_add(n, Ordering::Relaxed);
@@ -290,31 +314,81 @@ async fn publish_events(inner: Arc<Inner>, mut events: broadcast::Receiver<Arc<E
             }
             Err(broadcast::error::RecvError::Closed) => return,
         };
-        // Per-piece link reports (delayed, throttled) stay local: they carry no session.
-        if let Event::Link(link) = &*event
-            && link.session.is_none()
-        {
-            continue;
+        let mut next = Some(first);
+        while let Some(event) = next.take() {
+            if let Some(line) = encode_event(&inner, &event) {
+                if batch.count > 0 && batch.lines.len() + line.len() >= EVENT_BATCH_BYTES {
+                    publish_batch(&inner, &subject, &mut batch).await;
+                }
+                if batch.count > 0 {
+                    batch.lines.push(b'\n');
+                }
+                batch.lines.extend_from_slice(&line);
+                batch.count += 1;
+                batch.sessions_changed |= matches!(&*event, Event::Online(_) | Event::Offline(_));
+            }
+            next = match events.try_recv() {
+                Ok(event) => Some(event),
+                Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                    inner.events_skipped.fetch_add(n, Ordering::Relaxed);
+                    events.try_recv().ok()
+                }
+                Err(_) => None,
+            };
         }
-        if !inner.connected.load(Ordering::Relaxed) {
-            inner.events_skipped.fetch_add(1, Ordering::Relaxed);
-            continue;
-        }
-        let Ok(mut value) = serde_json::to_value(&*event) else {
-            continue;
-        };
-        super::wire::globalize(&mut value, &inner.node);
-        value["node"] = Value::String(inner.node.clone());
-        value["sent_ms"] = json!(crate::clock::now_ms());
-        let payload = serde_json::to_vec(&value).unwrap_or_default();
-        match inner.client.publish(subject.clone(), payload.into()).await {
-            Ok(()) => inner.events_published.fetch_add(1, Ordering::Relaxed),
-            Err(_) => inner.events_skipped.fetch_add(1, Ordering::Relaxed),
-        };
+        publish_batch(&inner, &subject, &mut batch).await;
     }
 }
 
-/// Takes in the other nodes' events: updates the session cache and passes them on.
+/// One event as it crosses NATS (`None`: it stays local): JSON, ids global, with its node
+/// and the time it left.
+fn encode_event(inner: &Inner, event: &Event) -> Option<Vec<u8>> {
+    // Per-piece link reports (delayed, throttled) stay local: they carry no session.
+    if let Event::Link(link) = event
+        && link.session.is_none()
+    {
+        return None;
+    }
+    let mut value = serde_json::to_value(event).ok()?;
+    super::wire::globalize(&mut value, &inner.node);
+    value["node"] = Value::String(inner.node.clone());
+    value["sent_ms"] = json!(crate::clock::now_ms());
+    serde_json::to_vec(&value).ok()
+}
+
+/// Publishes the events in `batch` (or counts them skipped while NATS is down) and
+/// empties it.
+async fn publish_batch(inner: &Inner, subject: &str, batch: &mut Batch) {
+    if batch.count == 0 {
+        return;
+    }
+    let Batch {
+        lines,
+        count,
+        sessions_changed,
+    } = std::mem::take(batch);
+    let subject = subject.to_string();
+    let sent = inner.connected.load(Ordering::Relaxed)
+        && if sessions_changed {
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert(SESSIONS_HEADER, "changed");
+            let published = inner
+                .client
+                .publish_with_headers(subject, headers, lines.into());
+            published.await.is_ok()
+        } else {
+            inner.client.publish(subject, lines.into()).await.is_ok()
+        };
+    let counter = if sent {
+        &inner.events_published
+    } else {
+        &inner.events_skipped
+    };
+    counter.fetch_add(count, Ordering::Relaxed);
+}
+
+/// Takes in the other nodes' events (one or more per message, one per line): updates the
+/// session cache and passes each on.
 async fn take_events(inner: Arc<Inner>, mut sub: Subscriber) {
     while let Some(msg) = sub.next().await {
         let Some(node) = names::node_of_events_subject(msg.subject.as_str()) else {
@@ -323,13 +397,25 @@ async fn take_events(inner: Arc<Inner>, mut sub: Subscriber) {
         if node == inner.node {
             continue;
         }
-        inner
-            .peers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .apply_event(node, &msg.payload);
-        if let Ok(text) = std::str::from_utf8(&msg.payload) {
-            let _ = inner.notices.send(Arc::from(text));
+        let lines = msg.payload.split(|&b| b == b'\n').filter(|l| !l.is_empty());
+        let sessions_changed = msg
+            .headers
+            .as_ref()
+            .is_some_and(|h| h.get(SESSIONS_HEADER).is_some());
+        if sessions_changed {
+            let mut peers = inner.peers.lock().unwrap_or_else(|e| e.into_inner());
+            for line in lines.clone() {
+                peers.apply_event(node, line);
+            }
+        }
+        // Nobody listening (no dashboard, no console view): nothing to copy.
+        if inner.notices.receiver_count() == 0 {
+            continue;
+        }
+        for line in lines {
+            if let Ok(text) = std::str::from_utf8(line) {
+                let _ = inner.notices.send(Arc::from(text));
+            }
         }
     }
 }

@@ -219,9 +219,8 @@ pub(super) async fn refresh_cache(inner: Arc<Inner>, node: Option<String>) {
     }
 }
 
-/// How many online sessions per node a cache refresh reads (events keep it current
-/// beyond that).
-pub const CACHE_REFRESH_DEPTH: u64 = 2000;
+/// How many online sessions per node a cache refresh reads: as many as the cache keeps.
+pub const CACHE_REFRESH_DEPTH: u64 = super::peers::CACHE_PER_NODE as u64;
 
 /// Sort key of a session across nodes: newest start first, then node, then newest id.
 fn newest_first(a: &Value, b: &Value) -> std::cmp::Ordering {
@@ -314,8 +313,8 @@ impl Cluster {
         {
             let peers = inner.peers.lock().unwrap_or_else(|e| e.into_inner());
             for node in &got.missing {
-                let cached = peers.unreachable_sessions(node);
-                total += cached.len() as u64;
+                let (cached, count) = peers.unreachable_sessions(node, depth as usize);
+                total += count;
                 all.extend(cached);
             }
         }
@@ -357,9 +356,17 @@ impl Cluster {
             listener_id,
         };
         let payload = serde_json::to_vec(&req).unwrap_or_default();
-        let local = local_broadcast(&self.inner, listener_id, data).await;
+        // The other nodes fill their devices' outboxes while this one fills its own.
+        let inner = self.inner.clone();
+        let local = tokio::spawn(async move { local_broadcast(&inner, listener_id, data).await });
         let mut got: Gathered<BroadcastReply> =
             scatter(&self.inner, names::all("broadcast"), payload.into()).await;
+        let local = local.await.unwrap_or_else(|e| BroadcastReply {
+            node: self.inner.node.clone(),
+            sessions: 0,
+            bytes: 0,
+            error: Some(format!("broadcast task failed: {e}")),
+        });
         got.replies.insert(0, local);
         got
     }

@@ -1,8 +1,10 @@
 //! What a node knows about the others: who is there (from presence heartbeats), their
-//! totals, and the online sessions their events announced. The session cache is what lets
-//! a node show another node's sessions as *unreachable* when that node stops answering.
+//! totals, and the newest online sessions their events announced. The session cache is
+//! what lets a node show another node's sessions as *unreachable* when that node stops
+//! answering. It holds at most [`CACHE_PER_NODE`] sessions per node, the newest: as many
+//! as the deepest listing page shows, so its size does not grow with the fleet.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -16,8 +18,11 @@ use crate::clock;
 /// A node silent this long is unreachable: scatter-gather stops waiting for it.
 pub const PEER_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// What a node's online session looked like in its last event (kept small: a node may
-/// cache a hundred thousand of them).
+/// Most online sessions cached per other node (its newest): the deepest page a cluster
+/// listing serves.
+pub const CACHE_PER_NODE: usize = 2000;
+
+/// What a node's online session looked like when it came online.
 #[derive(Clone, Debug)]
 pub struct CachedSession {
     listener_id: u32,
@@ -25,8 +30,6 @@ pub struct CachedSession {
     peer: SocketAddr,
     local: SocketAddr,
     started_ms: i64,
-    bytes_up: u64,
-    bytes_down: u64,
 }
 
 /// One other node.
@@ -40,8 +43,8 @@ pub struct Peer {
     pub last_seen: Instant,
     /// Its last heartbeat's totals.
     pub presence: Presence,
-    /// Its online sessions by id, from its events.
-    sessions: HashMap<u64, CachedSession>,
+    /// Its newest online sessions by id, from its events (at most [`CACHE_PER_NODE`]).
+    sessions: BTreeMap<u64, CachedSession>,
 }
 
 /// A change worth telling dashboards about.
@@ -64,16 +67,17 @@ struct SessionHead {
     started_at_ms: i64,
     #[serde(default)]
     online: bool,
-    #[serde(default)]
-    bytes_up: u64,
-    #[serde(default)]
-    bytes_down: u64,
+}
+
+/// The kind of an event, read before anything else of it.
+#[derive(Deserialize)]
+struct EventKind {
+    #[serde(rename = "type")]
+    kind: String,
 }
 
 #[derive(Deserialize)]
 struct EventHead {
-    #[serde(rename = "type")]
-    kind: String,
     session: Option<SessionHead>,
 }
 
@@ -112,7 +116,7 @@ impl Peers {
                         http: p.http.clone(),
                         last_seen: now,
                         presence: p,
-                        sessions: HashMap::new(),
+                        sessions: BTreeMap::new(),
                     },
                 );
                 PeerChange::Up
@@ -158,22 +162,28 @@ impl Peers {
         self.nodes.iter()
     }
 
-    /// Updates the session cache from one of `node`'s events (JSON, ids global).
+    /// Updates the session cache from one of `node`'s events (JSON, ids global): only
+    /// sessions coming online or going offline change it, so data events cost one scan.
     pub fn apply_event(&mut self, node: &str, payload: &[u8]) {
         let Some(peer) = self.nodes.get_mut(node) else {
             return;
         };
-        let Ok(ev) = serde_json::from_slice::<EventHead>(payload) else {
+        let online = match serde_json::from_slice::<EventKind>(payload) {
+            Ok(ev) if ev.kind == "online" => true,
+            Ok(ev) if ev.kind == "offline" => false,
+            _ => return,
+        };
+        let Ok(EventHead { session: Some(s) }) = serde_json::from_slice::<EventHead>(payload)
+        else {
             return;
         };
-        let Some(s) = ev.session else { return };
         let Some(id) = session_local_id(&s.id) else {
             return;
         };
-        if ev.kind == "offline" || !s.online {
-            peer.sessions.remove(&id);
-        } else {
+        if online && s.online {
             peer.cache(id, &s);
+        } else {
+            peer.sessions.remove(&id);
         }
     }
 
@@ -192,15 +202,22 @@ impl Peers {
         }
     }
 
-    /// `node`'s cached online sessions as API session objects marked `"unreachable": true`.
-    pub fn unreachable_sessions(&self, node: &str) -> Vec<Value> {
+    /// `node`'s newest `depth` cached online sessions as API session objects marked
+    /// `"unreachable": true`, and how many sessions it had online as far as this node
+    /// knows (its last heartbeat's count, or the cached ones if more).
+    pub fn unreachable_sessions(&self, node: &str, depth: usize) -> (Vec<Value>, u64) {
         let Some(peer) = self.nodes.get(node) else {
-            return Vec::new();
+            return (Vec::new(), 0);
         };
-        peer.sessions
+        let sessions: Vec<Value> = peer
+            .sessions
             .iter()
+            .rev()
+            .take(depth)
             .map(|(id, s)| s.to_json(node, *id))
-            .collect()
+            .collect();
+        let total = peer.presence.online.max(peer.sessions.len() as u64);
+        (sessions, total)
     }
 
     /// One cached session of `node`, marked unreachable.
@@ -211,10 +228,20 @@ impl Peers {
 }
 
 impl Peer {
+    /// Caches a session, forgetting the oldest one beyond [`CACHE_PER_NODE`] (a node's
+    /// ids grow with time, so the oldest is the smallest id).
     fn cache(&mut self, id: u64, s: &SessionHead) {
         let (Ok(peer), Ok(local)) = (s.peer.parse(), s.local.parse()) else {
             return;
         };
+        if self.sessions.len() >= CACHE_PER_NODE
+            && self
+                .sessions
+                .first_key_value()
+                .is_some_and(|(&old, _)| old > id)
+        {
+            return;
+        }
         self.sessions.insert(
             id,
             CachedSession {
@@ -223,10 +250,11 @@ impl Peer {
                 peer,
                 local,
                 started_ms: s.started_at_ms,
-                bytes_up: s.bytes_up,
-                bytes_down: s.bytes_down,
             },
         );
+        while self.sessions.len() > CACHE_PER_NODE {
+            self.sessions.pop_first();
+        }
     }
 }
 
@@ -246,8 +274,8 @@ impl CachedSession {
             "ended_at": null,
             "ended_at_ms": null,
             "end_reason": null,
-            "bytes_up": self.bytes_up,
-            "bytes_down": self.bytes_down,
+            "bytes_up": null,
+            "bytes_down": null,
             "msgs_up": null,
             "msgs_down": null,
             "link": null,
@@ -296,12 +324,51 @@ mod tests {
             "proto":"tcp","peer":"127.0.0.1:5","local":"127.0.0.1:6","started_at_ms":7,
             "online":false}}"#;
         peers.apply_event("a", offline);
-        assert!(peers.unreachable_sessions("a").is_empty());
+        assert!(peers.unreachable_sessions("a", 10).0.is_empty());
         peers.apply_event("a", online);
         assert_eq!(peers.heard(presence("a", "i2", "up")), PeerChange::Up);
-        assert!(peers.unreachable_sessions("a").is_empty());
+        assert!(peers.unreachable_sessions("a", 10).0.is_empty());
         assert_eq!(peers.known(), vec!["a".to_string()]);
         peers.heard(presence("a", "i2", "bye"));
         assert!(peers.known().is_empty());
+    }
+
+    fn online_event(id: u64) -> Vec<u8> {
+        format!(
+            r#"{{"type":"online","session":{{"id":"a:{id}","listener_id":0,"proto":"tcp",
+            "peer":"127.0.0.1:5","local":"127.0.0.1:6","started_at_ms":{id},"online":true}}}}"#
+        )
+        .into_bytes()
+    }
+
+    /// The cache keeps a node's newest sessions only; data events leave it alone; the
+    /// count of a silent node is its last heartbeat's.
+    #[test]
+    fn cache_keeps_the_newest_sessions() {
+        let mut peers = Peers::default();
+        let mut p = presence("a", "i1", "up");
+        p.online = 5000;
+        peers.heard(p);
+        for id in (1..=CACHE_PER_NODE as u64 + 10).rev() {
+            peers.apply_event("a", &online_event(id));
+        }
+        peers.apply_event("a", &online_event(3));
+        let data = br#"{"type":"data","session":{"id":"a:99999","listener_id":0,"proto":"tcp",
+            "peer":"127.0.0.1:5","local":"127.0.0.1:6","started_at_ms":1,"online":true}}"#;
+        peers.apply_event("a", data);
+        let (page, total) = peers.unreachable_sessions("a", 3);
+        let ids: Vec<_> = page.iter().map(|s| s["id"].as_str().unwrap()).collect();
+        let newest = CACHE_PER_NODE as u64 + 10;
+        assert_eq!(
+            ids,
+            [newest, newest - 1, newest - 2].map(|i| format!("a:{i}"))
+        );
+        assert_eq!(total, 5000);
+        assert_eq!(
+            peers.unreachable_sessions("a", usize::MAX).0.len(),
+            CACHE_PER_NODE
+        );
+        assert!(peers.unreachable_session("a", 3).is_none());
+        assert!(peers.unreachable_session("a", 99999).is_none());
     }
 }
