@@ -219,12 +219,8 @@ def list_latency(node: Node, count: int) -> dict[str, Any]:
 
 
 def bytes_down(nodes: list[Node]) -> int:
-    """Bytes written to devices: one node's cluster series when it has them (one
-    scatter-gather), else each node's own counter."""
-    m = nodes[0].metrics()
-    cluster = [v for k, v in m.items() if k.startswith("socklab_cluster_bytes_down_total{")]
-    if len(nodes) > 1 and len(cluster) == len(nodes):
-        return int(sum(cluster))
+    """Bytes written to devices, from each node's own counter (no scatter-gather: the
+    figure must not wait behind the cluster traffic it measures)."""
     return sum(int(n.metrics()['socklab_bytes_total{direction="down"}']) for n in nodes)
 
 

@@ -28,11 +28,13 @@ def free_port() -> int:
 
 
 class Nats:
-    """One nats-server process on 127.0.0.1; `stop` and `start` keep the port."""
+    """One nats-server process on 127.0.0.1; `stop` and `start` keep the port. `config`:
+    a nats-server configuration file (TLS, authorization) used as well."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, config: Path | None = None) -> None:
         self.port = free_port()
         self.url = f"nats://127.0.0.1:{self.port}"
+        self.config = config
         self.log_path = workdir / "nats.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.start()
@@ -40,8 +42,9 @@ class Nats:
     def start(self) -> None:
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it until it exits
         try:
+            config = ["-c", str(self.config)] if self.config else []
             self.proc = subprocess.Popen(
-                [NATS_SERVER, "-a", "127.0.0.1", "-p", str(self.port)],
+                [NATS_SERVER, *config, "-a", "127.0.0.1", "-p", str(self.port)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,

@@ -85,7 +85,11 @@ pub(super) async fn start(
     // Announce ourselves now, so peers learn of this node before its first second is up.
     publish_presence(&inner, "up").await;
     let _ = client.flush().await;
-    tracing::info!("cluster: node {} joined via {}", node, config.url);
+    tracing::info!(
+        "cluster: node {} joined via {}",
+        node,
+        names::redact_url(&config.url)
+    );
     Ok(Cluster { inner })
 }
 
@@ -95,7 +99,7 @@ async fn connect(
     conn_tx: mpsc::UnboundedSender<async_nats::Event>,
 ) -> Result<Client, ClusterError> {
     let fail = |reason: String| ClusterError::Connect {
-        url: config.url.clone(),
+        url: names::redact_url(&config.url),
         reason,
     };
     let mut options = ConnectOptions::new()
@@ -111,6 +115,23 @@ async fn connect(
                 let _ = conn_tx.send(event);
             }
         });
+    let addrs = config
+        .url
+        .split(',')
+        .map(|u| u.parse::<async_nats::ServerAddr>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| fail(e.to_string()))?;
+    // Credentials in the URL (the client itself does not read them): `USER:PASSWORD@`,
+    // or `TOKEN@`. --cluster-token wins over a token in the URL.
+    match addrs.first().map(|a| (a.username(), a.password())) {
+        Some((Some(user), Some(password))) => {
+            options = options.user_and_password(user.into(), password.into());
+        }
+        Some((Some(token), None)) if config.token.is_none() => {
+            options = options.token(token.into());
+        }
+        _ => {}
+    }
     if let Some(token) = &config.token {
         options = options.token(token.clone());
     }
@@ -123,12 +144,6 @@ async fn connect(
     if let Some(ca) = &config.ca {
         options = options.add_root_certificates(ca.clone()).require_tls(true);
     }
-    let addrs = config
-        .url
-        .split(',')
-        .map(|u| u.parse::<async_nats::ServerAddr>())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| fail(e.to_string()))?;
     match tokio::time::timeout(CONNECT_TIMEOUT * 2, options.connect(addrs)).await {
         Ok(Ok(client)) => Ok(client),
         Ok(Err(e)) => Err(fail(e.to_string())),

@@ -106,6 +106,26 @@ pub fn parse_cluster_url(url: &str) -> Result<String, String> {
     Ok(url.split(',').map(str::trim).collect::<Vec<_>>().join(","))
 }
 
+/// The URL(s) with any password or token in them replaced by `***`, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    url.split(',')
+        .map(|part| {
+            let Some((scheme, rest)) = part.split_once("://") else {
+                return part.to_string();
+            };
+            let Some((userinfo, hostport)) = rest.rsplit_once('@') else {
+                return part.to_string();
+            };
+            let shown = match userinfo.split_once(':') {
+                Some((user, _)) => format!("{user}:***"),
+                None => "***".to_string(),
+            };
+            format!("{scheme}://{shown}@{hostport}")
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// A stable, readable default node name: the host name and the HTTP port
 /// (`myhost-8080`), with characters a node name cannot hold replaced by `-`.
 pub fn default_node_name(http_port: u16) -> String {
@@ -160,6 +180,15 @@ pub fn parse_session_ref(raw: &str) -> Result<SessionRef, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Passwords and tokens never show; users, hosts and ports do.
+    #[test]
+    fn redacts_secrets() {
+        assert_eq!(
+            redact_url("nats://u:p@h:1,tls://tok@h:2,nats://h:3"),
+            "nats://u:***@h:1,tls://***@h:2,nats://h:3"
+        );
+    }
 
     /// Good URLs pass (and are normalised); bad ones say what is expected.
     #[test]
