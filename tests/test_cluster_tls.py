@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import cluster_support
 import pytest
 import trustme
 from cluster_support import (
@@ -22,8 +23,6 @@ from cluster_support import (
     wait_until,
 )
 from test_cluster import run_socklab
-
-import cluster_support
 
 devices = cluster_support.devices  # fixture
 
