@@ -92,10 +92,10 @@ def test_user_and_password_in_the_url(tmp_path, socklab_factory):
     """nats-server wanting a user and password: they go in the URL; a wrong one is refused
     with the server's reason."""
     conf = tmp_path / "nats-users.conf"
-    conf.write_text('authorization {\n  user: "lab"\n  password: "pa55word"\n}\n')
+    conf.write_text('authorization {\n  user: "lab"\n  password: "pa55 w@rd"\n}\n')
     server = Nats(tmp_path, conf)
     try:
-        good = f"nats://lab:pa55word@127.0.0.1:{server.port}"
+        good = f"nats://lab:pa55%20w%40rd@127.0.0.1:{server.port}"
         a = socklab_factory(cluster=good, node="a")
         wait_until("a joined", lambda: sees_nodes(a, {"a"}))
         bad = f"nats://lab:nope@127.0.0.1:{server.port}"
@@ -103,6 +103,6 @@ def test_user_and_password_in_the_url(tmp_path, socklab_factory):
         assert done.returncode == 1, done.stderr
         assert "cannot connect to NATS" in done.stderr
         assert "authorization" in done.stderr.lower(), done.stderr
-        assert "pa55word" not in done.stderr and "nope" not in done.stderr
+        assert "pa55" not in done.stderr and "nope" not in done.stderr
     finally:
         server.stop()

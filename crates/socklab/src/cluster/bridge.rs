@@ -122,13 +122,18 @@ async fn connect(
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| fail(e.to_string()))?;
     // Credentials in the URL (the client itself does not read them): `USER:PASSWORD@`,
-    // or `TOKEN@`. --cluster-token wins over a token in the URL.
+    // or `TOKEN@`, percent-encoded. --cluster-token wins over a token in the URL.
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
     match addrs.first().map(|a| (a.username(), a.password())) {
         Some((Some(user), Some(password))) => {
-            options = options.user_and_password(user.into(), password.into());
+            options = options.user_and_password(decode(user), decode(password));
         }
         Some((Some(token), None)) if config.token.is_none() => {
-            options = options.token(token.into());
+            options = options.token(decode(token));
         }
         _ => {}
     }
