@@ -19,8 +19,9 @@ pytestmark = test_dashboard.pytestmark
 
 
 def test_dashboard_of_b_operates_a_device_on_a(blank, node_factory, devices):
-    """A's device appears on B's dashboard as a:ID, its data arrives live over NATS, a send
-    typed on B's dashboard reaches the device on A, and B's own device sits beside it."""
+    """A's device appears on B's dashboard as a:ID labelled with node a (list and detail),
+    its data arrives live over NATS, a send typed on B's dashboard reaches the device on A,
+    and B's own device sits beside it labelled b."""
     a = node_factory("a")
     b = node_factory("b")
     wait_until("b sees a", lambda: sees_nodes(b, {"a", "b"}))
@@ -31,7 +32,9 @@ def test_dashboard_of_b_operates_a_device_on_a(blank, node_factory, devices):
     row = blank.page.locator('[data-testid="session-row"][data-session-id^="a:"]')
     expect(row).to_have_count(1)
     expect(row).to_contain_text("#a:")
+    expect(row.locator('[data-testid="session-node"]')).to_have_text("a")
     row.click()
+    expect(blank.testid("detail-node")).to_have_text("node a")
     dev.sendall(b"hello from node A\n")
     expect(blank.payloads()).to_have_text(["hello from node A\\n"])
     blank.testid("send-input").fill("hi from B's dashboard")
@@ -41,9 +44,11 @@ def test_dashboard_of_b_operates_a_device_on_a(blank, node_factory, devices):
     expect(down).to_have_count(1)
 
     mine = devices(b.tcp_port)
-    expect(blank.page.locator('[data-testid="session-row"][data-session-id^="b:"]')).to_have_count(
-        1
-    )
+    mine_row = blank.page.locator('[data-testid="session-row"][data-session-id^="b:"]')
+    expect(mine_row).to_have_count(1)
+    expect(mine_row.locator('[data-testid="session-node"]')).to_have_text("b")
+    mine_row.click()
+    expect(blank.testid("detail-node")).to_have_text("node b")
     expect(blank.rows(online=True)).to_have_count(2)
     dev.close()
     mine.close()

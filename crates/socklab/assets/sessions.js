@@ -28,6 +28,10 @@ export function sessionRow(s) {
     const l1 = el('div', 'row-line');
     l1.appendChild(el('span', 'sid', '#' + s.id));
     l1.appendChild(el('span', 'proto proto-' + s.proto, s.proto));
+    // On a cluster, the node holding the session (absent on a single node).
+    const node = el('span', 'node-label');
+    node.dataset.testid = 'session-node';
+    l1.appendChild(node);
     const peer = el('span', 'peer mono', s.peer);
     peer.dataset.testid = 'session-peer';
     l1.appendChild(peer);
@@ -71,8 +75,14 @@ export function updateRow(li, s) {
   li.classList.toggle('offline', !s.online);
   li.classList.toggle('selected', s.id === log.sid);
   li.setAttribute('aria-pressed', s.id === log.sid ? 'true' : 'false');
+  const node = li.querySelector('.node-label');
+  node.textContent = s.node || '';
+  node.hidden = !s.node;
+  li.dataset.node = s.node || '';
   const st = li.querySelector('.row-state');
-  st.textContent = s.online ? 'online' : 'offline' + (s.end_reason ? ' \u00b7 ' + reasonText(s.end_reason) : '');
+  st.textContent = s.unreachable
+    ? 'unreachable'
+    : s.online ? 'online' : 'offline' + (s.end_reason ? ' \u00b7 ' + reasonText(s.end_reason) : '');
   li.querySelector('.row-bytes').textContent =
     '\u2191 ' + fmtBytes(s.bytes_up || 0) + '  \u2193 ' + fmtBytes(s.bytes_down || 0);
   li.querySelector('.row-close').hidden = !s.online;
@@ -148,6 +158,10 @@ export function renderDetail() {
   state.className = 'chip ' + (s.online ? 'chip-ok' : 'chip-off');
   state.dataset.online = s.online ? 'true' : 'false';
   $('detail-peer').textContent = s.proto + '  ' + s.peer + ' \u2192 ' + (s.local || '');
+  const node = $('detail-node');
+  node.textContent = s.node ? 'node ' + s.node + (s.unreachable ? ' \u00b7 unreachable' : '') : '';
+  node.hidden = !s.node;
+  node.dataset.node = s.node || '';
   $('detail-bytes-up').textContent = fmtInt(s.bytes_up);
   $('detail-bytes-down').textContent = fmtInt(s.bytes_down);
   $('detail-msgs').textContent = fmtInt(s.msgs_up) + ' / ' + fmtInt(s.msgs_down);
