@@ -25,40 +25,15 @@ DIR=.cluster-demo
 RULE='exact:1234567890=>text:0123456789'
 NODES=(node1 node2 node3)
 
-die() {
-    echo "cluster-demo: $*" >&2
-    exit 1
-}
-
-[[ -x "$SOCKLAB" ]] || die "$SOCKLAB not found; build it first (make build)"
-[[ -x "$PY" ]] || die "$PY not found; set up the venv first (make setup)"
+DEMO_NAME=cluster-demo
+# shellcheck source=scripts/demo-lib.sh
+source scripts/demo-lib.sh
+check_tools
 [[ -x "$NATS" ]] || die "nats-server not found; install it (scripts/install-system-deps.sh)"
-
-# Refuse early, and clearly, if a port is taken (an earlier demo still running, say).
-"$PY" - "$NATS_PORT" "$DEVICE_PORT" "$HTTP_PORT" <<'EOF' || exit 1
-import socket
-import sys
-
-nats, device, http = (int(a) for a in sys.argv[1:])
-busy = []
-for port in [nats, *range(device, device + 3), *range(http, http + 3)]:
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        s.bind(("127.0.0.1", port))
-    except OSError as err:
-        busy.append(f"127.0.0.1:{port} ({err.strerror})")
-    finally:
-        s.close()
-if busy:
-    print("cluster-demo: port(s) busy: " + ", ".join(busy), file=sys.stderr)
-    print(
-        "cluster-demo: stop what holds them, or pick others: CLUSTER_NATS_PORT=4223"
-        " CLUSTER_DEVICE_PORT=34301 CLUSTER_HTTP_PORT=8181 make cluster-demo",
-        file=sys.stderr,
-    )
-    sys.exit(1)
-EOF
+wanted=("tcp:$NATS_PORT")
+for i in 0 1 2; do wanted+=("tcp:$((DEVICE_PORT + i))" "tcp:$((HTTP_PORT + i))"); done
+ports_free "stop what holds them, or pick others: CLUSTER_NATS_PORT=4223 CLUSTER_DEVICE_PORT=34301 CLUSTER_HTTP_PORT=8181 make cluster-demo" \
+    "${wanted[@]}"
 
 mkdir -p "$DIR"
 PIDS=()
@@ -100,19 +75,13 @@ for i in 0 1 2; do
 done
 for i in 0 1 2; do
     name=${NODES[$i]}
-    for _ in $(seq 200); do
-        [[ -s "$DIR/$name.json" ]] && break
-        kill -0 "${PIDS[$i]}" 2>/dev/null || { cat "$DIR/$name.log" >&2; die "$name did not start"; }
-        sleep 0.05
-    done
-    [[ -s "$DIR/$name.json" ]] || die "$name not ready after 10 s (see $DIR/$name.log)"
+    wait_ready "${PIDS[$i]}" "$DIR/$name.json" "$DIR/$name.log" "$name"
 done
 
 for i in 0 1; do
     echo
     echo "== device -> ${NODES[$i]}: $PY examples/use_socket.py 127.0.0.1 $((DEVICE_PORT + i))"
-    timeout 60 "$PY" examples/use_socket.py 127.0.0.1 "$((DEVICE_PORT + i))" 2>&1 |
-        sed 's/^/   device | /'
+    run_device "$((DEVICE_PORT + i))"
 done
 
 echo

@@ -22,45 +22,12 @@ DIR=.demo
 DB="$DIR/socklab.db"
 RULE='exact:1234567890=>text:0123456789'
 
-die() {
-    echo "demo: $*" >&2
-    exit 1
-}
-
-[[ -x "$SOCKLAB" ]] || die "$SOCKLAB not found; build it first (make build)"
-[[ -x "$PY" ]] || die "$PY not found; set up the venv first (make setup)"
-"$PY" -c "import usocket" 2>/dev/null || die "usocket is not installed in $PY (make build)"
-
-# Refuse early, and clearly, if the ports are taken (a socklab from an earlier demo, say).
-"$PY" - "$PORT" "$HTTP_PORT" <<'EOF' || exit 1
-import socket
-import sys
-
-port, http_port = int(sys.argv[1]), int(sys.argv[2])
-busy = []
-for kind, p, name in [
-    (socket.SOCK_STREAM, port, "TCP"),
-    (socket.SOCK_DGRAM, port, "UDP"),
-    (socket.SOCK_STREAM, http_port, "TCP"),
-]:
-    s = socket.socket(socket.AF_INET, kind)
-    if kind == socket.SOCK_STREAM:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        s.bind(("127.0.0.1", p))
-    except OSError as err:
-        busy.append(f"{name} 127.0.0.1:{p} ({err.strerror})")
-    finally:
-        s.close()
-if busy:
-    print("demo: port(s) busy: " + ", ".join(busy), file=sys.stderr)
-    print(
-        "demo: another socklab (or an earlier demo) may still be running; stop it, or pick"
-        " other ports: DEMO_PORT=34188 DEMO_HTTP_PORT=8081 make demo",
-        file=sys.stderr,
-    )
-    sys.exit(1)
-EOF
+DEMO_NAME=demo
+# shellcheck source=scripts/demo-lib.sh
+source scripts/demo-lib.sh
+check_tools
+ports_free "another socklab (or an earlier demo) may still be running; stop it, or pick other ports: DEMO_PORT=34188 DEMO_HTTP_PORT=8081 make demo" \
+    "tcp:$PORT" "udp:$PORT" "tcp:$HTTP_PORT"
 
 mkdir -p "$DIR"
 rm -f "$DIR/ready.json"
@@ -72,16 +39,11 @@ echo "== socklab: starting on 127.0.0.1:$PORT (tcp+udp), auto-reply '$RULE'"
     </dev/null >"$DIR/socklab.log" 2>&1 &
 SERVER=$!
 trap 'kill -INT $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true' EXIT
-for _ in $(seq 200); do
-    [[ -s "$DIR/ready.json" ]] && break
-    kill -0 $SERVER 2>/dev/null || { cat "$DIR/socklab.log" >&2; die "socklab did not start"; }
-    sleep 0.05
-done
-[[ -s "$DIR/ready.json" ]] || die "socklab not ready after 10 s (see $DIR/socklab.log)"
+wait_ready $SERVER "$DIR/ready.json" "$DIR/socklab.log" socklab
 
 echo
 echo "== device: $PY examples/use_socket.py 127.0.0.1 $PORT"
-timeout 60 "$PY" examples/use_socket.py 127.0.0.1 "$PORT" 2>&1 | sed 's/^/   device | /'
+run_device "$PORT"
 
 echo
 echo "== socklab: what the server saw (from its API, http://127.0.0.1:$HTTP_PORT)"
