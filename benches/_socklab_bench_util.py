@@ -1,4 +1,4 @@
-"""Helpers for socklab_bench.py: child processes, /proc readings, HTTP, tables.
+"""Helpers for the socklab benches: child processes, socklab launches, /proc readings, HTTP, tables.
 
 Every child is started with a parent-death signal (it dies if this process dies, even on
 SIGKILL) and registered so that normal exit, an exception or Ctrl-C stops it; every wait
@@ -18,8 +18,11 @@ import subprocess
 import threading
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence  # noqa: UP035 - Python 3.9 needs typing here
+
+ROOT = Path(__file__).resolve().parent.parent
 
 _CHILDREN: list[Child] = []
 # `setpriv --pdeathsig KILL` makes the kernel kill a child when this process dies, even by
@@ -232,6 +235,45 @@ def launch_socklab(
     if not wait_until(is_ready, 30, 0.05) or not info:
         raise RuntimeError(f"socklab did not become ready (see {child.log_path})")
     return child, info
+
+
+def default_bin(name: str, env: str) -> str:
+    """A binary: $ENV if set, else $CARGO_TARGET_DIR (or <repo>/target)/release/NAME."""
+    if os.environ.get(env):
+        return os.environ[env]
+    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+    return str(target / "release" / name)
+
+
+@dataclass
+class Lab:
+    """A running socklab started by `start_lab`: its process, addresses and database."""
+
+    name: str
+    child: Child
+    tcp: str
+    http: str
+    db: Path
+
+    def metrics(self) -> dict[str, float]:
+        return prometheus(http("GET", f"http://{self.http}/metrics"))
+
+    def up_bytes(self) -> float:
+        return self.metrics()['socklab_bytes_total{direction="up"}']
+
+    def online(self) -> int:
+        return int(self.metrics()["socklab_sessions_online"])
+
+    def cpu_s(self) -> float:
+        """User + system CPU seconds the process used so far."""
+        fields = Path(f"/proc/{self.child.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start_lab(bin_: str, tmp: Path, tag: str, extra: Sequence[str] = ()) -> Lab:
+    """`launch_socklab` as a `Lab` (first TCP listener, HTTP address, database)."""
+    child, info = launch_socklab(bin_, tmp, tag, extra)
+    return Lab(tag, child, info["tcp"][0], info["http"], tmp / f"{tag}.db")
 
 
 def http(method: str, url: str, body: dict | None = None, timeout: float = 10.0) -> Any:

@@ -43,7 +43,6 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
 from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any
@@ -52,19 +51,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _socklab_bench_util import (  # the helper next to this script
     Child,
+    Lab,
+    default_bin,
     http,
     install_cleanup,
-    launch_socklab,
     machine_line,
-    prometheus,
     raise_nofile,
     stable_rss_kib,
+    start_lab,
     table,
     verdict,
     wait_until,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
 MSG_BYTES = 64
 PER_PROCESS_FDS = 19_500  # devices one socklab or load generator process takes here
 GOAL_KIB = 4.0
@@ -73,28 +72,7 @@ GOAL_BROADCAST_S = 2.0
 GOAL_INGEST_RATIO = 0.8
 
 
-def default_bin(name: str, env: str) -> str:
-    if os.environ.get(env):
-        return os.environ[env]
-    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-    return str(target / "release" / name)
-
-
-@dataclass
-class Node:
-    """A running socklab (a cluster node, or a plain one for the baseline)."""
-
-    name: str
-    child: Child
-    tcp: str
-    http: str
-    db: Path
-
-    def metrics(self) -> dict[str, float]:
-        return prometheus(http("GET", f"http://{self.http}/metrics"))
-
-    def online(self) -> int:
-        return int(self.metrics()["socklab_sessions_online"])
+Node = Lab  # a cluster node, or a plain socklab for the baseline
 
 
 def free_port() -> int:
@@ -121,9 +99,7 @@ def start_nats(tmp: Path) -> tuple[Child, str]:
 
 
 def start_node(socklab: str, tmp: Path, name: str, url: str | None) -> Node:
-    extra = ["--cluster", url, "--node", name] if url else []
-    child, info = launch_socklab(socklab, tmp, name, extra)
-    return Node(name, child, info["tcp"][0], info["http"], tmp / f"{name}.db")
+    return start_lab(socklab, tmp, name, ["--cluster", url, "--node", name] if url else [])
 
 
 def sources(block: int, shard: int, count: int) -> str:

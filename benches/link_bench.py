@@ -16,66 +16,36 @@ Every child is stopped when this script ends, whatever way it ends.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _socklab_bench_util import (
     Child,
+    Lab,
+    default_bin,
     http,
     install_cleanup,
-    launch_socklab,
     machine_line,
-    prometheus,
     raise_nofile,
     stable_rss_kib,
+    start_lab,
     table,
     wait_until,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
 MSG_BYTES = 64
 NBIOT_UP_BPS = 50_000
 PERFECT_TARGET = 0.05
 
 
-def default_bin(name: str, env: str) -> str:
-    if os.environ.get(env):
-        return os.environ[env]
-    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-    return str(target / "release" / name)
-
-
-@dataclass
-class Lab:
-    """A running socklab."""
-
-    child: Child
-    tcp: str
-    http: str
-
-    def metrics(self) -> dict[str, float]:
-        return prometheus(http("GET", f"http://{self.http}/metrics"))
-
-    def up_bytes(self) -> float:
-        return self.metrics()['socklab_bytes_total{direction="up"}']
-
-    def cpu_s(self) -> float:
-        """User + system CPU seconds the process used so far."""
-        fields = Path(f"/proc/{self.child.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def start(bin_: str, tmp: Path, tag: str, link: str | None) -> Lab:
-    child, info = launch_socklab(bin_, tmp, tag, ["--link", link, "--seed", "1"] if link else [])
-    return Lab(child, info["tcp"][0], info["http"])
+    return start_lab(bin_, tmp, tag, ["--link", link, "--seed", "1"] if link else [])
 
 
 def sources(n: int) -> str:
