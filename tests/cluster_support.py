@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Socklab
+from conftest import Socklab, spawn_logged, stop_process, wait_started
 
 NATS_SERVER = os.environ.get("NATS_SERVER", shutil.which("nats-server") or "/usr/sbin/nats-server")
-START_TIMEOUT_S = 15.0
 
 
 def free_port() -> int:
@@ -40,35 +39,21 @@ class Nats:
         self.start()
 
     def start(self) -> None:
-        log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it until it exits
+        config = ["-c", str(self.config)] if self.config else []
+        cmd = [NATS_SERVER, *config, "-a", "127.0.0.1", "-p", str(self.port)]
+        self.proc = spawn_logged(cmd, self.log_path)
+        wait_started(self.proc, self.listening, "nats-server", self.log)
+
+    def listening(self) -> bool:
         try:
-            config = ["-c", str(self.config)] if self.config else []
-            self.proc = subprocess.Popen(
-                [NATS_SERVER, *config, "-a", "127.0.0.1", "-p", str(self.port)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-            )
-        finally:
-            log.close()
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"nats-server did not start:\n{self.log()}") from None
-                time.sleep(0.02)
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                return True
+        except OSError:
+            return False
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc, signal.SIGTERM, "nats-server", self.log)
         self.proc = None
 
     def log(self) -> str:
@@ -143,13 +128,3 @@ def connect_device(port: int, timeout: float = 20.0) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     sock.settimeout(timeout)
     return sock
-
-
-def recv_exactly(sock: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise AssertionError(f"connection closed after {len(data)} of {n} bytes")
-        data += chunk
-    return data

@@ -29,6 +29,45 @@ HTTP_TIMEOUT_S = 30.0
 _UNSET: Any = object()
 
 
+def spawn_logged(cmd: list[str], log_path: Path) -> subprocess.Popen[bytes]:
+    """Starts a server process (stdin closed) with its output appended to `log_path`."""
+    log = open(log_path, "ab")  # noqa: SIM115 - the child owns it until it exits
+    try:
+        return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    finally:
+        log.close()
+
+
+def wait_started(
+    proc: subprocess.Popen[bytes], ready: Callable[[], bool], name: str, log: Callable[[], str]
+) -> None:
+    """Waits up to START_TIMEOUT_S for `ready()`; a process that exits first, or is not
+    ready in time (it is then killed), raises RuntimeError with its log."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not ready():
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode}:\n{log()}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            raise RuntimeError(f"{name} not ready after {START_TIMEOUT_S} s:\n{log()}")
+        time.sleep(0.02)
+
+
+def stop_process(proc: subprocess.Popen[bytes], sig: int, name: str, log: Callable[[], str]) -> int:
+    """Signals a server process and waits for it; one that ignores the signal is killed
+    and fails the test. Returns its exit status."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise AssertionError(f"{name} ignored signal {sig}:\n{log()}") from None
+    return proc.returncode
+
+
 def _flags(flags: dict[str, Any]) -> list[str]:
     """Turns keyword arguments into CLI flags: echo=True -> --echo, a list repeats the flag."""
     out: list[str] = []
@@ -81,19 +120,8 @@ class Socklab:
             str(self.ready_file),
             *self.args,
         ]
-        log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it until it exits
-        try:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-        finally:
-            log.close()
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not self.ready_file.exists():
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"socklab exited with {self.proc.returncode}:\n{self.log()}")
-            if time.monotonic() > deadline:
-                self.proc.kill()
-                raise RuntimeError(f"socklab not ready after {START_TIMEOUT_S} s:\n{self.log()}")
-            time.sleep(0.02)
+        self.proc = spawn_logged(cmd, self.log_path)
+        wait_started(self.proc, self.ready_file.exists, "socklab", self.log)
         ready = json.loads(self.ready_file.read_text())
         self.ready = ready
         # A wildcard bind is reached through loopback.
@@ -198,15 +226,7 @@ class Socklab:
         """Signals the process and waits for it; returns its exit status."""
         if self.proc is None:
             return self.returncode or 0
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                raise AssertionError(f"socklab ignored signal {sig}:\n{self.log()}") from None
-        self.returncode = self.proc.returncode
+        self.returncode = stop_process(self.proc, sig, "socklab", self.log)
         self.proc = None
         return self.returncode
 

@@ -11,11 +11,10 @@ import cluster_support
 import pytest
 from cluster_support import (
     cluster_sessions,
-    recv_exactly,
     sees_nodes,
     wait_until,
 )
-from conftest import SOCKLAB_BIN
+from conftest import SOCKLAB_BIN, recv_exactly
 
 nats = cluster_support.nats  # fixtures
 node_factory = cluster_support.node_factory

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import cluster_support
 import test_dashboard
-from cluster_support import recv_exactly, sees_nodes, wait_until
+from cluster_support import sees_nodes, wait_until
+from conftest import recv_exactly
 from playwright.sync_api import expect
 from test_dashboard import dashboard_url
 

@@ -15,10 +15,10 @@ from typing import Any
 import cluster_support
 from cluster_support import (
     cluster_sessions,
-    recv_exactly,
     sees_nodes,
     wait_until,
 )
+from conftest import recv_exactly
 
 nats = cluster_support.nats  # fixtures
 node_factory = cluster_support.node_factory

@@ -18,10 +18,10 @@ from cluster_support import (
     NATS_SERVER,
     Nats,
     cluster_sessions,
-    recv_exactly,
     sees_nodes,
     wait_until,
 )
+from conftest import recv_exactly
 from test_cluster import run_socklab
 
 devices = cluster_support.devices  # fixture
