@@ -204,13 +204,24 @@ def bytes_down(nodes: list[Node]) -> int:
 
 def broadcast(nodes: list[Node], total: int) -> dict[str, Any]:
     """POSTs a 64-byte broadcast to node 0; the time until every node has written it to
-    every device (bytes down across the nodes grow by 64 x devices)."""
+    every device: bytes down across the nodes grew by 64 x devices (a session counts its
+    bytes as it records them) and no store queue holds a record any more (a session writes
+    to its socket once the store has taken the record)."""
     before = bytes_down(nodes)
     t = time.perf_counter()
     answer = http("POST", f"http://{nodes[0].http}/api/broadcast", {"text": "b" * MSG_BYTES}, 60)
     answered = time.perf_counter() - t
     want = before + MSG_BYTES * total
-    reached = wait_until(lambda: bytes_down(nodes) >= want, 120, 0.01)
+
+    def written() -> bool:
+        down = queued = 0
+        for node in nodes:
+            m = node.metrics()
+            down += int(m['socklab_bytes_total{direction="down"}'])
+            queued += int(m["socklab_store_queue_depth"])
+        return down >= want and queued == 0
+
+    reached = wait_until(written, 120, 0.01)
     return {
         "bcast_answer_s": answered,
         "bcast_s": time.perf_counter() - t if reached else None,
