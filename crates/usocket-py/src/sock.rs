@@ -204,6 +204,8 @@ impl PySocket {
         let flags = flags_arg(flags, "recv", 2)?;
         limits::check_buffer(py, n, "recv");
         let sock = &self.inner;
+        // The timeout starts now, before the GIL is let go (as CPython's does).
+        let w = sock.waiter();
         if n <= SMALL_RECV_BYTES {
             // Small reads (the common device case) go through the stack: no allocation
             // besides the bytes object itself.
@@ -211,7 +213,7 @@ impl PySocket {
             let buf = &mut small[..n];
             let got = match sock.try_recv_now(buf, flags) {
                 Some(r) => r.map_err(|e| core_err(py, e))?,
-                None => detached(py, |check| sock.recv(buf, flags, check))?,
+                None => detached(py, |check| sock.recv_by(buf, flags, &w, check))?,
             };
             // SAFETY: recv initialised the first `got` bytes of `small`.
             let data = unsafe { std::slice::from_raw_parts(small.as_ptr().cast::<u8>(), got) };
@@ -226,7 +228,7 @@ impl PySocket {
         };
         let got = match tried {
             Some(r) => r.map_err(|e| core_err(py, e))?,
-            None => detached(py, |check| sock.recv(buf, flags, check))?,
+            None => detached(py, |check| sock.recv_by(buf, flags, &w, check))?,
         };
         out.finish(py, got)
     }

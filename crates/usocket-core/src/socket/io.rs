@@ -167,7 +167,20 @@ impl Socket {
         flags: i32,
         check: Checkpoint<'_>,
     ) -> Result<usize> {
-        self.recv_from(buf, flags, check).map(|(n, _)| n)
+        self.recv_by(buf, flags, &self.waiter(), check)
+    }
+
+    /// [`recv`](Self::recv) against a deadline taken earlier (`w`, from
+    /// [`waiter`](Self::waiter)), so the binding can start the timeout when the call
+    /// starts, before it lets go of the GIL, as CPython does.
+    pub fn recv_by(
+        &self,
+        buf: &mut [MaybeUninit<u8>],
+        flags: i32,
+        w: &Waiter,
+        check: Checkpoint<'_>,
+    ) -> Result<usize> {
+        self.recv_from(buf, flags, w, check).map(|(n, _)| n)
     }
 
     /// `recvfrom(bufsize)` into `buf`: the count and the sender (the peer for TCP).
@@ -177,7 +190,7 @@ impl Socket {
         flags: i32,
         check: Checkpoint<'_>,
     ) -> Result<(usize, Option<(String, u16)>)> {
-        let (n, addr) = self.recv_from(buf, flags, check)?;
+        let (n, addr) = self.recv_from(buf, flags, &self.waiter(), check)?;
         let addr = match addr {
             Some(a) => Some(a),
             None => {
@@ -192,17 +205,14 @@ impl Socket {
         &self,
         buf: &mut [MaybeUninit<u8>],
         flags: i32,
+        w: &Waiter,
         check: Checkpoint<'_>,
     ) -> Result<(usize, Option<SockAddr>)> {
         let g = self.handle.enter()?;
-        let w = self.waiter();
         let dontwait = flags & libc::MSG_DONTWAIT != 0;
         let _turn = if self.is_stream() {
             let nonblocking = dontwait || self.mode() == Mode::NonBlocking;
-            Some(
-                self.read_gate
-                    .take(&w, nonblocking, &|| g.closed(), check)?,
-            )
+            Some(self.read_gate.take(w, nonblocking, &|| g.closed(), check)?)
         } else {
             None
         };
@@ -217,7 +227,7 @@ impl Socket {
         if buf.is_empty() && self.is_stream() {
             return Ok((0, None));
         }
-        let (n, from) = self.io(&g, &w, libc::POLLIN, dontwait, check, |f| {
+        let (n, from) = self.io(&g, w, libc::POLLIN, dontwait, check, |f| {
             if self.is_stream() {
                 sys::recv(g.fd(), buf, f | flags).map(|n| (n, None))
             } else {
