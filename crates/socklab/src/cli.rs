@@ -12,6 +12,7 @@ use crate::config::{
 use crate::link::LinkSpec;
 use crate::rules::Rule;
 use crate::schedule::{self, ScheduleEntry};
+use crate::web::HttpLimits;
 
 /// socklab: the TCP/UDP server your device scripts talk to. Watch devices come online,
 /// read what they send, send data down, keep the history; console, HTTP API and dashboard.
@@ -93,6 +94,17 @@ pub struct Cli {
     /// Seed for the links' jitter and loss: the same seed gives the same run.
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+
+    /// Seconds an HTTP client has to send a complete request header (also how long an idle
+    /// keep-alive connection stays open).
+    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = parse_secs)]
+    pub http_header_timeout: f64,
+
+    /// Most HTTP connections open at once (also capped at a quarter of the open-file limit,
+    /// so devices keep the rest). At the cap a new connection replaces the one idle longest.
+    #[arg(long, value_name = "N", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub http_max_connections: u32,
 
     /// Fault schedule file: lines of 'TIME ACTION [listener=ID]' timed from the start,
     /// ACTION one of 'outage DURATION', 'reset', 'nat_drop', 'link SPEC|none'.
@@ -228,7 +240,7 @@ impl Cli {
             http: self.http,
             db: self.db.clone().unwrap_or_else(default_db_path),
             max_db_bytes: self.max_db_mb.map(|mb| mb.saturating_mul(1024 * 1024)),
-            token: self.token.clone().filter(|t| !t.is_empty()),
+            token: self.token.clone(),
             udp_idle_timeout: Duration::from_secs_f64(self.udp_idle_timeout),
             udp_max_sessions: self.udp_max_sessions,
             tcp_keepalive: (self.tcp_keepalive > 0.0)
@@ -256,6 +268,11 @@ impl Cli {
                     creds: self.cluster_creds.clone(),
                     ca: self.cluster_ca.clone(),
                 }),
+            http_limits: HttpLimits {
+                header_timeout: Duration::from_secs_f64(self.http_header_timeout),
+                max_connections: self.http_max_connections as usize,
+                ..HttpLimits::default()
+            },
         }
     }
 }
@@ -324,6 +341,17 @@ mod tests {
         assert_eq!(cfg.link_for(0).unwrap().profile, "nbiot");
         assert_eq!(cfg.link_for(1).unwrap().to_string(), "gprs,nat_idle=5s");
         assert!(Cli::try_parse_from(["socklab", "--link", "wifi"]).is_err());
+        let cfg = Cli::parse_from([
+            "socklab",
+            "--http-header-timeout",
+            "2.5",
+            "--http-max-connections",
+            "8",
+        ])
+        .config();
+        assert_eq!(cfg.http_limits.header_timeout, Duration::from_millis(2500));
+        assert_eq!(cfg.http_limits.max_connections, 8);
+        assert!(Cli::try_parse_from(["socklab", "--http-max-connections", "0"]).is_err());
         assert!(Cli::try_parse_from(["socklab", "--link", "x:gprs"]).is_err());
     }
 

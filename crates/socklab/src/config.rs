@@ -68,6 +68,8 @@ pub struct Config {
     pub link_schedule: Vec<ScheduleEntry>,
     /// Join a cluster over NATS (`--cluster`); `None`: a single node, as always.
     pub cluster: Option<crate::cluster::ClusterConfig>,
+    /// Timeouts and caps of the HTTP side (header timeout, connection cap, ...).
+    pub http_limits: crate::web::HttpLimits,
 }
 
 impl Config {
@@ -136,6 +138,7 @@ impl Config {
             link_seed: None,
             link_schedule: Vec::new(),
             cluster: None,
+            http_limits: crate::web::HttpLimits::default(),
         }
     }
 }

@@ -88,47 +88,6 @@ fn raise_fd_limit() {
     }
 }
 
-/// Takes an exclusive lock on `<db>.lock` for the life of the process. Two servers on one
-/// database would both continue the same session ids and end each other's sessions at
-/// start, so the second one refuses to start instead. (`export` reads without the lock.)
-#[cfg(unix)]
-fn lock_database(db: &std::path::Path) -> Result<std::fs::File, String> {
-    use std::io::{Read, Seek};
-    use std::os::fd::AsRawFd;
-
-    if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty())
-        && !dir.is_dir()
-    {
-        return Err(format!(
-            "directory {} does not exist: create it, or pass another --db",
-            dir.display()
-        ));
-    }
-    let mut path = db.as_os_str().to_owned();
-    path.push(".lock");
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(|e| format!("cannot open {}: {e}", std::path::Path::new(&path).display()))?;
-    // SAFETY: flock only takes the descriptor of a file we own and keep open.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        let mut holder = String::new();
-        let _ = file.read_to_string(&mut holder);
-        return Err(format!(
-            "database {} is in use by another socklab (pid {}); stop it or pass another --db",
-            db.display(),
-            holder.trim()
-        ));
-    }
-    let _ = file.set_len(0);
-    let _ = file.rewind();
-    let _ = write!(file, "{}", std::process::id());
-    Ok(file)
-}
-
 fn serve(cli: &Cli) -> ExitCode {
     #[cfg(unix)]
     raise_fd_limit();
@@ -145,14 +104,15 @@ fn serve(cli: &Cli) -> ExitCode {
         eprintln!("socklab: cannot create {}: {e}", dir.display());
         return ExitCode::FAILURE;
     }
-    #[cfg(unix)]
-    let _db_lock = match lock_database(&config.db) {
-        Ok(file) => file,
-        Err(e) => {
-            eprintln!("socklab: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    if let Some(dir) = config.db.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.is_dir()
+    {
+        eprintln!(
+            "socklab: directory {} does not exist: create it, or pass another --db",
+            dir.display()
+        );
+        return ExitCode::FAILURE;
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

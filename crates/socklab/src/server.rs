@@ -42,6 +42,9 @@ pub enum ServerError {
     /// The node could not join its cluster (`--cluster`).
     #[error(transparent)]
     Cluster(#[from] crate::cluster::ClusterError),
+    /// The token is too weak for where the API listens.
+    #[error("{0}")]
+    WeakToken(String),
     /// The ready file could not be written.
     #[error("cannot write ready file {path}: {source}")]
     ReadyFile {
@@ -78,6 +81,7 @@ pub struct Server {
     shutdown: Shutdown,
     /// The bridge to the other nodes, with `--cluster`.
     cluster: Option<Cluster>,
+    web_stats: Arc<web::WebStats>,
 }
 
 fn bind_err(proto: &'static str, addr: SocketAddr) -> impl FnOnce(io::Error) -> ServerError {
@@ -93,6 +97,9 @@ impl Server {
     /// on a busy port leaves no database behind). A non-loopback HTTP address without a
     /// configured token gets a generated one.
     pub async fn bind(config: Config) -> Result<Server, ServerError> {
+        // Before anything is bound: a weak token must not even briefly expose the API.
+        crate::web::auth::check_token_strength(config.token.as_deref(), config.http)
+            .map_err(ServerError::WeakToken)?;
         let mut states = Vec::new();
         let mut tcp_sockets = Vec::new();
         for addr in &config.tcp {
@@ -138,6 +145,7 @@ impl Server {
             trigger,
             shutdown,
             cluster,
+            web_stats: Arc::default(),
         })
     }
 
@@ -162,6 +170,8 @@ impl Server {
             hub: self.hub.clone(),
             token: self.token.as_deref().map(Arc::from),
             shutdown: self.shutdown.clone(),
+            limits: self.config.http_limits,
+            stats: self.web_stats.clone(),
         };
         match &self.cluster {
             None => web::app(state),
@@ -193,6 +203,7 @@ impl Server {
             trigger,
             shutdown,
             cluster,
+            web_stats: self_stats,
             ..
         } = self;
         // The sockets are already listening (connections wait in the backlog), so the
@@ -237,7 +248,13 @@ impl Server {
                 shutdown.clone(),
             ));
         }
-        let http_done = serve_http(http, router, shutdown.clone());
+        let http_done = serve_http(
+            http,
+            router,
+            config.http_limits,
+            self_stats,
+            shutdown.clone(),
+        );
         let console = (config.console_live || config.console_input).then(|| {
             tokio::spawn(crate::console::run(
                 hub.clone(),
@@ -298,11 +315,14 @@ fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
 /// Serves the API and dashboard on a runtime of their own (one thread). Device tasks keep
 /// the main runtime's run queue busy under load; here API requests never queue behind
 /// thousands of them, which keeps the control plane responsive while devices flood in.
-/// The receiver completes when the HTTP server has shut down gracefully.
+/// The limits ([`web::serve`]) keep slow or many clients from exhausting it. The receiver
+/// completes when the HTTP server has shut down (open connections get a short grace).
 fn serve_http(
     http: TcpListener,
     router: axum::Router,
-    mut shutdown: Shutdown,
+    limits: web::HttpLimits,
+    stats: Arc<web::WebStats>,
+    shutdown: Shutdown,
 ) -> oneshot::Receiver<io::Result<()>> {
     let (done, finished) = oneshot::channel();
     let spawned = std::thread::Builder::new()
@@ -316,9 +336,7 @@ fn serve_http(
                 let std_listener = http.into_std()?;
                 runtime.block_on(async move {
                     let listener = TcpListener::from_std(std_listener)?;
-                    axum::serve(listener, router)
-                        .with_graceful_shutdown(async move { shutdown.wait().await })
-                        .await
+                    web::serve::serve(listener, router, limits, stats, shutdown).await
                 })
             })();
             let _ = done.send(result);
@@ -348,14 +366,23 @@ fn listener_state(
 }
 
 /// Writes the addresses atomically (temp file, then rename) so a poller never reads half.
+/// The file holds the token, so only its owner may read it (mode 0600 from creation on).
 fn write_ready_file(path: &Path, addrs: &BoundAddrs) -> Result<(), ServerError> {
+    use std::io::Write;
     let err = |source| ServerError::ReadyFile {
         path: path.to_path_buf(),
         source,
     };
     let tmp = path.with_extension("tmp");
     let json = serde_json::to_vec(addrs).unwrap_or_default();
-    std::fs::write(&tmp, json).map_err(err)?;
+    let _ = std::fs::remove_file(&tmp);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&tmp).map_err(err)?;
+    file.write_all(&json).map_err(err)?;
+    drop(file);
     std::fs::rename(&tmp, path).map_err(err)
 }
 

@@ -13,6 +13,7 @@
 //! Layout: `mod.rs` (handle, schema, open), `writer` (the thread, retention),
 //! `query` (reads and export).
 
+mod lock;
 mod query;
 mod rates;
 mod search;
@@ -28,6 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::model::{Direction, MessageInfo, SessionInfo};
 
+pub use lock::DbLock;
 pub use query::export_jsonl;
 pub use query::rows as query_rows;
 pub use rates::SecondRate;
@@ -63,6 +65,18 @@ pub enum StoreError {
         path: PathBuf,
         /// The OS error.
         source: std::io::Error,
+    },
+    /// Another server holds the database (under this name or another one: a symlink or a
+    /// hard link to the same file).
+    #[error(
+        "database {path} is in use by another socklab{}; stop it or pass another --db",
+        pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+    )]
+    Locked {
+        /// The database file as given.
+        path: PathBuf,
+        /// The process holding it, when the system says.
+        pid: Option<u32>,
     },
     /// The writer thread or the blocking pool went away (only during shutdown).
     #[error("store is closed")]
@@ -103,11 +117,15 @@ pub struct Store {
     /// when equal, session queries need not wait for the queue (see `flush_sessions`).
     session_ops_queued: AtomicU64,
     session_ops_committed: Arc<AtomicU64>,
+    /// The exclusive lock on the database file, released by [`Store::close`].
+    lock: Mutex<Option<DbLock>>,
 }
 
 impl Store {
     /// Opens (creating if needed) the database at `path`, marks sessions left online by a
-    /// crash as ended with `server_shutdown`, and starts the writer thread.
+    /// crash as ended with `server_shutdown`, and starts the writer thread. The file is
+    /// locked for this store until [`Store::close`] ([`StoreError::Locked`] when another
+    /// server has it, under any name).
     /// `max_db_bytes` enables retention: oldest closed sessions are deleted first.
     pub fn open(path: &Path, max_db_bytes: Option<u64>) -> Result<Store, StoreError> {
         let sql_err = |source| StoreError::Sqlite {
@@ -127,6 +145,7 @@ impl Store {
                 ),
             });
         }
+        let lock = DbLock::acquire(path)?;
         let conn = Connection::open(path).map_err(sql_err)?;
         init_schema(&conn).map_err(sql_err)?;
         let reader = Connection::open(path).map_err(sql_err)?;
@@ -154,6 +173,7 @@ impl Store {
             path: path.to_path_buf(),
             session_ops_queued: AtomicU64::new(0),
             session_ops_committed,
+            lock: Mutex::new(Some(lock)),
         })
     }
 
@@ -225,6 +245,8 @@ impl Store {
         if let Some(handle) = handle {
             let _ = tokio::task::spawn_blocking(move || handle.join()).await;
         }
+        // Every write is committed: another server may have the database now.
+        self.lock.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 
     /// Runs a query on the read connection in the blocking pool.

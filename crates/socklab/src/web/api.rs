@@ -4,6 +4,7 @@
 //! gets the API's JSON error body instead of axum's plain-text rejection.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::str::FromStr;
 
 use axum::Json;
@@ -21,6 +22,9 @@ use crate::rules::{Rule, RuleSpec, decode_hex};
 
 /// Largest page the list routes return.
 pub const MAX_PAGE: u64 = 1000;
+
+/// Largest `offset` and session id the API takes: SQLite counts in signed 64 bits.
+pub const MAX_OFFSET: u64 = i64::MAX as u64;
 
 type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
 
@@ -43,15 +47,36 @@ fn page(params: &Params) -> Result<(u64, u64), AppError> {
             "limit must be 1..={MAX_PAGE}"
         )));
     }
-    Ok((limit, param(params, "offset", 0u64)?))
+    let offset = param(params, "offset", 0u64)?;
+    if offset > MAX_OFFSET {
+        return Err(AppError::BadRequest(format!(
+            "offset must be 0..={MAX_OFFSET}"
+        )));
+    }
+    Ok((limit, offset))
 }
 
-fn session_id(raw: &str) -> Result<u64, AppError> {
+/// A session id from the path: 0..=[`MAX_OFFSET`] (ids are SQLite row ids).
+pub(super) fn session_id(raw: &str) -> Result<u64, AppError> {
     raw.parse()
-        .map_err(|_| AppError::BadRequest(format!("invalid session id {raw:?}")))
+        .ok()
+        .filter(|id| *id <= MAX_OFFSET)
+        .ok_or_else(|| AppError::BadRequest(format!("invalid session id {raw:?}")))
 }
 
-fn listener_id(raw: &str) -> Result<u32, AppError> {
+/// Waits for a store call at most [`super::HttpLimits::store_timeout`]: on a full disk the
+/// writer retries and a query that waits for it would hang the request.
+pub(super) async fn bounded<T>(
+    st: &AppState,
+    call: impl Future<Output = T>,
+) -> Result<T, AppError> {
+    let waited = st.limits.store_timeout;
+    tokio::time::timeout(waited, call)
+        .await
+        .map_err(|_| AppError::store_stalled(waited))
+}
+
+pub(super) fn listener_id(raw: &str) -> Result<u32, AppError> {
     raw.parse()
         .map_err(|_| AppError::BadRequest(format!("invalid listener id {raw:?}")))
 }
@@ -96,15 +121,14 @@ async fn find_session(st: &AppState, id: u64) -> Result<SessionInfo, AppError> {
         return Ok(handle.info(None));
     }
     let store = st.hub.store();
-    store.flush_sessions().await;
-    store
-        .session(id)
-        .await?
+    bounded(st, store.flush_sessions()).await?;
+    bounded(st, store.session(id))
+        .await??
         .ok_or_else(|| AppError::NotFound(format!("no session {id}")))
 }
 
 /// Turns a failed action into 404 (never existed) or 409 (exists, offline).
-async fn action_error(st: &AppState, e: ActionError) -> AppError {
+pub(super) async fn action_error(st: &AppState, e: ActionError) -> AppError {
     match e {
         ActionError::NotOnline(id) => match find_session(st, id).await {
             Ok(_) => AppError::Conflict(format!("session {id} is offline")),
@@ -147,8 +171,8 @@ pub async fn list_sessions(
         }
         "all" => {
             let store = st.hub.store();
-            store.flush_sessions().await;
-            let (mut rows, total) = store.sessions(limit, offset).await?;
+            bounded(&st, store.flush_sessions()).await?;
+            let (mut rows, total) = bounded(&st, store.sessions(limit, offset)).await??;
             for row in rows.iter_mut() {
                 if let Some(live) = st.hub.online(row.id) {
                     *row = live.info(None);
@@ -184,8 +208,10 @@ pub async fn messages(
     let since_ms = param(&params, "since_ms", 0i64)?;
     find_session(&st, id).await?;
     let store = st.hub.store();
-    store.flush_for_query().await;
-    let (messages, total) = store.messages(id, since_ms, limit, offset).await?;
+    // The store waits a little for queued writes, then reads what is committed; the bound
+    // here holds even if the read itself cannot proceed.
+    bounded(&st, store.flush_for_query()).await?;
+    let (messages, total) = bounded(&st, store.messages(id, since_ms, limit, offset)).await??;
     Ok(Json(json!({ "messages": messages, "total": total })))
 }
 

@@ -17,6 +17,45 @@ use axum::response::{IntoResponse, Response};
 
 use super::{AppError, AppState};
 
+/// Fewest characters a token must have when the API listens beyond loopback (a generated
+/// token has 32).
+pub const MIN_TOKEN_CHARS: usize = 16;
+
+/// Refuses a token that cannot protect the API at `http`: blank, with spaces around it or
+/// control characters in it (a header cannot carry them intact), or shorter than [`MIN_TOKEN_CHARS`] on a
+/// non-loopback address. A short token on loopback is allowed with a warning.
+pub fn check_token_strength(token: Option<&str>, http: std::net::SocketAddr) -> Result<(), String> {
+    let Some(token) = token else {
+        return Ok(());
+    };
+    if token.trim().is_empty() {
+        return Err(format!(
+            "the API token (--token) is blank; give one of at least {MIN_TOKEN_CHARS} characters, \
+             or leave --token out (a non-loopback --http then gets a generated one)"
+        ));
+    }
+    if token.trim() != token || token.chars().any(char::is_control) {
+        return Err(
+            "the API token (--token) must not start or end with spaces or contain control characters"
+                .into(),
+        );
+    }
+    let chars = token.chars().count();
+    if chars < MIN_TOKEN_CHARS {
+        if !http.ip().is_loopback() {
+            return Err(format!(
+                "the API token (--token) has {chars} characters; on a non-loopback --http \
+                 ({http}) it needs at least {MIN_TOKEN_CHARS}, or leave --token out to get a generated one"
+            ));
+        }
+        tracing::warn!(
+            "the API token has only {chars} characters; use at least {MIN_TOKEN_CHARS} before \
+             exposing the API beyond loopback"
+        );
+    }
+    Ok(())
+}
+
 /// Middleware: 401 without the token, 403 for a foreign origin, else the route.
 pub async fn check(State(st): State<AppState>, req: Request, next: Next) -> Response {
     match &st.token {
@@ -137,6 +176,29 @@ fn foreign_origin(req: &Request) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Blank tokens are refused everywhere, short ones beyond loopback only.
+    #[test]
+    fn token_strength() {
+        let lo: std::net::SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let any: std::net::SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        let strong = "0123456789abcdef";
+        assert!(check_token_strength(None, any).is_ok());
+        assert!(check_token_strength(Some(strong), any).is_ok());
+        assert!(check_token_strength(Some("x"), lo).is_ok());
+        assert!(check_token_strength(Some("0123456789 abcdef"), any).is_ok());
+        for bad in [
+            "",
+            " ",
+            "x",
+            "0123456789abcde",
+            " 0123456789abcdef",
+            "0123456789abcdef\n",
+        ] {
+            assert!(check_token_strength(Some(bad), any).is_err(), "{bad:?}");
+        }
+        assert!(check_token_strength(Some(""), lo).is_err());
+    }
 
     /// Query tokens are percent-decoded; comparison is exact.
     #[test]

@@ -43,7 +43,7 @@ pub async fn rates(State(st): State<AppState>, params: Params) -> Result<Json<Va
     let now = now_ms();
     let until = now.div_euclid(1000) * 1000;
     let since = until - seconds * 1000;
-    let rows = st.hub.store().rates(session, since, until).await?;
+    let rows = super::api::bounded(&st, st.hub.store().rates(session, since, until)).await??;
     Ok(Json(json!({ "now_ms": now, "seconds": rows })))
 }
 
@@ -66,6 +66,7 @@ pub fn extend_openapi(doc: &mut Value) {
                         "bytes_up": { "type": "integer" }, "bytes_down": { "type": "integer" },
                         "msgs_up": { "type": "integer" }, "msgs_down": { "type": "integer" } } } } } } } } },
             "400": { "description": "error", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
-            "401": { "description": "error", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } }
+            "401": { "description": "error", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
+            "default": { "description": "error", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } }
         } } });
 }

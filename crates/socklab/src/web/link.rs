@@ -7,8 +7,9 @@ use axum::extract::{Path, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::api::{action_error, listener_id, session_id};
 use super::{AppError, AppState};
-use crate::hub::ActionError;
+use crate::link::fault::MAX_OUTAGE;
 use crate::link::{Fault, LinkSpec, profiles};
 
 /// Body of the link routes: `{"link": "PROFILE[,param=value]"}`, `null` or `"none"` for
@@ -45,26 +46,6 @@ fn fault(body: &Bytes) -> Result<Fault, AppError> {
     Fault::from_seconds(&body.fault, seconds).map_err(|e| AppError::BadRequest(e.to_string()))
 }
 
-fn parse_id<T: std::str::FromStr>(raw: &str, what: &str) -> Result<T, AppError> {
-    raw.parse()
-        .map_err(|_| AppError::BadRequest(format!("invalid {what} id {raw:?}")))
-}
-
-async fn action_error(st: &AppState, e: ActionError) -> AppError {
-    match e {
-        ActionError::NotOnline(id) => {
-            let store = st.hub.store();
-            store.flush_sessions().await;
-            match store.session(id).await {
-                Ok(Some(_)) => AppError::Conflict(format!("session {id} is offline")),
-                Ok(None) => AppError::NotFound(format!("no session {id}")),
-                Err(e) => e.into(),
-            }
-        }
-        e => super::api::map_action_error(e),
-    }
-}
-
 /// `GET /api/link-profiles`: the built-in profiles, canonical text and figures.
 pub async fn profiles_list() -> Json<Value> {
     let list: Vec<Value> = profiles::NAMES
@@ -94,7 +75,7 @@ pub async fn set_listener_link(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, AppError> {
-    let id: u32 = parse_id(&id, "listener")?;
+    let id = listener_id(&id)?;
     let spec = link_spec(&body)?;
     match st.hub.set_listener_link(id, spec) {
         Ok(info) => Ok(Json(json!(info))),
@@ -108,7 +89,7 @@ pub async fn set_session_link(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, AppError> {
-    let id: u64 = parse_id(&id, "session")?;
+    let id = session_id(&id)?;
     let spec = link_spec(&body)?;
     match st.hub.set_session_link(id, spec) {
         Ok(info) => Ok(Json(json!(info))),
@@ -122,7 +103,7 @@ pub async fn inject_fault(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, AppError> {
-    let id: u64 = parse_id(&id, "session")?;
+    let id = session_id(&id)?;
     let fault = fault(&body)?;
     match st.hub.inject(id, fault).await {
         Ok(info) => Ok(Json(json!(info))),
@@ -163,40 +144,22 @@ pub fn extend_openapi(doc: &mut Value) {
 
 /// The OpenAPI paths of these routes.
 fn openapi_paths() -> Value {
-    let id =
-        json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } });
-    let err = |codes: &[&str]| -> serde_json::Map<String, Value> {
-        codes
-            .iter()
-            .map(|c| {
-                (
-                    c.to_string(),
-                    json!({ "description": "error", "content": { "application/json": {
-                    "schema": { "$ref": "#/components/schemas/Error" } } } }),
-                )
-            })
-            .collect()
-    };
-    let ok = |schema: Value, codes: &[&str]| {
-        let mut r = err(codes);
-        r.insert(
-            "200".into(),
-            json!({ "description": "ok",
-            "content": { "application/json": { "schema": schema } } }),
-        );
-        Value::Object(r)
-    };
+    use super::openapi::{listener_id_param, ok, session_id_param};
+    let id = session_id_param();
+    // The enum lists the bare profiles; `PROFILE,param=value...` is accepted too (a grammar
+    // JSON Schema cannot state), as the description says.
     let link_body = json!({ "required": true, "content": { "application/json": { "schema": {
         "type": "object", "properties": { "link": { "type": "string", "nullable": true,
-        "description": "PROFILE[,param=value...] (gprs, nbiot, ltem, cat1, perfect); null or \"none\" removes the link",
-        "example": "nbiot,nat_idle=270s" } } } } } });
+        "enum": ["gprs", "nbiot", "ltem", "cat1", "perfect", "none", null],
+        "description": "PROFILE[,param=value...] (gprs, nbiot, ltem, cat1, perfect, e.g. \"nbiot,nat_idle=270s\"); null or \"none\" removes the link",
+        "example": "nbiot" } } } } } });
     json!({
         "/api/link-profiles": { "get": {
             "summary": "The built-in link profiles (indicative figures)",
             "responses": ok(json!({ "type": "object" }), &["401"]) } },
         "/api/listeners/{id}/link": { "put": {
             "summary": "Set a listener's link (new sessions and its online sessions)",
-            "parameters": [id.clone()], "requestBody": link_body.clone(),
+            "parameters": [listener_id_param()], "requestBody": link_body.clone(),
             "responses": ok(json!({ "$ref": "#/components/schemas/Listener" }),
                 &["400", "401", "403", "404"]) } },
         "/api/sessions/{id}/link": { "put": {
@@ -208,9 +171,15 @@ fn openapi_paths() -> Value {
             "summary": "Inject a fault now: outage for N seconds, reset (RST), carrier-NAT drop",
             "parameters": [id],
             "requestBody": { "required": true, "content": { "application/json": { "schema": {
-                "type": "object", "required": ["fault"], "properties": {
-                    "fault": { "type": "string", "enum": ["outage", "reset", "nat_drop"] },
-                    "seconds": { "type": "number", "description": "outage only" } } } } } },
+                "type": "object", "required": ["fault"], "oneOf": [
+                    { "type": "object", "required": ["fault", "seconds"], "properties": {
+                        "fault": { "type": "string", "enum": ["outage"] },
+                        "seconds": { "type": "number", "minimum": 0.001,
+                                     "maximum": MAX_OUTAGE.as_secs(), "description": "how long the outage lasts" } } },
+                    { "type": "object", "properties": {
+                        "fault": { "type": "string", "enum": ["reset", "nat_drop"] },
+                        "seconds": { "type": "number", "description": "ignored" } } }
+                ] } } } },
             "responses": ok(json!({ "$ref": "#/components/schemas/Session" }),
                 &["400", "401", "403", "404", "409"]) } }
     })

@@ -62,6 +62,37 @@ pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
         "Device data waiting for the database writer (devices pause when full).",
         &[("", hub.store().queue_depth() as u64)],
     );
+    let web = &st.stats;
+    metric(
+        "socklab_http_connections",
+        "gauge",
+        "HTTP connections open now.",
+        &[("", web.connections.load(Ordering::Relaxed) as u64)],
+    );
+    metric(
+        "socklab_http_connections_evicted_total",
+        "counter",
+        "Idle HTTP connections closed to make room at the connection cap.",
+        &[("", web.evicted.load(Ordering::Relaxed))],
+    );
+    metric(
+        "socklab_http_connections_refused_total",
+        "counter",
+        "HTTP connections answered 503 at the cap because none was idle.",
+        &[("", web.refused.load(Ordering::Relaxed))],
+    );
+    metric(
+        "socklab_event_streams",
+        "gauge",
+        "Live event streams (/api/events) open now.",
+        &[("", web.sse_clients.load(Ordering::Relaxed) as u64)],
+    );
+    metric(
+        "socklab_event_streams_cut_off_total",
+        "counter",
+        "Event streams ended because their client fell behind or stopped reading.",
+        &[("", web.sse_cut_off.load(Ordering::Relaxed))],
+    );
     (
         [(
             header::CONTENT_TYPE,

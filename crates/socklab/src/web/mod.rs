@@ -3,33 +3,37 @@
 //! `tower::ServiceExt::oneshot`, the server with `axum::serve`).
 //!
 //! Layout: [`api`] (session and listener routes), [`link`] (link emulation routes),
-//! [`auth`] (token and Origin checks),
-//! [`sse`] (live events), [`openapi`] (the document), [`metrics`], [`assets`].
+//! [`auth`] (token and Origin checks), [`error`] (the one [`AppError`] and its JSON body),
+//! [`sse`] (live events), [`openapi`] (the document), [`metrics`], [`assets`], and
+//! [`serve`] (the HTTP server loop with its limits: header timeout, connection cap,
+//! shutdown grace).
 
 pub mod api;
 pub mod assets;
 pub mod auth;
 pub mod cluster;
+pub mod error;
 pub mod history;
 pub mod link;
 pub mod metrics;
 pub mod openapi;
 pub mod page;
 pub mod search;
+pub mod serve;
 pub mod sse;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::StatusCode;
-use axum::middleware::from_fn_with_state;
-use axum::response::{IntoResponse, Response};
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::{get, post, put};
-use serde_json::json;
+
+pub use error::AppError;
+pub use serve::{HttpLimits, WebStats};
 
 use crate::hub::Hub;
 use crate::shutdown::Shutdown;
-use crate::store::StoreError;
 
 /// What every handler gets.
 #[derive(Clone, Debug)]
@@ -40,51 +44,22 @@ pub struct AppState {
     pub token: Option<Arc<str>>,
     /// Ends live event streams so graceful shutdown does not wait for browsers.
     pub shutdown: Shutdown,
+    /// Timeouts and caps of the HTTP side.
+    pub limits: HttpLimits,
+    /// Connection and event-stream counters, for `/metrics`.
+    pub stats: Arc<WebStats>,
 }
 
-/// The one error type of the HTTP layer; each variant is one status code, and the body is
-/// always `{"error": "message"}`.
-#[derive(Debug)]
-pub enum AppError {
-    /// 400: malformed JSON, invalid hex, bad parameter.
-    BadRequest(String),
-    /// 401: token missing or wrong.
-    Unauthorized,
-    /// 403: state-changing call from a foreign `Origin`.
-    Forbidden(String),
-    /// 404: unknown session, listener or route.
-    NotFound(String),
-    /// 409: the session exists but is offline.
-    Conflict(String),
-    /// 503: the device is not reading (its outbox stayed full).
-    Unavailable(String),
-    /// 500: the database failed.
-    Internal(String),
-}
-
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
-        let (status, message) = match self {
-            AppError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
-            AppError::Unauthorized => (
-                StatusCode::UNAUTHORIZED,
-                "missing or wrong token: send 'Authorization: Bearer TOKEN' or ?token=TOKEN"
-                    .to_string(),
-            ),
-            AppError::Forbidden(m) => (StatusCode::FORBIDDEN, m),
-            AppError::NotFound(m) => (StatusCode::NOT_FOUND, m),
-            AppError::Conflict(m) => (StatusCode::CONFLICT, m),
-            AppError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
-            AppError::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, m),
-        };
-        (status, axum::Json(json!({ "error": message }))).into_response()
-    }
-}
-
-impl From<StoreError> for AppError {
-    fn from(e: StoreError) -> Self {
-        tracing::error!("api: {e}");
-        AppError::Internal(e.to_string())
+impl AppState {
+    /// A state with the default limits (what tests and embedders usually want).
+    pub fn new(hub: Arc<Hub>, token: Option<Arc<str>>, shutdown: Shutdown) -> AppState {
+        AppState {
+            hub,
+            token,
+            shutdown,
+            limits: HttpLimits::default(),
+            stats: Arc::default(),
+        }
     }
 }
 
@@ -117,7 +92,10 @@ pub fn app(state: AppState) -> Router {
         .route_layer(from_fn_with_state(state.clone(), auth::check))
         .route("/assets/{name}", get(assets::asset))
         .fallback(not_found)
-        .layer(axum::middleware::from_fn(page::explain_refusals))
+        .layer(DefaultBodyLimit::max(error::MAX_BODY_BYTES))
+        .layer(from_fn(error::json_errors))
+        // Outermost, so it sees the JSON refusal and turns it into a page for browsers.
+        .layer(from_fn(page::explain_refusals))
         .with_state(state)
 }
 

@@ -16,11 +16,30 @@ fn error_responses(codes: &[&str]) -> Value {
     Value::Object(out)
 }
 
-fn ok(schema: Value, errors: &[&str]) -> Value {
+/// Hex digits, at least one byte (the API also takes spaces and colons between bytes).
+const HEX_PATTERN: &str = "^([0-9a-fA-F]{2})+$";
+
+/// The 200 response, the listed errors, and `default` for the errors any route can give
+/// (405, 413, 500, 503 at the connection cap): every error has the `Error` body.
+pub(super) fn ok(schema: Value, errors: &[&str]) -> Value {
     let mut responses = error_responses(errors);
     responses["200"] =
         json!({ "description": "ok", "content": { "application/json": { "schema": schema } } });
+    responses["default"] = json!({ "description": "error", "content": { "application/json": {
+        "schema": { "$ref": "#/components/schemas/Error" } } } });
     responses
+}
+
+/// The `{id}` path parameter of session routes: a SQLite row id.
+pub(super) fn session_id_param() -> Value {
+    json!({ "name": "id", "in": "path", "required": true,
+            "schema": { "type": "integer", "format": "int64", "minimum": 0, "maximum": i64::MAX } })
+}
+
+/// The `{id}` path parameter of listener routes.
+pub(super) fn listener_id_param() -> Value {
+    json!({ "name": "id", "in": "path", "required": true,
+            "schema": { "type": "integer", "format": "int64", "minimum": 0, "maximum": u32::MAX } })
 }
 
 fn body(schema: Value) -> Value {
@@ -34,11 +53,13 @@ pub async fn document() -> Json<Value> {
 
 /// Builds the document (also used by tests to check every route is described).
 pub fn spec() -> Value {
-    let id =
-        json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } });
+    let id = session_id_param();
+    let listener_id = listener_id_param();
     let page = [
-        json!({ "name": "limit", "in": "query", "schema": { "type": "integer", "default": 100, "maximum": 1000 } }),
-        json!({ "name": "offset", "in": "query", "schema": { "type": "integer", "default": 0 } }),
+        json!({ "name": "limit", "in": "query", "schema": { "type": "integer",
+                "default": 100, "minimum": 1, "maximum": super::api::MAX_PAGE } }),
+        json!({ "name": "offset", "in": "query", "schema": { "type": "integer", "format": "int64",
+                "default": 0, "minimum": 0, "maximum": super::api::MAX_OFFSET } }),
     ];
     let session = json!({ "$ref": "#/components/schemas/Session" });
     let listener = json!({ "$ref": "#/components/schemas/Listener" });
@@ -50,7 +71,9 @@ pub fn spec() -> Value {
         "components": {
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
             "schemas": {
-                "Error": { "type": "object", "properties": { "error": { "type": "string" } } },
+                "Error": { "type": "object", "required": ["error"],
+                    "description": "the body of every error response",
+                    "properties": { "error": { "type": "string", "description": "what went wrong, for people" } } },
                 "Session": { "type": "object", "properties": {
                     "id": { "type": "integer" }, "listener_id": { "type": "integer" },
                     "proto": { "type": "string", "enum": ["tcp", "udp"] },
@@ -76,14 +99,40 @@ pub fn spec() -> Value {
                     "pattern": { "type": "string" },
                     "reply_text": { "type": "string", "nullable": true },
                     "reply_hex": { "type": "string", "nullable": true } } },
+                "NewRule": { "type": "object", "required": ["match", "pattern"],
+                    "description": "a rule as given: exactly one of reply_text and reply_hex; the pattern is text (exact), hex digits (hex) or a regular expression (regex; any regex the server's engine compiles is taken, the schema only promises letters, digits and spaces)",
+                    "properties": {
+                        "match": { "type": "string", "enum": ["exact", "hex", "regex"] },
+                        "pattern": { "type": "string" },
+                        "reply_text": { "type": "string" },
+                        "reply_hex": { "type": "string" } },
+                    "allOf": [
+                        { "oneOf": [
+                            { "required": ["reply_text"], "not": { "required": ["reply_hex"] } },
+                            { "required": ["reply_hex"], "not": { "required": ["reply_text"] },
+                              "properties": { "reply_hex": { "type": "string", "pattern": HEX_PATTERN } } } ] },
+                        { "oneOf": [
+                            { "properties": { "match": { "enum": ["exact"] } } },
+                            { "properties": { "match": { "enum": ["hex"] },
+                                "pattern": { "type": "string", "pattern": HEX_PATTERN } } },
+                            { "properties": { "match": { "enum": ["regex"] },
+                                "pattern": { "type": "string", "pattern": "^[A-Za-z0-9 ]*$" } } } ] } ] },
                 "Listener": { "type": "object", "properties": {
                     "id": { "type": "integer" }, "proto": { "type": "string", "enum": ["tcp", "udp"] },
                     "addr": { "type": "string" }, "echo": { "type": "boolean" },
                     "auto_replies": { "type": "array", "items": { "$ref": "#/components/schemas/Rule" } },
                     "online": { "type": "integer" } } },
                 "Payload": { "type": "object", "description": "exactly one of text and hex",
-                    "properties": { "text": { "type": "string" }, "hex": { "type": "string" },
-                                    "listener_id": { "type": "integer", "description": "broadcast only" } } }
+                    "oneOf": [
+                        { "required": ["text"], "not": { "required": ["hex"] } },
+                        { "required": ["hex"], "not": { "required": ["text"] } }
+                    ],
+                    "properties": {
+                      "text": { "type": "string", "minLength": 1 },
+                      "hex": { "type": "string", "pattern": HEX_PATTERN,
+                               "description": "hex digits (spaces and colons between bytes are also taken)" },
+                      "listener_id": { "type": "integer", "minimum": 0,
+                        "maximum": u32::MAX, "description": "broadcast only" } } }
             }
         },
         "security": [{ "bearer": [] }, {}],
@@ -101,7 +150,7 @@ pub fn spec() -> Value {
                 "responses": ok(session.clone(), &["400", "401", "404"]) } },
             "/api/sessions/{id}/messages": { "get": {
                 "summary": "A session's messages, oldest first",
-                "parameters": [id, { "name": "since_ms", "in": "query", "schema": { "type": "integer", "default": 0 } }, page[0], page[1]],
+                "parameters": [id, { "name": "since_ms", "in": "query", "schema": { "type": "integer", "format": "int64", "default": 0, "minimum": i64::MIN, "maximum": i64::MAX } }, page[0], page[1]],
                 "responses": ok(json!({ "type": "object", "properties": {
                     "messages": { "type": "array", "items": { "$ref": "#/components/schemas/Message" } },
                     "total": { "type": "integer" } } }), &["400", "401", "404"]) } },
@@ -125,14 +174,14 @@ pub fn spec() -> Value {
                 "responses": ok(json!({ "type": "object", "properties": {
                     "listeners": { "type": "array", "items": listener } } }), &["401"]) } },
             "/api/listeners/{id}/echo": { "put": {
-                "summary": "Turn echo mode on or off", "parameters": [id],
+                "summary": "Turn echo mode on or off", "parameters": [listener_id.clone()],
                 "requestBody": body(json!({ "type": "object", "required": ["enabled"],
                     "properties": { "enabled": { "type": "boolean" } } })),
                 "responses": ok(listener.clone(), &["400", "401", "403", "404"]) } },
             "/api/listeners/{id}/auto-replies": { "put": {
-                "summary": "Replace the auto-reply rules", "parameters": [id],
+                "summary": "Replace the auto-reply rules", "parameters": [listener_id],
                 "requestBody": body(json!({ "type": "object", "required": ["rules"], "properties": {
-                    "rules": { "type": "array", "items": { "$ref": "#/components/schemas/Rule" } } } })),
+                    "rules": { "type": "array", "items": { "$ref": "#/components/schemas/NewRule" } } } })),
                 "responses": ok(listener, &["400", "401", "403", "404"]) } },
             "/api/events": { "get": {
                 "summary": "Live events (Server-Sent Events): online, data, offline, listener, stats, lagged",
