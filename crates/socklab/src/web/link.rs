@@ -144,7 +144,7 @@ pub fn extend_openapi(doc: &mut Value) {
 
 /// The OpenAPI paths of these routes.
 fn openapi_paths() -> Value {
-    use super::openapi::{listener_id_param, ok, session_id_param};
+    use super::doc::{listener_id_param, ok, session_id_param};
     let id = session_id_param();
     // The enum lists the bare profiles; `PROFILE,param=value...` is accepted too (a grammar
     // JSON Schema cannot state), as the description says.

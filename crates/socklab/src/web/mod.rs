@@ -12,6 +12,7 @@ pub mod api;
 pub mod assets;
 pub mod auth;
 pub mod cluster;
+mod doc;
 pub mod error;
 pub mod history;
 pub mod link;
