@@ -279,3 +279,56 @@ async fn queries_answer_while_the_store_is_stalled() {
     drop(device);
     server.stop().await;
 }
+
+/// POSTs `body` to the API through the router; returns the status and the JSON body.
+async fn api_post(server: &TestServer, uri: &str, body: &str) -> (u16, serde_json::Value) {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let req = axum::http::Request::post(uri)
+        .header(axum::http::header::HOST, "127.0.0.1:8080")
+        .header(axum::http::header::CONTENT_TYPE, "application/json")
+        .body(axum::body::Body::from(body.to_string()))
+        .unwrap();
+    let resp = server.router.clone().oneshot(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+/// The console prints the message the API answers for the same failure: an offline
+/// session, one that never existed, and a fault both refuse through the one parser.
+#[tokio::test]
+async fn console_and_api_say_the_same() {
+    let server = TestServer::start(|_| {}).await;
+    let mut events = server.hub.subscribe();
+    let device = TcpStream::connect(server.tcp()).await.unwrap();
+    let id = next_event(&mut events, online_id).await;
+    drop(device);
+    next_event(&mut events, offline_of(id)).await;
+    for (target, status) in [(id, 409), (9999, 404)] {
+        let uri = format!("/api/sessions/{target}/send");
+        let (code, body) = api_post(&server, &uri, r#"{"text": "hi"}"#).await;
+        assert_eq!(code, status, "{body}");
+        let console = socklab::console::execute(&server.hub, &format!("send {target} hi")).await;
+        assert_eq!(
+            console,
+            format!("error: {}", body["error"].as_str().unwrap())
+        );
+    }
+    let uri = "/api/sessions/9999/fault";
+    let (code, body) = api_post(&server, uri, r#"{"fault": "outage", "seconds": 1e9}"#).await;
+    assert_eq!(code, 400, "{body}");
+    let console = socklab::console::execute(&server.hub, "fault 9999 outage 1000000000").await;
+    assert_eq!(
+        console,
+        format!("error: {}", body["error"].as_str().unwrap())
+    );
+    let (code, body) = api_post(&server, uri, r#"{"fault": "nat-drop"}"#).await;
+    assert_eq!(code, 400, "{body}");
+    let console = socklab::console::execute(&server.hub, "fault 9999 nat-drop").await;
+    assert_eq!(
+        console,
+        format!("error: {}", body["error"].as_str().unwrap())
+    );
+    server.stop().await;
+}
