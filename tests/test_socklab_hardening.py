@@ -11,9 +11,14 @@ import subprocess
 import time
 from pathlib import Path
 
+import cluster_support
 import conftest
 import pytest
 from conftest import SOCKLAB_BIN
+
+nats = cluster_support.nats  # fixtures for the cluster test
+node_factory = cluster_support.node_factory
+devices = cluster_support.devices
 
 
 def run_socklab(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -158,3 +163,25 @@ def test_connection_cap_refuses_with_json_when_all_are_busy(socklab_factory):
     finally:
         for conn in streams:
             conn.close()
+
+
+def test_cluster_ids_and_errors_have_the_api_shape(node_factory, devices):
+    """On a cluster node, global `NODE:ID` ids reach the session, bad ids and ids out of
+    range answer 400, and a wrong method 405, all with the JSON error body."""
+    a = node_factory("a")
+    devices(a.tcp_port)
+    online = cluster_support.wait_until(
+        "the device online", lambda: cluster_support.cluster_sessions(a)["sessions"]
+    )
+    sid = online[0]["id"]
+    assert isinstance(sid, str) and sid.startswith("a:"), online[0]
+    status, body = a.get(f"/api/sessions/{sid}")
+    assert (status, body["id"]) == (200, sid)
+    local = sid.split(":", 1)[1]
+    status, body = a.get(f"/api/sessions/{local}")
+    assert (status, body["id"]) == (200, sid)
+    for bad in ["a:x", "a:-1", "nope", "a:9223372036854775808", ":1"]:
+        status, body = a.get(f"/api/sessions/{bad}")
+        assert status == 400 and "invalid session id" in body["error"], (bad, status, body)
+    status, body = a.request("DELETE", f"/api/sessions/{sid}")
+    assert status == 405 and "not allowed" in body["error"], body

@@ -184,7 +184,10 @@ impl Server {
                     ..state.clone()
                 });
                 cluster.serve_api(web::cluster::local_api(internal));
+                // The cluster's own routes answer axum's rejections (405, 413) with the same
+                // JSON error body as the single-node routes.
                 web::cluster::router(cluster.clone(), state, single)
+                    .layer(axum::middleware::from_fn(web::error::json_errors))
             }
         }
     }

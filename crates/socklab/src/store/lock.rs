@@ -44,17 +44,18 @@ impl DbLock {
     }
 }
 
-/// `flock(LOCK_EX | LOCK_NB)` on `file`: true when this descriptor now holds the lock.
-#[cfg(unix)]
+/// An exclusive lock on `file` without waiting (`flock(LOCK_EX | LOCK_NB)` on Unix): true
+/// when this descriptor now holds it.
 fn try_lock(file: &File) -> bool {
-    use std::os::fd::AsRawFd;
-    // SAFETY: flock only takes the descriptor of a file we own and keep open.
-    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
-}
-
-#[cfg(not(unix))]
-fn try_lock(_file: &File) -> bool {
-    true
+    match file.try_lock() {
+        Ok(()) => true,
+        Err(std::fs::TryLockError::WouldBlock) => false,
+        Err(std::fs::TryLockError::Error(e)) => {
+            // A file system without locks: run unlocked rather than refuse to start.
+            tracing::warn!("cannot lock the database file: {e}");
+            true
+        }
+    }
 }
 
 /// The pid holding a `flock` on the same file, from `/proc/locks` (Linux); `None` where
