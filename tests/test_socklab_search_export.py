@@ -78,7 +78,10 @@ def test_search_filters(socklab, traffic):
     assert search(socklab, f"until_ms={newest + 1}")["total"] == 6
     page = search(socklab, "limit=2&offset=1")
     assert [m["id"] for m in page["messages"]] == ids[1:3] and page["total"] == 6
-    for bad in ("regex=%28", "q=a&hex=61", "hex=zz", "direction=sideways", "limit=0", "session=x"):
+    # Content filters combine: a message must match each one given.
+    assert search(socklab, "q=IMEI&hex=00")["total"] == 0
+    assert search(socklab, "q=bin&hex=00ff&regex=" + quote(r"b.n"))["total"] == 1
+    for bad in ("regex=%28", "hex=zz", "direction=sideways", "limit=0", "session=x"):
         status, body = socklab.get("/api/messages?" + bad)
         assert status == 400 and body["error"], bad
 

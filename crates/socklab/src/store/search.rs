@@ -15,8 +15,8 @@ use crate::model::{Direction, MessageInfo};
 /// What to look for; every field narrows the result.
 #[derive(Clone, Debug, Default)]
 pub struct Search {
-    /// Messages containing these bytes.
-    pub bytes: Option<Vec<u8>>,
+    /// Messages containing each of these byte strings.
+    pub bytes: Vec<Vec<u8>>,
     /// Messages a (bytes) regex matches somewhere in.
     pub regex: Option<Regex>,
     /// Only this direction.
@@ -69,7 +69,7 @@ impl Search {
             sql.push("ts_ms < ?".into());
             args.push(SqlValue::Integer(t));
         }
-        if let Some(b) = &self.bytes {
+        for b in &self.bytes {
             sql.push("instr(data, ?) > 0".into());
             args.push(SqlValue::Blob(b.clone()));
         }

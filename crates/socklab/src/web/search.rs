@@ -28,21 +28,17 @@ pub(super) fn search_of(params: &Params) -> Result<Search, AppError> {
     let text: Option<String> = opt_param(params, "q")?;
     let hex: Option<String> = opt_param(params, "hex")?;
     let regex: Option<String> = opt_param(params, "regex")?;
-    let given = [text.is_some(), hex.is_some(), regex.is_some()];
-    if given.iter().filter(|g| **g).count() > 1 {
-        return Err(AppError::BadRequest(
-            "give at most one of q, hex and regex".into(),
-        ));
+    // Every filter given applies: q, hex and regex together find messages that match all.
+    let mut bytes = Vec::new();
+    if let Some(t) = text.filter(|t| !t.is_empty()) {
+        bytes.push(t.into_bytes());
     }
-    let bytes = match (text, hex) {
-        (Some(t), _) if t.is_empty() => None,
-        (Some(t), _) => Some(t.into_bytes()),
-        (None, Some(h)) => {
-            let b = decode_hex(&h).map_err(|e| AppError::BadRequest(e.to_string()))?;
-            (!b.is_empty()).then_some(b)
+    if let Some(h) = hex {
+        let b = decode_hex(&h).map_err(|e| AppError::BadRequest(e.to_string()))?;
+        if !b.is_empty() {
+            bytes.push(b);
         }
-        (None, None) => None,
-    };
+    }
     let regex = match regex.filter(|r| !r.is_empty()) {
         Some(r) => Some(
             RegexBuilder::new(&r)
@@ -116,13 +112,13 @@ pub(super) fn search_parameters() -> Vec<Value> {
     vec![
         text(
             "q",
-            "messages containing this text (its UTF-8 bytes); at most one of q, hex, regex",
+            "messages containing this text (its UTF-8 bytes); q, hex and regex combine (a message must match each given)",
         ),
-        text("hex", "messages containing these bytes, as hex digits"),
-        text(
-            "regex",
-            "messages a regex (bytes mode) matches somewhere in",
-        ),
+        json!({ "name": "hex", "in": "query", "description": "messages containing these bytes, as hex digits",
+                "schema": { "type": "string", "pattern": "^([0-9a-fA-F]{2})*$" } }),
+        json!({ "name": "regex", "in": "query",
+                "description": "messages a regex (bytes mode) matches somewhere in (any regex the server's engine compiles is taken; the schema only promises letters, digits and spaces)",
+                "schema": { "type": "string", "pattern": "^[A-Za-z0-9 ]*$" } }),
         json!({ "name": "direction", "in": "query",
                 "schema": { "type": "string", "enum": ["up", "down", "both"], "default": "both" } }),
         int("session", "only this session"),
