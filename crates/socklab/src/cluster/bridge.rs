@@ -252,6 +252,9 @@ fn answer_sessions(
         let Ok(q) = serde_json::from_slice::<SessionsQuery>(&payload) else {
             return json!({ "node": inner.node, "error": "bad query" });
         };
+        if q.node.as_ref().is_some_and(|n| *n != inner.node) {
+            return json!({ "node": inner.node, "sessions": [], "total": 0 });
+        }
         match super::gather::local_sessions(&inner, &q.state, q.depth).await {
             Ok(reply) => serde_json::to_value(reply).unwrap_or(Value::Null),
             Err(e) => json!({ "node": inner.node, "error": e }),

@@ -207,6 +207,7 @@ pub(super) async fn refresh_cache(inner: Arc<Inner>, node: Option<String>) {
     let query = SessionsQuery {
         state: "online".into(),
         depth: CACHE_REFRESH_DEPTH,
+        node: node.clone(),
     };
     let payload = serde_json::to_vec(&query).unwrap_or_default();
     let got: Gathered<SessionsReply> =
@@ -300,6 +301,7 @@ impl Cluster {
         let query = SessionsQuery {
             state: state.into(),
             depth,
+            node: None,
         };
         let payload = serde_json::to_vec(&query).unwrap_or_default();
         let got: Gathered<SessionsReply> =

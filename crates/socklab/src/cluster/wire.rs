@@ -77,6 +77,10 @@ pub struct SessionsQuery {
     pub state: String,
     /// How many of its newest sessions each node returns (offset + limit of the page).
     pub depth: u64,
+    /// Only this node lists its sessions; the others answer with none (a cache refresh
+    /// for the one node that came back).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// One node's answer to a [`SessionsQuery`].
