@@ -17,7 +17,7 @@ Scenarios:
   (goal <= 4 KiB), the cluster-wide ``GET /api/sessions?state=online`` latency p50/p99 as
   answered by one node through scatter-gather (goal p99 < 100 ms), and the time for a
   64-byte broadcast to be written to every device's socket (socklab's bytes-down counters
-  across all nodes reach 64 x N; goal < 2 s).
+  across all nodes reach 64 x N and no node's store queue holds a record; goal < 2 s).
 * ingest: D devices (default 600) send 64-byte messages as fast as they can for S seconds,
   split over a 3-node cluster, against the same D devices on one plain node: messages
   stored per second (counted in every node's database after the run) as a ratio (goal >=
@@ -403,9 +403,10 @@ def report_scale(base: dict, clus: dict) -> str:
     )
     text += (
         "\nnote: KiB/conn = VmRSS growth summed over the nodes / devices online (each cluster"
-        " node also keeps a small record of every other node's sessions); list = GET"
+        " node also keeps the newest 2,000 online sessions of every other node); list = GET"
         " /api/sessions?state=online (first page of 100) on node 0, scatter-gathered from every"
-        " node; bcast all written = until bytes-down across the nodes grew by 64 x devices"
+        " node; bcast all written = until bytes-down across the nodes grew by 64 x devices and"
+        " no node's store queue holds a record"
     )
     if clus["list_missing"]:
         text += f"\nnote: nodes missing from some listings: {clus['list_missing']}"
