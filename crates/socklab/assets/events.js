@@ -93,6 +93,16 @@ export function onEvent(raw) {
       if (!ev.session) return;
       putSession(ev.session, true);
       break;
+    case 'tls_failed': {
+      // A device failed the TLS handshake: its listener's count and last reason change.
+      const l = model.listeners.get(ev.listener_id);
+      // On a cluster, another node's listener with the same id is not this one.
+      if (!l || !l.tls || (ev.node !== undefined && ev.node !== l.node)) return;
+      l.tls.handshake_failures += 1;
+      l.tls.last_failure = ev;
+      dirty.listeners = true;
+      break;
+    }
     case 'lagged':
     case 'resync':
       // The server dropped events for us: reload what is on screen.

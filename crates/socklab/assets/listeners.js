@@ -32,7 +32,7 @@ export function listenerRow(l) {
   li.dataset.testid = 'listener-row';
   li.dataset.listenerId = String(l.id);
   const name = el('span', 'listener-name');
-  name.appendChild(el('span', 'proto proto-' + l.proto, l.proto));
+  name.appendChild(el('span', 'proto proto-' + kindOf(l), kindOf(l)));
   name.appendChild(el('span', 'mono', ' ' + l.addr));
   const meta = el('span', 'listener-meta muted');
   const label = el('label', 'check');
@@ -71,10 +71,10 @@ export function renderListeners() {
     const select = $('broadcast-listener');
     const chosen = select.value;
     const options = [option('', 'all listeners', chosen)];
-    for (const l of sorted) options.push(option(String(l.id), l.proto + ' ' + l.addr, chosen));
+    for (const l of sorted) options.push(option(String(l.id), kindOf(l) + ' ' + l.addr, chosen));
     select.replaceChildren(...options);
     $('detail-empty-addrs').textContent = sorted.length
-      ? 'Devices connect to ' + sorted.map((l) => l.proto + ' ' + l.addr).join('  \u00b7  ')
+      ? 'Devices connect to ' + sorted.map((l) => kindOf(l) + ' ' + l.addr).join('  \u00b7  ')
       : '';
   }
   const onlineBy = new Map();
@@ -91,8 +91,22 @@ export function renderListeners() {
     // Every online session is in the model unless the API had more than a page of them.
     const online = model.onlineExtra === 0 ? onlineBy.get(l.id) || 0 : l.online;
     meta.textContent = (typeof online === 'number' ? online + ' online' : '') +
-      (rules ? ' \u00b7 ' + rules + ' auto-repl' + (rules === 1 ? 'y' : 'ies') : '');
+      (rules ? ' \u00b7 ' + rules + ' auto-repl' + (rules === 1 ? 'y' : 'ies') : '') +
+      tlsFailures(l.tls);
+    const last = l.tls && l.tls.last_failure;
+    meta.title = last ? 'Last failed TLS handshake: ' + last.peer + ' at ' + last.ts + ': ' + last.reason : '';
   }
+}
+
+/** "tcp", "udp", or "tls" for a TLS listener. */
+export function kindOf(l) {
+  return l.tls ? 'tls' : l.proto;
+}
+
+/** The failed TLS handshakes of a listener, as its row shows them. */
+function tlsFailures(tls) {
+  const n = tls ? tls.handshake_failures : 0;
+  return n ? ' \u00b7 ' + n + ' failed TLS handshake' + (n === 1 ? '' : 's') : '';
 }
 
 // ------------------------------------------------------------------ auto-reply rules

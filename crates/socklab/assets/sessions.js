@@ -27,7 +27,10 @@ export function sessionRow(s) {
     const main = el('div', 'row-main');
     const l1 = el('div', 'row-line');
     l1.appendChild(el('span', 'sid', '#' + s.id));
-    l1.appendChild(el('span', 'proto proto-' + s.proto, s.proto));
+    const kind = s.tls ? 'tls' : s.proto;
+    const chip = el('span', 'proto proto-' + kind, kind);
+    if (s.tls) chip.title = tlsText(s.tls);
+    l1.appendChild(chip);
     // On a cluster, the node holding the session (absent on a single node).
     const node = el('span', 'node-label');
     node.dataset.testid = 'session-node';
@@ -94,6 +97,11 @@ export function updateRow(li, s) {
   lk.dataset.state = link ? link.state : '';
 }
 
+/** A TLS session's details as shown: "tls TLSv1.2 sni=modem.example". */
+export function tlsText(tls) {
+  return 'tls ' + tls.version + (tls.sni ? ' sni=' + tls.sni : '');
+}
+
 /** A session's emulated link as shown: "nbiot,nat_idle=270s", plus its state unless ok. */
 export function linkText(s) {
   if (!s || !s.link) return '';
@@ -157,7 +165,7 @@ export function renderDetail() {
   state.textContent = s.online ? 'online' : 'offline' + (s.end_reason ? ' \u00b7 ' + reasonText(s.end_reason) : '');
   state.className = 'chip ' + (s.online ? 'chip-ok' : 'chip-off');
   state.dataset.online = s.online ? 'true' : 'false';
-  $('detail-peer').textContent = s.proto + '  ' + s.peer + ' \u2192 ' + (s.local || '');
+  $('detail-peer').textContent = (s.tls ? tlsText(s.tls) : s.proto) + '  ' + s.peer + ' \u2192 ' + (s.local || '');
   const node = $('detail-node');
   node.textContent = s.node ? 'node ' + s.node + (s.unreachable ? ' \u00b7 unreachable' : '') : '';
   node.hidden = !s.node;

@@ -24,13 +24,37 @@ pub struct Cli {
     pub command: Option<Command>,
 
     /// TCP device listener HOST:PORT (IPv6: `[::1]:PORT`) or PORT (= 127.0.0.1:PORT); repeatable.
-    /// Without --tcp and --udp: both on 127.0.0.1:34187.
+    /// Without --tcp, --udp and --tls-tcp: TCP and UDP on 127.0.0.1:34187.
     #[arg(long = "tcp", value_name = "ADDR", value_parser = parse_addr)]
     pub tcp: Vec<std::net::SocketAddr>,
 
     /// UDP device listener (same forms as --tcp); repeatable.
     #[arg(long = "udp", value_name = "ADDR", value_parser = parse_addr)]
     pub udp: Vec<std::net::SocketAddr>,
+
+    /// TLS device listener (same forms as --tcp); repeatable. Without --cert/--key socklab
+    /// makes a self-signed certificate, keeps it next to the database and prints its path.
+    #[arg(long = "tls-tcp", value_name = "ADDR", value_parser = parse_addr)]
+    pub tls_tcp: Vec<std::net::SocketAddr>,
+
+    /// Certificate chain (PEM, leaf first) for the TLS listeners.
+    #[arg(long, value_name = "PEM", requires_all = ["key", "tls_tcp"])]
+    pub cert: Option<PathBuf>,
+
+    /// Private key (PEM) of --cert.
+    #[arg(long, value_name = "PEM", requires_all = ["cert", "tls_tcp"])]
+    pub key: Option<PathBuf>,
+
+    /// Another name (DNS name or IP address) the self-signed certificate carries, such as
+    /// the public host devices connect to; repeatable. It always names localhost,
+    /// 127.0.0.1, ::1 and each --tls-tcp address.
+    #[arg(long = "tls-name", value_name = "NAME", requires = "tls_tcp",
+          conflicts_with = "cert", value_parser = parse_tls_name)]
+    pub tls_name: Vec<String>,
+
+    /// Seconds a TLS client has to finish its handshake (fractions allowed).
+    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = parse_secs)]
+    pub tls_handshake_timeout: f64,
 
     /// Dashboard and HTTP API address. A non-loopback address requires a token.
     #[arg(long, value_name = "ADDR", value_parser = parse_addr,
@@ -204,6 +228,19 @@ pub enum ExportDirection {
     Down,
 }
 
+fn parse_tls_name(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 253
+        && (s.parse::<std::net::IpAddr>().is_ok()
+            || s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '*')));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!("{s:?} is not a DNS name or an IP address"))
+    }
+}
+
 fn parse_positive(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
         Ok(n) if n > 0 => Ok(n),
@@ -229,7 +266,7 @@ impl Cli {
     /// The server configuration these flags describe.
     pub fn config(&self) -> Config {
         let (mut tcp, mut udp) = (self.tcp.clone(), self.udp.clone());
-        if tcp.is_empty() && udp.is_empty() {
+        if tcp.is_empty() && udp.is_empty() && self.tls_tcp.is_empty() {
             let default = std::net::SocketAddr::from(([127, 0, 0, 1], DEFAULT_DEVICE_PORT));
             tcp.push(default);
             udp.push(default);
@@ -237,6 +274,10 @@ impl Cli {
         Config {
             tcp,
             udp,
+            tls: self.tls_tcp.clone(),
+            tls_cert: self.cert.clone().zip(self.key.clone()),
+            tls_names: self.tls_name.clone(),
+            tls_handshake_timeout: Duration::from_secs_f64(self.tls_handshake_timeout),
             http: self.http,
             db: self.db.clone().unwrap_or_else(default_db_path),
             max_db_bytes: self.max_db_mb.map(|mb| mb.saturating_mul(1024 * 1024)),
@@ -353,6 +394,41 @@ mod tests {
         assert_eq!(cfg.http_limits.max_connections, 8);
         assert!(Cli::try_parse_from(["socklab", "--http-max-connections", "0"]).is_err());
         assert!(Cli::try_parse_from(["socklab", "--link", "x:gprs"]).is_err());
+    }
+
+    /// TLS flags: listeners after UDP, --cert needs --key and a TLS listener, names checked.
+    #[test]
+    fn tls_flags() {
+        let cfg = Cli::parse_from(["socklab", "--tls-tcp", "8883"]).config();
+        assert_eq!(cfg.tls, vec!["127.0.0.1:8883".parse().unwrap()]);
+        assert!(cfg.tcp.is_empty() && cfg.udp.is_empty() && cfg.tls_cert.is_none());
+        let cfg = Cli::parse_from([
+            "socklab",
+            "--tcp",
+            "1",
+            "--tls-tcp",
+            "2",
+            "--cert",
+            "c.pem",
+            "--key",
+            "k.pem",
+        ])
+        .config();
+        assert_eq!(
+            cfg.tls_cert,
+            Some((PathBuf::from("c.pem"), PathBuf::from("k.pem")))
+        );
+        assert!(Cli::try_parse_from(["socklab", "--tls-tcp", "2", "--cert", "c.pem"]).is_err());
+        assert!(Cli::try_parse_from(["socklab", "--cert", "c", "--key", "k"]).is_err());
+        let cfg =
+            Cli::parse_from(["socklab", "--tls-tcp", "2", "--tls-name", "dev.example"]).config();
+        assert_eq!(cfg.tls_names, ["dev.example"]);
+        assert!(Cli::try_parse_from(["socklab", "--tls-tcp", "2", "--tls-name", "a b"]).is_err());
+        let mut cfg = Cli::parse_from(["socklab", "--udp", "1", "--tls-tcp", "2"]).config();
+        cfg.links = vec![(Some(1), crate::link::LinkSpec::parse("gprs").unwrap())];
+        assert!(cfg.check().is_ok());
+        cfg.links[0].0 = Some(2);
+        assert!(cfg.check().unwrap_err().contains("1 = tls 127.0.0.1:2"));
     }
 
     /// Cluster flags: a checked URL and name; without --cluster nothing cluster-ish.

@@ -32,6 +32,15 @@ pub struct Config {
     pub tcp: Vec<SocketAddr>,
     /// UDP device listeners, numbered after the TCP ones.
     pub udp: Vec<SocketAddr>,
+    /// TLS device listeners, numbered after the UDP ones.
+    pub tls: Vec<SocketAddr>,
+    /// The TLS listeners' certificate and key files (`--cert`, `--key`); `None`: a
+    /// self-signed certificate kept next to the database.
+    pub tls_cert: Option<(PathBuf, PathBuf)>,
+    /// Extra names (DNS names or IP addresses) the self-signed certificate must carry.
+    pub tls_names: Vec<String>,
+    /// Bound on one TLS handshake.
+    pub tls_handshake_timeout: Duration,
     /// Dashboard and API address.
     pub http: SocketAddr,
     /// SQLite database file.
@@ -87,10 +96,11 @@ impl Config {
     /// Checks what flags cannot check alone: every listener id named by `--link ID:SPEC`
     /// and by the fault schedule exists. The error is a user-facing message.
     pub fn check(&self) -> Result<(), String> {
-        let count = (self.tcp.len() + self.udp.len()) as u32;
+        let count = (self.tcp.len() + self.udp.len() + self.tls.len()) as u32;
         let listeners = || {
             let names: Vec<String> = (self.tcp.iter().map(|a| format!("tcp {a}")))
                 .chain(self.udp.iter().map(|a| format!("udp {a}")))
+                .chain(self.tls.iter().map(|a| format!("tls {a}")))
                 .enumerate()
                 .map(|(i, n)| format!("{i} = {n}"))
                 .collect();
@@ -122,6 +132,10 @@ impl Config {
         Config {
             tcp: vec![any],
             udp: vec![any],
+            tls: Vec::new(),
+            tls_cert: None,
+            tls_names: Vec::new(),
+            tls_handshake_timeout: crate::listener::tls::DEFAULT_HANDSHAKE_TIMEOUT,
             http: any,
             db: db.to_path_buf(),
             max_db_bytes: None,

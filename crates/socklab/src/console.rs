@@ -174,9 +174,20 @@ fn header(ts_ms: i64, s: &SessionInfo) -> String {
         "{} #{} {} {}",
         clock::format_clock(ts_ms),
         s.id,
-        s.proto.as_str(),
+        transport(s),
         s.peer
     )
+}
+
+/// `tcp`, `udp`, or for a TLS session `tls` with its version and the name the device sent.
+fn transport(s: &SessionInfo) -> String {
+    match &s.tls {
+        None => s.proto.as_str().to_string(),
+        Some(t) => match &t.sni {
+            Some(sni) => format!("tls({} sni={sni})", t.version),
+            None => format!("tls({})", t.version),
+        },
+    }
 }
 
 /// One event as a console line.
@@ -199,6 +210,14 @@ pub fn render_event(event: &Event) -> String {
             )
         }
         Event::Link(e) => render_link(e),
+        Event::TlsFailed(f) => format!(
+            "{} tls handshake from {} failed (listener {} {}): {}",
+            clock::format_clock(f.ts_ms),
+            f.peer,
+            f.listener_id,
+            f.local,
+            f.reason
+        ),
         Event::Offline(s) => format!(
             "{} offline: {} (up {} B / {} msgs, down {} B / {} msgs)",
             header(s.ended_ms.unwrap_or(s.started_ms), s),
@@ -295,7 +314,7 @@ async fn run_command(hub: &Hub, line: &str) -> Result<String, CommandError> {
                 text.push_str(&format!(
                     "\n  #{} {} {} since {} up {} B down {} B",
                     s.id,
-                    s.proto.as_str(),
+                    transport(&s),
                     s.peer,
                     clock::format_clock(s.started_ms),
                     c.bytes_up,

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use crate::link::LinkSpec;
-use crate::model::{ListenerInfo, Proto};
+use crate::model::{ListenerInfo, ListenerTls, Proto, TlsFailure};
 use crate::rules::Rule;
 use crate::session::{Outbox, SessionHandle, Weighed};
 
@@ -66,6 +66,53 @@ pub struct ListenerState {
     seed: Option<u64>,
     /// UDP listeners: datagrams for their devices, drained by the listener loop.
     pub udp_down: Outbox<UdpDown>,
+    /// TLS listeners: their certificate and failed handshakes.
+    pub tls: Option<TlsState>,
+}
+
+/// A TLS listener's certificate and the count of its failed handshakes.
+#[derive(Debug)]
+pub struct TlsState {
+    /// SHA-256 fingerprint of the certificate.
+    pub cert_sha256: String,
+    /// The certificate's PEM file.
+    pub cert_path: String,
+    /// Failed handshakes since start.
+    pub failures: std::sync::atomic::AtomicU64,
+    /// The newest failure.
+    pub last_failure: std::sync::Mutex<Option<TlsFailure>>,
+}
+
+impl TlsState {
+    /// The state of a TLS listener presenting the certificate at `cert_path`.
+    pub fn new(cert_sha256: String, cert_path: String) -> TlsState {
+        TlsState {
+            cert_sha256,
+            cert_path,
+            failures: Default::default(),
+            last_failure: Default::default(),
+        }
+    }
+
+    /// Counts a failed handshake and keeps it as the newest.
+    pub fn failed(&self, failure: TlsFailure) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        *self.last_failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(failure);
+    }
+
+    /// A snapshot for the API.
+    pub fn info(&self) -> ListenerTls {
+        ListenerTls {
+            cert_sha256: self.cert_sha256.clone(),
+            cert_path: self.cert_path.clone(),
+            handshake_failures: self.failures.load(Ordering::Relaxed),
+            last_failure: self
+                .last_failure
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        }
+    }
 }
 
 impl ListenerState {
@@ -80,6 +127,7 @@ impl ListenerState {
             link: RwLock::new(None),
             seed: None,
             udp_down: Outbox::new(UDP_DOWN_QUEUE_BYTES),
+            tls: None,
         }
     }
 
@@ -87,6 +135,12 @@ impl ListenerState {
     pub fn with_link(mut self, link: Option<LinkSpec>, seed: Option<u64>) -> Self {
         self.link = RwLock::new(link.map(Arc::new));
         self.seed = seed;
+        self
+    }
+
+    /// Makes this a TLS listener (builder style, at bind time).
+    pub fn with_tls(mut self, tls: TlsState) -> Self {
+        self.tls = Some(tls);
         self
     }
 
@@ -144,6 +198,7 @@ impl ListenerState {
             auto_replies: self.rules().iter().map(|r| r.spec().clone()).collect(),
             online,
             link: self.link().map(|l| l.to_string()),
+            tls: self.tls.as_ref().map(TlsState::info),
         }
     }
 }

@@ -88,6 +88,33 @@ fn raise_fd_limit() {
     }
 }
 
+/// Tells the operator which certificate the TLS listeners present and how a device
+/// trusts it.
+fn print_tls_cert(cert: &socklab::server::TlsCertSummary) {
+    let how = match cert.origin {
+        "given" => "from --cert",
+        "created" => "self-signed, generated now and kept for later starts",
+        "renewed" => "self-signed, generated now",
+        _ => "self-signed, kept from an earlier start",
+    };
+    println!("socklab: TLS certificate {} ({how})", cert.path.display());
+    println!("socklab: TLS certificate SHA-256 {}", cert.sha256);
+    if cert.origin != "given" {
+        println!(
+            "socklab: devices trust it with ussl.wrap_socket(sock, ca=PEM), PEM being that \
+             file's text; it names {}",
+            cert.names.join(", ")
+        );
+    }
+    if cert.origin == "renewed" {
+        println!(
+            "socklab: warning: the kept certificate did not name {}; this new one does, and \
+             devices that trusted the old one must be given the new PEM",
+            cert.added.join(", ")
+        );
+    }
+}
+
 fn serve(cli: &Cli) -> ExitCode {
     #[cfg(unix)]
     raise_fd_limit();
@@ -132,8 +159,12 @@ fn serve(cli: &Cli) -> ExitCode {
             .unwrap_or_default();
         let listeners: Vec<String> = (addrs.tcp.iter().map(|a| format!("tcp {a}")))
             .chain(addrs.udp.iter().map(|a| format!("udp {a}")))
+            .chain(addrs.tls.iter().map(|a| format!("tls {a}")))
             .collect();
         println!("socklab: devices on {}", listeners.join(", "));
+        if let Some(cert) = &addrs.tls_cert {
+            print_tls_cert(cert);
+        }
         let browse = socklab::config::browsable(addrs.http);
         println!("socklab: dashboard http://{browse}/{query}");
         if browse != addrs.http {

@@ -16,8 +16,9 @@ use tokio::sync::{mpsc, oneshot};
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::hub::Hub;
-use crate::listener::{tcp, udp};
-use crate::listener_state::ListenerState;
+use crate::listener::tls::cert::{self, CertOrigin, TlsIdentity};
+use crate::listener::{tcp, tls, udp};
+use crate::listener_state::{ListenerState, TlsState};
 use crate::model::Proto;
 use crate::shutdown::{self, Shutdown, Trigger};
 use crate::store::{Store, StoreError};
@@ -39,6 +40,9 @@ pub enum ServerError {
     /// The database could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The TLS certificate or key could not be loaded or generated.
+    #[error(transparent)]
+    Tls(#[from] crate::listener::tls::cert::CertError),
     /// The node could not join its cluster (`--cluster`).
     #[error(transparent)]
     Cluster(#[from] crate::cluster::ClusterError),
@@ -64,8 +68,45 @@ pub struct BoundAddrs {
     pub tcp: Vec<SocketAddr>,
     /// UDP device listeners.
     pub udp: Vec<SocketAddr>,
+    /// TLS device listeners.
+    pub tls: Vec<SocketAddr>,
+    /// The certificate the TLS listeners present (`None` without TLS listeners).
+    pub tls_cert: Option<TlsCertSummary>,
     /// The token in force, if any.
     pub token: Option<String>,
+}
+
+/// The certificate of the TLS listeners, as printed at start and written to the ready file.
+#[derive(Clone, Debug, Serialize)]
+pub struct TlsCertSummary {
+    /// The PEM file a device trusts (`ussl.wrap_socket(ca=...)`).
+    pub path: PathBuf,
+    /// SHA-256 fingerprint, colon-separated hex.
+    pub sha256: String,
+    /// Names it is valid for.
+    pub names: Vec<String>,
+    /// `given` (--cert), `created`, `kept` (from an earlier start) or `renewed`.
+    pub origin: &'static str,
+    /// Names a renewal added.
+    pub added: Vec<String>,
+}
+
+impl TlsCertSummary {
+    fn of(id: &TlsIdentity) -> TlsCertSummary {
+        let (origin, added) = match &id.origin {
+            CertOrigin::Given => ("given", Vec::new()),
+            CertOrigin::Created => ("created", Vec::new()),
+            CertOrigin::Kept => ("kept", Vec::new()),
+            CertOrigin::Renewed(added) => ("renewed", added.clone()),
+        };
+        TlsCertSummary {
+            path: id.cert_path.clone(),
+            sha256: id.fingerprint.clone(),
+            names: id.names.clone(),
+            origin,
+            added,
+        }
+    }
 }
 
 /// A server with every socket bound, ready to run.
@@ -74,6 +115,8 @@ pub struct Server {
     config: Config,
     tcp: Vec<(TcpListener, Arc<ListenerState>)>,
     udp: Vec<(Arc<UdpSocket>, Arc<ListenerState>)>,
+    tls: Vec<(TcpListener, Arc<ListenerState>)>,
+    tls_identity: Option<TlsIdentity>,
     http: TcpListener,
     hub: Arc<Hub>,
     token: Option<String>,
@@ -119,9 +162,37 @@ impl Server {
             states.push(state.clone());
             udp_sockets.push((Arc::new(socket), state));
         }
+        let mut tls_bound = Vec::new();
+        for addr in &config.tls {
+            let listener = bind_tcp(*addr).map_err(bind_err("tls", *addr))?;
+            let local = listener.local_addr().map_err(bind_err("tls", *addr))?;
+            tls_bound.push((listener, local));
+        }
         let http = TcpListener::bind(config.http)
             .await
             .map_err(bind_err("http", config.http))?;
+        // After every bind (a busy port leaves no certificate behind), before the store.
+        let tls_identity = if config.tls.is_empty() {
+            None
+        } else {
+            Some(match &config.tls_cert {
+                Some((cert, key)) => cert::load(cert, key)?,
+                None => {
+                    let names = cert::wanted_names(&config.tls, &config.tls_names);
+                    cert::load_or_create(&config.db, &names)?
+                }
+            })
+        };
+        let mut tls_sockets = Vec::new();
+        for (listener, local) in tls_bound {
+            let id = tls_identity
+                .as_ref()
+                .expect("TLS listeners have a certificate");
+            let tls = TlsState::new(id.fingerprint.clone(), id.cert_path.display().to_string());
+            let state = tls_listener_state(states.len(), local, &config, tls);
+            states.push(state.clone());
+            tls_sockets.push((listener, state));
+        }
         let store = Arc::new(Store::open(&config.db, config.max_db_bytes)?);
         let token = config.token.clone().or_else(|| {
             (!config.http.ip().is_loopback()).then(|| hex::encode(rand::random::<[u8; 16]>()))
@@ -139,6 +210,8 @@ impl Server {
             config,
             tcp: tcp_sockets,
             udp: udp_sockets,
+            tls: tls_sockets,
+            tls_identity,
             http,
             hub,
             token,
@@ -155,6 +228,8 @@ impl Server {
             http: self.http.local_addr().unwrap_or(self.config.http),
             tcp: self.tcp.iter().map(|(_, s)| s.addr).collect(),
             udp: self.udp.iter().map(|(_, s)| s.addr).collect(),
+            tls: self.tls.iter().map(|(_, s)| s.addr).collect(),
+            tls_cert: self.tls_identity.as_ref().map(TlsCertSummary::of),
             token: self.token.clone(),
         }
     }
@@ -201,6 +276,8 @@ impl Server {
             config,
             tcp,
             udp,
+            tls,
+            tls_identity,
             http,
             hub,
             trigger,
@@ -241,6 +318,23 @@ impl Server {
                 shutdown.clone(),
                 guard.clone(),
             ));
+        }
+        if let Some(identity) = &tls_identity {
+            let settings = tls::TlsSettings {
+                acceptor: tokio_rustls::TlsAcceptor::from(identity.server_config.clone()),
+                handshake_timeout: config.tls_handshake_timeout,
+                keepalive: config.tcp_keepalive,
+            };
+            for (listener, state) in tls {
+                tokio::spawn(tls::accept_loop(
+                    listener,
+                    state,
+                    settings.clone(),
+                    hub.clone(),
+                    shutdown.clone(),
+                    guard.clone(),
+                ));
+            }
         }
         drop(guard);
         if !config.link_schedule.is_empty() {
@@ -365,6 +459,25 @@ fn listener_state(
             config.auto_replies.clone(),
         )
         .with_link(config.link_for(id as u32), config.link_seed),
+    )
+}
+
+fn tls_listener_state(
+    id: usize,
+    addr: SocketAddr,
+    config: &Config,
+    tls: TlsState,
+) -> Arc<ListenerState> {
+    Arc::new(
+        ListenerState::new(
+            id as u32,
+            Proto::Tcp,
+            addr,
+            config.echo,
+            config.auto_replies.clone(),
+        )
+        .with_link(config.link_for(id as u32), config.link_seed)
+        .with_tls(tls),
     )
 }
 

@@ -15,6 +15,7 @@
 pub mod actions;
 pub mod error;
 mod link;
+mod tls;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -153,6 +154,17 @@ impl Hub {
         peer: std::net::SocketAddr,
         outbox: Option<Outbox>,
     ) -> Arc<SessionHandle> {
+        self.open_session_with(listener, peer, outbox, None).await
+    }
+
+    /// [`Hub::open_session`] for a session with TLS details (a TLS listener's).
+    pub async fn open_session_with(
+        &self,
+        listener: &ListenerState,
+        peer: std::net::SocketAddr,
+        outbox: Option<Outbox>,
+        tls: Option<Arc<crate::model::TlsInfo>>,
+    ) -> Arc<SessionHandle> {
         let id = self.next_session_id.fetch_add(1, Ordering::Relaxed);
         let meta = SessionMeta {
             id,
@@ -161,6 +173,7 @@ impl Hub {
             peer,
             local: listener.addr,
             started_ms: clock::now_ms(),
+            tls,
         };
         let handle = Arc::new(SessionHandle::new(meta, listener.link(), outbox));
         self.registry().insert(id, handle.clone());

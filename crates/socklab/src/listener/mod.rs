@@ -1,11 +1,13 @@
 //! Device listeners, the only code that owns sockets: [`tcp`] accepts connections and
-//! runs one task per connection (its link loop in [`tcp_link`]); [`udp`] runs one task per
-//! socket that turns peer addresses into sessions. Both answer data from a device through
+//! runs one task per connection (its link loop in [`tcp_link`]); [`tls`] does the same
+//! after a TLS handshake; [`udp`] runs one task per socket that turns peer addresses into
+//! sessions. Both answer data from a device through
 //! [`upstream`], the one place echo and auto-replies happen.
 
 pub mod tcp;
 pub mod tcp_link;
 pub mod tcp_write;
+pub mod tls;
 pub mod udp;
 
 use bytes::Bytes;

@@ -5,26 +5,27 @@
 //! chunk before reading the next one: when the store falls behind, socklab stops reading
 //! and TCP flow control slows the device down. While the session has an active link the
 //! task runs [`super::tcp_link::drive`] instead, which applies the link engine's output.
+//! The same loop serves TLS connections ([`super::tls`]), generic over [`DeviceStream`].
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
-use super::tcp_write::{closed_or_reset, reason_for, write};
+use super::tcp_write::{DeviceStream, closed_or_reset, read_chunk, reason_for, write};
 use super::{READ_CHUNK_BYTES, TaskGuard, upstream};
 use crate::hub::Hub;
 use crate::listener_state::ListenerState;
-use crate::model::EndReason;
+use crate::model::{EndReason, TlsInfo};
 use crate::session::{OUTBOX_BYTES, Outbox, SessionHandle};
 use crate::shutdown::Shutdown;
 
-/// Reads up to this size are copied out of the read buffer (see `drive`).
-const SMALL_READ_BYTES: usize = 2048;
+/// The most time an orderly close may take to write (TLS close_notify).
+const SHUTDOWN_WRITE: Duration = Duration::from_secs(2);
 
 /// Accepts connections until shutdown, spawning a connection task for each.
 pub(crate) async fn accept_loop(
@@ -51,6 +52,7 @@ pub(crate) async fn accept_loop(
                 tokio::spawn(serve_connection(
                     stream,
                     peer,
+                    None,
                     state.clone(),
                     hub.clone(),
                     shutdown.clone(),
@@ -79,17 +81,18 @@ pub fn set_keepalive(stream: &TcpStream, idle: Duration) -> io::Result<()> {
     socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive)
 }
 
-/// One device connection from start to end.
-async fn serve_connection(
-    mut stream: TcpStream,
+/// One device connection from start to end (`tls`: what its TLS handshake negotiated).
+pub(crate) async fn serve_connection<S: DeviceStream>(
+    mut stream: S,
     peer: SocketAddr,
+    tls: Option<Arc<TlsInfo>>,
     listener: Arc<ListenerState>,
     hub: Arc<Hub>,
     mut shutdown: Shutdown,
     _guard: TaskGuard,
 ) {
     let handle = hub
-        .open_session(&listener, peer, Some(Outbox::new(OUTBOX_BYTES)))
+        .open_session_with(&listener, peer, Some(Outbox::new(OUTBOX_BYTES)), tls)
         .await;
     let Some(outbox) = &handle.outbox else {
         unreachable!("a TCP session has an outbox");
@@ -102,17 +105,19 @@ async fn serve_connection(
     }
     if matches!(
         reason,
-        EndReason::ClosedByOperator | EndReason::ServerShutdown
+        EndReason::ClosedByOperator | EndReason::ServerShutdown | EndReason::ClosedByDevice
     ) {
-        // An orderly FIN so the device's recv() returns b"" rather than an error.
-        let _ = stream.shutdown().await;
+        // An orderly FIN (over TLS: close_notify first) so the device's recv() returns b""
+        // rather than an error. Bounded: TLS has bytes to write, and a device that does not
+        // read must not keep the task.
+        let _ = tokio::time::timeout(SHUTDOWN_WRITE, stream.shutdown()).await;
     }
     hub.end_session(&handle, reason).await;
 }
 
 /// Moves data both ways until the session ends; returns why it ended.
-async fn drive(
-    stream: &mut TcpStream,
+async fn drive<S: DeviceStream>(
+    stream: &mut S,
     handle: &SessionHandle,
     outbox: &Outbox,
     listener: &ListenerState,
@@ -123,6 +128,8 @@ async fn drive(
     let mut check_link = true;
     // An operator send taken from the outbox just as the link changed: the link gets it.
     let mut pending: Option<Bytes> = None;
+    // Data from the device read just as the link changed: the link gets it.
+    let mut pending_up: Option<Bytes> = None;
     loop {
         // An emulated link (or a fault) takes the session through the link loop. With none,
         // or `perfect`, this plain loop pays one atomic load per read or send for it; an idle
@@ -139,6 +146,7 @@ async fn drive(
                 shutdown: &mut *shutdown,
                 seen: &mut seen,
                 pending: pending.take(),
+                pending_up: pending_up.take(),
             };
             // Boxed: the link loop's state lives on the heap only while it runs, so sessions
             // without a link do not carry it in their task (about 1.4 KiB each).
@@ -151,11 +159,19 @@ async fn drive(
         {
             return reason;
         }
+        if let Some(data) = pending_up.take() {
+            // The link let go again before taking it: answer it here.
+            for reply in upstream(hub, listener, handle, data).await {
+                if let Err(reason) = write(stream, handle, hub, shutdown, reply).await {
+                    return reason;
+                }
+            }
+        }
         tokio::select! {
             biased;
             _ = shutdown.wait() => return EndReason::ServerShutdown,
             _ = handle.close_requested.notified() => {
-                return closed_or_reset(stream, handle, hub);
+                return closed_or_reset(stream.tcp(), handle, hub);
             }
             data = outbox.recv() => {
                 if handle.link.version() != seen {
@@ -167,26 +183,17 @@ async fn drive(
                     return reason;
                 }
             }
-            ready = stream.readable() => {
-                if ready.is_err() {
-                    return EndReason::Reset;
-                }
-                if handle.link.version() != seen {
-                    // Data arrived after a link change: the link reads it.
-                    check_link = true;
-                    continue;
-                }
-                let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
-                match stream.try_read_buf(&mut buf) {
-                    Ok(0) => return EndReason::ClosedByDevice,
-                    Ok(n) => {
-                        // A small read gets its own small buffer: the queue and the event
-                        // buffer then hold bytes, not mostly-empty 16 KiB blocks.
-                        let data = if n <= SMALL_READ_BYTES {
-                            Bytes::copy_from_slice(&buf)
-                        } else {
-                            buf.freeze()
-                        };
+            // The read buffer exists only while data is there (see `read_chunk`), sized
+            // to what arrived: the queues then hold bytes, not mostly-empty 16 KiB blocks.
+            read = read_chunk(stream, READ_CHUNK_BYTES) => {
+                match read {
+                    Ok(None) => return EndReason::ClosedByDevice,
+                    Ok(Some(data)) if handle.link.version() != seen => {
+                        // Data that arrived after a link change: the link takes it.
+                        pending_up = Some(data);
+                        check_link = true;
+                    }
+                    Ok(Some(data)) => {
                         // Awaits room in the store queue: the back-pressure point.
                         for reply in upstream(hub, listener, handle, data).await {
                             if let Err(reason) = write(stream, handle, hub, shutdown, reply).await {

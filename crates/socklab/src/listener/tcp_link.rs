@@ -12,11 +12,10 @@ use std::io;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use tokio::net::TcpStream;
+use bytes::Bytes;
 use tokio::time::Instant;
 
-use super::tcp_write::{reason_for, reset_now, write};
+use super::tcp_write::{DeviceStream, read_chunk, reason_for, reset_now, write};
 use super::{READ_CHUNK_BYTES, sleep_opt, upstream};
 use crate::clock;
 use crate::hub::Hub;
@@ -28,9 +27,9 @@ use crate::session::{Outbox, SessionHandle};
 use crate::shutdown::Shutdown;
 
 /// Everything the loop needs to reach the outside world.
-pub(crate) struct Ctx<'a> {
-    /// The device socket.
-    pub stream: &'a mut TcpStream,
+pub(crate) struct Ctx<'a, S> {
+    /// The device connection.
+    pub stream: &'a mut S,
     /// The session.
     pub handle: &'a SessionHandle,
     /// Operator sends.
@@ -45,13 +44,15 @@ pub(crate) struct Ctx<'a> {
     pub seen: &'a mut u64,
     /// Data for the device taken from the outbox before the link loop started.
     pub pending: Option<Bytes>,
+    /// Data from the device read before the link loop started.
+    pub pending_up: Option<Bytes>,
 }
 
 /// Runs the session with its link until it ends (`Some(reason)`), or until the link is a
 /// no-op again with nothing in flight (`None`: the caller returns to the plain loop). When
 /// the session ends with data still inside the link, data from the device is recorded as
 /// dropped by the link and data for it as undelivered.
-pub(crate) async fn drive(cx: Ctx<'_>) -> Option<EndReason> {
+pub(crate) async fn drive<S: DeviceStream>(cx: Ctx<'_, S>) -> Option<EndReason> {
     let (handle, hub) = (cx.handle, cx.hub);
     let mut link = None;
     let reason = run(cx, &mut link).await;
@@ -66,7 +67,7 @@ pub(crate) async fn drive(cx: Ctx<'_>) -> Option<EndReason> {
     reason
 }
 
-async fn run(cx: Ctx<'_>, slot: &mut Option<TcpLink>) -> Option<EndReason> {
+async fn run<S: DeviceStream>(cx: Ctx<'_, S>, slot: &mut Option<TcpLink>) -> Option<EndReason> {
     let Ctx {
         stream,
         handle,
@@ -76,6 +77,7 @@ async fn run(cx: Ctx<'_>, slot: &mut Option<TcpLink>) -> Option<EndReason> {
         shutdown,
         seen,
         pending,
+        pending_up,
     } = cx;
     let start = started_instant(handle.meta.started_ms);
     *seen = handle.link.version();
@@ -86,6 +88,9 @@ async fn run(cx: Ctx<'_>, slot: &mut Option<TcpLink>) -> Option<EndReason> {
     let mut nat_seen = false;
     if let Some(data) = pending {
         link.push(Direction::Down, data, now);
+    }
+    if let Some(data) = pending_up {
+        link.push(Direction::Up, data, now);
     }
     loop {
         let now = Instant::now();
@@ -178,15 +183,10 @@ async fn run(cx: Ctx<'_>, slot: &mut Option<TcpLink>) -> Option<EndReason> {
                     link.push(Direction::Down, data, Instant::now());
                 }
             }
-            ready = stream.readable(), if can_read => {
-                if ready.is_err() {
-                    return Some(ended(nat, EndReason::Reset));
-                }
-                let mut buf = BytesMut::with_capacity(link.read_room(READ_CHUNK_BYTES));
-                match stream.try_read_buf(&mut buf) {
-                    Ok(0) => eof = true,
-                    Ok(_) => {
-                        let data = buf.freeze();
+            read = read_chunk(stream, link.read_room(READ_CHUNK_BYTES)), if can_read => {
+                match read {
+                    Ok(None) => eof = true,
+                    Ok(Some(data)) => {
                         if nat {
                             hub.record_dropped(handle, Direction::Up, data).await;
                         } else {
@@ -208,8 +208,8 @@ fn ended(nat: bool, reason: EndReason) -> EndReason {
 
 /// The link resets the connection: undelivered data is recorded as dropped, then the
 /// connection is reset.
-async fn reset(
-    stream: &mut TcpStream,
+async fn reset<S: DeviceStream>(
+    stream: &mut S,
     handle: &SessionHandle,
     hub: &Hub,
     link: &mut TcpLink,
@@ -219,7 +219,7 @@ async fn reset(
             hub.record_dropped(handle, dir, data).await;
         }
     }
-    reset_now(stream, handle, hub)
+    reset_now(stream.tcp(), handle, hub)
 }
 
 /// Reports a delivered piece: throttled, stalled or only delayed.

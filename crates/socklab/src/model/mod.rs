@@ -8,6 +8,7 @@
 //! definition of traffic counts; [`link`] holds the link's view and event shapes.
 
 pub mod link;
+pub mod tls;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -22,6 +23,7 @@ use crate::clock;
 use crate::rules::RuleSpec;
 
 pub use link::{LinkAction, LinkEvent, LinkView};
+pub use tls::{ListenerTls, TlsFailure, TlsInfo};
 
 /// Transport of a listener and of the sessions it accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -202,6 +204,8 @@ pub struct SessionMeta {
     pub local: SocketAddr,
     /// When the session started, Unix milliseconds.
     pub started_ms: i64,
+    /// The TLS connection's details, on a TLS listener (`None`: plain TCP or UDP).
+    pub tls: Option<Arc<TlsInfo>>,
 }
 
 /// A snapshot of one session, online or from history. Its identity fields are those of
@@ -237,7 +241,7 @@ impl SessionInfo {
 
 impl Serialize for SessionInfo {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("Session", 16)?;
+        let mut st = s.serialize_struct("Session", 17)?;
         st.serialize_field("id", &self.id)?;
         st.serialize_field("listener_id", &self.listener_id)?;
         st.serialize_field("proto", &self.proto)?;
@@ -254,6 +258,7 @@ impl Serialize for SessionInfo {
         st.serialize_field("msgs_up", &self.counters.msgs_up)?;
         st.serialize_field("msgs_down", &self.counters.msgs_down)?;
         st.serialize_field("link", &self.link)?;
+        st.serialize_field("tls", &self.tls.as_deref())?;
         st.end()
     }
 }
@@ -395,6 +400,8 @@ pub struct ListenerInfo {
     pub online: usize,
     /// The link new sessions get (`PROFILE[,param=value]`), `None` without one.
     pub link: Option<String>,
+    /// A TLS listener's certificate and failed handshakes (`None`: plain).
+    pub tls: Option<ListenerTls>,
 }
 
 /// What the hub fans out to subscribers (console, live stream).
@@ -410,6 +417,8 @@ pub enum Event {
     Listener(ListenerInfo),
     /// The emulated link did something to a session.
     Link(Arc<LinkEvent>),
+    /// A TLS handshake failed: no session was opened.
+    TlsFailed(Arc<TlsFailure>),
 }
 
 impl Serialize for Event {
@@ -438,6 +447,7 @@ impl Serialize for Event {
                 st.end()
             }
             Event::Link(event) => event.serialize(s),
+            Event::TlsFailed(failure) => failure.serialize(s),
             Event::Listener(listener) => {
                 let mut st = s.serialize_struct("Event", 2)?;
                 st.serialize_field("type", "listener")?;
@@ -473,6 +483,7 @@ mod tests {
                 peer: "127.0.0.1:1".parse().unwrap(),
                 local: "127.0.0.1:2".parse().unwrap(),
                 started_ms: 0,
+                tls: None,
             },
             ended_ms: None,
             end_reason: None,

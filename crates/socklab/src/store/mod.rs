@@ -329,6 +329,18 @@ pub(super) fn init_schema(conn: &Connection) -> rusqlite::Result<()> {
     if !has_link {
         conn.execute_batch("ALTER TABLE sessions ADD COLUMN link TEXT")?;
     }
+    // `sessions.tls_version`/`tls_sni` (sessions on TLS listeners) came with TLS listeners.
+    let has_tls: bool = conn.query_row(
+        "SELECT COUNT(*) FROM pragma_table_info('sessions') WHERE name = 'tls_version'",
+        [],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )?;
+    if !has_tls {
+        conn.execute_batch(
+            "ALTER TABLE sessions ADD COLUMN tls_version TEXT;
+             ALTER TABLE sessions ADD COLUMN tls_sni TEXT;",
+        )?;
+    }
     Ok(())
 }
 

@@ -10,11 +10,12 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use super::StoreError;
 use crate::model::{
     Counters, Direction, EndReason, LinkView, MessageInfo, MessageStatus, Proto, SessionInfo,
-    SessionMeta,
+    SessionMeta, TlsInfo,
 };
 
 const SESSION_COLUMNS: &str = "id, listener_id, proto, peer, local, started_ms, ended_ms, \
-                               end_reason, bytes_up, bytes_down, msgs_up, msgs_down, link";
+                               end_reason, bytes_up, bytes_down, msgs_up, msgs_down, link, \
+                               tls_version, tls_sni";
 
 /// Largest session id and message id in the database (0 when empty).
 pub(super) fn max_ids(c: &Connection) -> rusqlite::Result<(u64, u64)> {
@@ -39,6 +40,7 @@ pub(super) fn session_row(r: &Row<'_>) -> rusqlite::Result<SessionInfo> {
     let reason: Option<String> = r.get(7)?;
     let end_reason = reason.as_deref().and_then(EndReason::parse);
     let link: Option<String> = r.get(12)?;
+    let tls_version: Option<String> = r.get(13)?;
     let get_u64 = |i: usize| -> rusqlite::Result<u64> { Ok(r.get::<_, i64>(i)? as u64) };
     Ok(SessionInfo {
         meta: SessionMeta {
@@ -48,6 +50,13 @@ pub(super) fn session_row(r: &Row<'_>) -> rusqlite::Result<SessionInfo> {
             peer: parse_addr(&peer),
             local: parse_addr(&local),
             started_ms: r.get(5)?,
+            tls: match tls_version {
+                Some(version) => Some(std::sync::Arc::new(TlsInfo {
+                    version,
+                    sni: r.get(14)?,
+                })),
+                None => None,
+            },
         },
         ended_ms: r.get(6)?,
         end_reason,

@@ -22,6 +22,7 @@ pub mod page;
 pub mod search;
 pub mod serve;
 pub mod sse;
+pub mod tls;
 
 use std::sync::Arc;
 

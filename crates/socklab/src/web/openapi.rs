@@ -160,6 +160,7 @@ pub fn spec() -> Value {
         }
     });
     super::link::extend_openapi(&mut doc);
+    super::tls::extend_openapi(&mut doc);
     super::history::extend_openapi(&mut doc);
     super::search::extend_openapi(&mut doc);
     doc
