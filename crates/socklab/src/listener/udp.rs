@@ -6,15 +6,26 @@
 //! (operator sends and broadcasts), passes them through the session's link when it has an
 //! active one ([`UdpLinks`], the engine, says when each comes out), answers data from
 //! devices through [`upstream`], and sends and records what goes down.
+//!
+//! UDP cannot make a device wait, so the loop never waits for the store on a device's
+//! behalf: each peer's datagrams go to that peer's own *hold*, which a small task per peer
+//! stores (waiting for the store's room in turn with the other peers) and answers in
+//! order. A store that falls behind therefore slows only the peers whose data is waiting,
+//! the loop keeps receiving (the kernel never drops for want of a reader), and a peer
+//! whose hold is full has its datagram refused: not stored, not answered, counted
+//! (`socklab_udp_unstored_datagrams_total`) and logged. A session ends from its task,
+//! after everything it held was stored.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::{TaskGuard, sleep_opt, upstream};
@@ -28,6 +39,16 @@ use crate::shutdown::Shutdown;
 /// The largest UDP payload (IPv4 limit); one receive buffer per socket.
 const MAX_DATAGRAM_BYTES: usize = 65_535;
 
+/// Most bytes one peer may have waiting for the store (each datagram counted with
+/// [`HELD_OVERHEAD_BYTES`]); one datagram is always accepted into an empty hold.
+const PEER_HOLD_BYTES: usize = 64 * 1024;
+
+/// Most bytes all peers of one socket may have waiting for the store.
+const SOCKET_HOLD_BYTES: usize = 8 * 1024 * 1024;
+
+/// What holding one datagram costs besides its payload (its `Bytes`, the queue slot).
+const HELD_OVERHEAD_BYTES: usize = 96;
+
 /// How long UDP sessions live and how many one socket keeps.
 #[derive(Clone, Copy, Debug)]
 pub struct UdpLimits {
@@ -37,22 +58,42 @@ pub struct UdpLimits {
     pub max_sessions: usize,
 }
 
-/// A known peer: its session and when it last sent.
+/// A known peer: its session, when it last sent, and its hold.
 struct Peer {
     handle: Arc<SessionHandle>,
     last_seen: Instant,
+    /// Datagrams for the peer's task to store and answer (bounded by `held`).
+    hold: mpsc::UnboundedSender<Bytes>,
+    /// Bytes in `hold` (with [`HELD_OVERHEAD_BYTES`] each), shared with the task.
+    held: Arc<AtomicUsize>,
+    /// How the session ends once the task has stored what it holds.
+    end: Arc<OnceLock<EndReason>>,
+    /// Refusing datagrams since the last one accepted (logged once per episode).
+    refusing: bool,
+}
+
+impl Peer {
+    /// Ends the session with `reason` once its hold is stored (dropping the hold's
+    /// sender lets the task finish).
+    fn finish(self, reason: EndReason) {
+        let _ = self.end.set(reason);
+    }
 }
 
 /// One UDP socket's loop state.
-struct UdpLoop<'a> {
-    socket: &'a UdpSocket,
-    listener: &'a ListenerState,
-    hub: &'a Hub,
+struct UdpLoop {
+    socket: Arc<UdpSocket>,
+    listener: Arc<ListenerState>,
+    hub: Arc<Hub>,
     peers: HashMap<SocketAddr, Peer>,
     /// Most entries in `peers`.
     max_sessions: usize,
     /// Emulated links of this socket's sessions (empty, and never woken, without links).
     links: UdpLinks<Arc<SessionHandle>>,
+    /// Bytes held for the store over all peers (shared with their tasks).
+    held: Arc<AtomicUsize>,
+    /// The peers' tasks (each stores and answers one peer's hold).
+    recorders: JoinSet<()>,
 }
 
 /// Serves one UDP socket until shutdown, then ends its sessions with `server_shutdown`.
@@ -71,12 +112,14 @@ pub(crate) async fn serve(
     let mut sweep = tokio::time::interval(sweep_every);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut lp = UdpLoop {
-        socket: &socket,
-        listener: &listener,
-        hub: &hub,
+        socket: socket.clone(),
+        listener: listener.clone(),
+        hub,
         peers: HashMap::new(),
         max_sessions: limits.max_sessions.max(1),
         links: UdpLinks::default(),
+        held: Arc::new(AtomicUsize::new(0)),
+        recorders: JoinSet::new(),
     };
     loop {
         let link_due = lp.links.next_at();
@@ -85,11 +128,11 @@ pub(crate) async fn serve(
             _ = sweep.tick() => lp.sweep(idle_timeout).await,
             _ = sleep_opt(link_due) => lp.deliver_due().await,
             down = listener.udp_down.recv() => lp.down(down).await,
+            Some(_) = lp.recorders.join_next(), if !lp.recorders.is_empty() => {}
             received = socket.recv_from(&mut buf) => match received {
                 Ok((n, addr)) => {
                     let data = Bytes::copy_from_slice(&buf[..n]);
-                    let handle = lp.session_for(addr).await;
-                    lp.up(handle, data).await;
+                    lp.up(addr, data).await;
                 }
                 // Linux may report an ICMP error from an earlier send here; it belongs
                 // to no session we could end reliably, so it is only logged.
@@ -100,7 +143,7 @@ pub(crate) async fn serve(
     lp.shutdown().await;
 }
 
-impl UdpLoop<'_> {
+impl UdpLoop {
     /// The live session of `addr`, starting a new one when there is none (or the last one
     /// was closed by an operator).
     async fn session_for(&mut self, addr: SocketAddr) -> Arc<SessionHandle> {
@@ -110,14 +153,35 @@ impl UdpLoop<'_> {
             return peer.handle.clone();
         }
         if self.peers.len() >= self.max_sessions {
-            self.evict().await;
+            self.evict();
         }
-        let handle = self.hub.open_session(self.listener, addr, None).await;
+        let handle = self.hub.open_session(&self.listener, addr, None).await;
+        let (hold, held_rx) = mpsc::unbounded_channel();
+        let held = Arc::new(AtomicUsize::new(0));
+        let end = Arc::new(OnceLock::new());
+        self.recorders.spawn(record_peer(
+            Recorder {
+                hub: self.hub.clone(),
+                listener: self.listener.clone(),
+                socket: self.socket.clone(),
+                handle: handle.clone(),
+                held: held.clone(),
+                socket_held: self.held.clone(),
+                end: end.clone(),
+            },
+            held_rx,
+        ));
+        // A peer whose last session an operator closed is replaced: dropping it lets its
+        // task store what it held.
         self.peers.insert(
             addr,
             Peer {
                 handle: handle.clone(),
                 last_seen: now,
+                hold,
+                held,
+                end,
+                refusing: false,
             },
         );
         handle
@@ -126,7 +190,7 @@ impl UdpLoop<'_> {
     /// Makes room in a full session table: ends the least recently heard sessions (one in
     /// a hundred of them at once, so a flood of new sources costs a scan per hundred, not
     /// per datagram) with `evicted`. Ended sessions still listed go first.
-    async fn evict(&mut self) {
+    fn evict(&mut self) {
         let mut by_age: Vec<(bool, Instant, SocketAddr)> = self
             .peers
             .iter()
@@ -136,19 +200,48 @@ impl UdpLoop<'_> {
         by_age.select_nth_unstable(count - 1);
         for (_, _, addr) in by_age.into_iter().take(count) {
             if let Some(peer) = self.peers.remove(&addr) {
-                self.hub.end_session(&peer.handle, EndReason::Evicted).await;
+                peer.finish(EndReason::Evicted);
             }
         }
     }
 
-    /// A datagram from a device: through its link if it has one, else answered now.
-    async fn up(&mut self, handle: Arc<SessionHandle>, data: Bytes) {
+    /// A datagram from a device: through its session's link if it has one, else into the
+    /// peer's hold (its task stores and answers it), or refused when the hold is full.
+    async fn up(&mut self, addr: SocketAddr, data: Bytes) {
+        let handle = self.session_for(addr).await;
         if handle.link_engaged() {
             self.via_link(&handle, Direction::Up, data).await;
             return;
         }
-        for reply in upstream(self.hub, self.listener, &handle, data).await {
-            self.send_down(&handle, reply).await;
+        let Some(peer) = self.peers.get_mut(&addr) else {
+            return;
+        };
+        let cost = data.len() + HELD_OVERHEAD_BYTES;
+        let peer_held = peer.held.load(Ordering::Acquire);
+        let peer_full = peer_held > 0 && peer_held + cost > PEER_HOLD_BYTES;
+        if peer_full || self.held.load(Ordering::Acquire) + cost > SOCKET_HOLD_BYTES {
+            self.hub.store().note_unstored();
+            if !peer.refusing {
+                peer.refusing = true;
+                tracing::warn!(
+                    "udp {}: the store is behind and {}'s hold is full; its datagrams are \
+                     refused (not stored, not answered) until there is room",
+                    self.listener.addr,
+                    addr
+                );
+            }
+            return;
+        }
+        peer.refusing = false;
+        peer.held.fetch_add(cost, Ordering::AcqRel);
+        self.held.fetch_add(cost, Ordering::AcqRel);
+        if let Err(mpsc::error::SendError(data)) = peer.hold.send(data) {
+            // The task is gone (only if it panicked): store and answer here instead.
+            peer.held.fetch_sub(cost, Ordering::AcqRel);
+            self.held.fetch_sub(cost, Ordering::AcqRel);
+            for reply in upstream(&self.hub, &self.listener, &handle, data).await {
+                self.send_down(&handle, reply).await;
+            }
         }
     }
 
@@ -205,21 +298,7 @@ impl UdpLoop<'_> {
 
     /// Sends one datagram to the device and records the outcome.
     async fn send_down(&self, handle: &SessionHandle, data: Bytes) -> DownOutcome {
-        match self.socket.send_to(&data, handle.meta.peer).await {
-            Ok(_) => {
-                self.hub.record(handle, Direction::Down, data).await;
-                DownOutcome::Sent
-            }
-            Err(e) => {
-                tracing::warn!(
-                    "udp {}: send to {}: {e}",
-                    self.listener.addr,
-                    handle.meta.peer
-                );
-                self.hub.record_failed(handle, data).await;
-                DownOutcome::Failed(e.to_string())
-            }
-        }
+        send_to_device(&self.socket, &self.listener, &self.hub, handle, data).await
     }
 
     /// Delivers every datagram whose time has come: up ones go to [`upstream`] (their
@@ -241,7 +320,7 @@ impl UdpLoop<'_> {
                 .link_event(|| LinkEvent::data(handle.id(), LinkAction::Delayed, dir, len, delay));
             match dir {
                 Direction::Up => {
-                    for reply in upstream(self.hub, self.listener, &handle, data).await {
+                    for reply in upstream(&self.hub, &self.listener, &handle, data).await {
                         self.via_link(&handle, Direction::Down, reply).await;
                     }
                 }
@@ -264,9 +343,7 @@ impl UdpLoop<'_> {
             .collect();
         for addr in stale {
             if let Some(peer) = self.peers.remove(&addr) {
-                self.hub
-                    .end_session(&peer.handle, EndReason::IdleTimeout)
-                    .await;
+                peer.finish(EndReason::IdleTimeout);
             }
         }
         for handle in self.links.sweep(now, |h| !h.is_ending()) {
@@ -278,7 +355,8 @@ impl UdpLoop<'_> {
     }
 
     /// At shutdown: what the links still hold is recorded as dropped (it never arrived),
-    /// queued sends as undelivered, and every session ends with `server_shutdown`.
+    /// queued sends as undelivered, and every session ends with `server_shutdown` once
+    /// its hold is stored.
     async fn shutdown(mut self) {
         for held in self.links.drain(Instant::now()) {
             self.hub
@@ -292,9 +370,59 @@ impl UdpLoop<'_> {
             }
         }
         for (_, peer) in self.peers.drain() {
-            self.hub
-                .end_session(&peer.handle, EndReason::ServerShutdown)
-                .await;
+            peer.finish(EndReason::ServerShutdown);
         }
+        while self.recorders.join_next().await.is_some() {}
+    }
+}
+
+/// Sends one datagram to the device and records the outcome.
+async fn send_to_device(
+    socket: &UdpSocket,
+    listener: &ListenerState,
+    hub: &Hub,
+    handle: &SessionHandle,
+    data: Bytes,
+) -> DownOutcome {
+    match socket.send_to(&data, handle.meta.peer).await {
+        Ok(_) => {
+            hub.record(handle, Direction::Down, data).await;
+            DownOutcome::Sent
+        }
+        Err(e) => {
+            tracing::warn!("udp {}: send to {}: {e}", listener.addr, handle.meta.peer);
+            hub.record_failed(handle, data).await;
+            DownOutcome::Failed(e.to_string())
+        }
+    }
+}
+
+/// What one peer's task works with.
+struct Recorder {
+    hub: Arc<Hub>,
+    listener: Arc<ListenerState>,
+    socket: Arc<UdpSocket>,
+    handle: Arc<SessionHandle>,
+    /// The peer's held bytes and the socket's, released as each datagram is stored.
+    held: Arc<AtomicUsize>,
+    socket_held: Arc<AtomicUsize>,
+    end: Arc<OnceLock<EndReason>>,
+}
+
+/// One peer's task: stores and answers its held datagrams in order (waiting for the
+/// store's room pauses only this peer), then, once the loop let go of the hold, ends the
+/// session if the loop said how.
+async fn record_peer(r: Recorder, mut hold: mpsc::UnboundedReceiver<Bytes>) {
+    while let Some(data) = hold.recv().await {
+        let cost = data.len() + HELD_OVERHEAD_BYTES;
+        let replies = upstream(&r.hub, &r.listener, &r.handle, data).await;
+        r.held.fetch_sub(cost, Ordering::AcqRel);
+        r.socket_held.fetch_sub(cost, Ordering::AcqRel);
+        for reply in replies {
+            send_to_device(&r.socket, &r.listener, &r.hub, &r.handle, reply).await;
+        }
+    }
+    if let Some(reason) = r.end.get() {
+        r.hub.end_session(&r.handle, *reason).await;
     }
 }

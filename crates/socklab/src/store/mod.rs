@@ -119,6 +119,11 @@ pub struct Store {
     session_ops_committed: Arc<AtomicU64>,
     /// The exclusive lock on the database file, released by [`Store::close`].
     lock: Mutex<Option<DbLock>>,
+    /// Failed attempts to commit a batch that the writer retried (shared with the writer).
+    write_retries: Arc<AtomicU64>,
+    /// Datagrams received while the store could not take them and no room was left to
+    /// hold them (see [`Store::note_unstored`]).
+    unstored_datagrams: AtomicU64,
 }
 
 impl Store {
@@ -157,9 +162,11 @@ impl Store {
         let (control_tx, control_rx) = mpsc::channel(STORE_QUEUE_OPS);
         let session_ops_committed = Arc::new(AtomicU64::new(0));
         let committed = session_ops_committed.clone();
+        let write_retries = Arc::new(AtomicU64::new(0));
+        let retries = write_retries.clone();
         let writer = std::thread::Builder::new()
             .name("socklab-store".into())
-            .spawn(move || writer::run(conn, rx, control_rx, max_db_bytes, committed))
+            .spawn(move || writer::run(conn, rx, control_rx, max_db_bytes, committed, retries))
             .map_err(|source| StoreError::Io {
                 path: path.to_path_buf(),
                 source,
@@ -174,6 +181,8 @@ impl Store {
             session_ops_queued: AtomicU64::new(0),
             session_ops_committed,
             lock: Mutex::new(Some(lock)),
+            write_retries,
+            unstored_datagrams: AtomicU64::new(0),
         })
     }
 
@@ -191,6 +200,23 @@ impl Store {
     /// being paused).
     pub fn queue_depth(&self) -> usize {
         STORE_QUEUE_OPS - self.tx.capacity()
+    }
+
+    /// Attempts to commit a batch that failed with an error that can pass (disk full,
+    /// the database locked by another process) and were retried (a metric).
+    pub fn write_retries(&self) -> u64 {
+        self.write_retries.load(Ordering::Relaxed)
+    }
+
+    /// Counts a datagram that was received but could not be stored: the store was behind
+    /// and its sender's hold was full (UDP cannot make a device wait).
+    pub fn note_unstored(&self) {
+        self.unstored_datagrams.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Datagrams received that could not be stored (a metric; see [`Store::note_unstored`]).
+    pub fn unstored_datagrams(&self) -> u64 {
+        self.unstored_datagrams.load(Ordering::Relaxed)
     }
 
     /// Queues an operation, waiting for room: for device data this wait is the

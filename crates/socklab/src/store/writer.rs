@@ -21,6 +21,7 @@ pub(super) fn run(
     mut control: mpsc::Receiver<StoreOp>,
     max_db_bytes: Option<u64>,
     session_ops_committed: Arc<AtomicU64>,
+    write_retries: Arc<AtomicU64>,
 ) {
     // Waiting on two queues at once needs an executor; a minimal one serves this thread.
     let waiter = match tokio::runtime::Builder::new_current_thread().build() {
@@ -54,7 +55,7 @@ pub(super) fn run(
                 }
             }
         }
-        commit_with_retry(&mut conn, &batch);
+        commit_with_retry(&mut conn, &batch, &write_retries);
         if let Some(limit) = max_db_bytes {
             match enforce_retention(&conn, limit) {
                 Ok(true) if !retention_warned => {
@@ -97,7 +98,8 @@ pub(super) fn run(
 /// another process holding the lock) the batch is kept and retried: the queue fills up
 /// meanwhile and devices are paused by back-pressure, so nothing they sent is dropped.
 /// Other errors (a bug, such as a constraint violation) lose the batch and are logged.
-fn commit_with_retry(conn: &mut Connection, batch: &[StoreOp]) -> u32 {
+/// Each failed attempt is added to `retries` as it happens; returns how many there were.
+fn commit_with_retry(conn: &mut Connection, batch: &[StoreOp], retries: &AtomicU64) -> u32 {
     let mut attempts = 0u32;
     loop {
         match write_batch(conn, batch) {
@@ -116,6 +118,7 @@ fn commit_with_retry(conn: &mut Connection, batch: &[StoreOp]) -> u32 {
                     );
                 }
                 attempts += 1;
+                retries.fetch_add(1, Ordering::Relaxed);
                 std::thread::sleep(RETRY_EVERY);
             }
             Err(e) => {
@@ -299,12 +302,78 @@ mod tests {
             Bytes::from_static(b"kept"),
             MessageStatus::Ok,
         );
-        let attempts = commit_with_retry(&mut conn, &[StoreOp::Message(Arc::new(message))]);
+        let counted = AtomicU64::new(0);
+        let attempts =
+            commit_with_retry(&mut conn, &[StoreOp::Message(Arc::new(message))], &counted);
         release.join().unwrap();
         assert!(attempts >= 1, "the injected lock was never hit");
+        assert_eq!(counted.load(Ordering::Relaxed), u64::from(attempts));
         let data: Vec<u8> = conn
             .query_row("SELECT data FROM messages WHERE id = 7", [], |r| r.get(0))
             .unwrap();
         assert_eq!(data, b"kept");
+    }
+
+    /// The writer thread itself, fed through its real queues, while another connection
+    /// holds an exclusive transaction on the same file: the writer (no busy timeout, so
+    /// SQLite answers SQLITE_BUSY at once) retries, counts each retry, and commits every
+    /// message once the lock is released.
+    #[test]
+    fn the_writer_thread_counts_retries_and_loses_nothing_under_a_held_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("locked.db");
+        let conn = Connection::open(&path).unwrap();
+        super::super::init_schema(&conn).unwrap();
+        conn.busy_timeout(Duration::ZERO).unwrap();
+        let blocker = Connection::open(&path).unwrap();
+        blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        let (data_tx, data_rx) = mpsc::channel(16);
+        let (_control_tx, control_rx) = mpsc::channel(16);
+        let committed = Arc::new(AtomicU64::new(0));
+        let retries = Arc::new(AtomicU64::new(0));
+        let writer_retries = retries.clone();
+        let writer = std::thread::spawn(move || {
+            run(conn, data_rx, control_rx, None, committed, writer_retries)
+        });
+        for id in 1..=10u64 {
+            let message = MessageInfo::new(
+                id,
+                1,
+                0,
+                Direction::Up,
+                Bytes::from(format!("m{id}")),
+                MessageStatus::Ok,
+            );
+            data_tx
+                .blocking_send(StoreOp::Message(Arc::new(message)))
+                .unwrap();
+        }
+        // Hold the lock until the writer has failed at least once (it retries every
+        // second), then let it through.
+        while retries.load(Ordering::Relaxed) == 0 && !writer.is_finished() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let stored_while_locked: i64 = blocker
+            .query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(stored_while_locked, 0);
+        blocker.execute_batch("COMMIT").unwrap();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        data_tx.blocking_send(StoreOp::Barrier(done_tx)).unwrap();
+        done_rx.blocking_recv().unwrap();
+        data_tx.blocking_send(StoreOp::Close).unwrap();
+        writer.join().unwrap();
+        assert!(retries.load(Ordering::Relaxed) >= 1);
+        let rows: Vec<(i64, Vec<u8>)> = blocker
+            .prepare("SELECT id, data FROM messages ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let expected: Vec<(i64, Vec<u8>)> = (1..=10)
+            .map(|id| (id, format!("m{id}").into_bytes()))
+            .collect();
+        assert_eq!(rows, expected);
     }
 }

@@ -93,6 +93,19 @@ pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
         "Event streams ended because their client fell behind or stopped reading.",
         &[("", web.sse_cut_off.load(Ordering::Relaxed))],
     );
+    metric(
+        "socklab_store_write_retries_total",
+        "counter",
+        "Failed database commits the writer kept and retried (disk full, database locked).",
+        &[("", hub.store().write_retries())],
+    );
+    metric(
+        "socklab_udp_unstored_datagrams_total",
+        "counter",
+        "UDP datagrams received while the store was behind and their sender's hold was full \
+         (not stored, not answered).",
+        &[("", hub.store().unstored_datagrams())],
+    );
     (
         [(
             header::CONTENT_TYPE,
