@@ -73,10 +73,15 @@ struct Peer {
 }
 
 impl Peer {
-    /// Ends the session with `reason` once its hold is stored (dropping the hold's
-    /// sender lets the task finish).
-    fn finish(self, reason: EndReason) {
-        let _ = self.end.set(reason);
+    /// Ends the session with `reason`: at once when its task holds nothing (so the end
+    /// comes before anything that follows, as a newcomer's start), else once the task has
+    /// stored what it holds (dropping the hold's sender lets the task finish).
+    async fn finish(self, hub: &Hub, reason: EndReason) {
+        if self.held.load(Ordering::Acquire) == 0 {
+            hub.end_session(&self.handle, reason).await;
+        } else {
+            let _ = self.end.set(reason);
+        }
     }
 }
 
@@ -153,7 +158,7 @@ impl UdpLoop {
             return peer.handle.clone();
         }
         if self.peers.len() >= self.max_sessions {
-            self.evict();
+            self.evict().await;
         }
         let handle = self.hub.open_session(&self.listener, addr, None).await;
         let (hold, held_rx) = mpsc::unbounded_channel();
@@ -190,7 +195,7 @@ impl UdpLoop {
     /// Makes room in a full session table: ends the least recently heard sessions (one in
     /// a hundred of them at once, so a flood of new sources costs a scan per hundred, not
     /// per datagram) with `evicted`. Ended sessions still listed go first.
-    fn evict(&mut self) {
+    async fn evict(&mut self) {
         let mut by_age: Vec<(bool, Instant, SocketAddr)> = self
             .peers
             .iter()
@@ -200,7 +205,7 @@ impl UdpLoop {
         by_age.select_nth_unstable(count - 1);
         for (_, _, addr) in by_age.into_iter().take(count) {
             if let Some(peer) = self.peers.remove(&addr) {
-                peer.finish(EndReason::Evicted);
+                peer.finish(&self.hub, EndReason::Evicted).await;
             }
         }
     }
@@ -343,7 +348,7 @@ impl UdpLoop {
             .collect();
         for addr in stale {
             if let Some(peer) = self.peers.remove(&addr) {
-                peer.finish(EndReason::IdleTimeout);
+                peer.finish(&self.hub, EndReason::IdleTimeout).await;
             }
         }
         for handle in self.links.sweep(now, |h| !h.is_ending()) {
@@ -369,8 +374,8 @@ impl UdpLoop {
                 let _ = done.send(DownOutcome::Ended);
             }
         }
-        for (_, peer) in self.peers.drain() {
-            peer.finish(EndReason::ServerShutdown);
+        for (_, peer) in std::mem::take(&mut self.peers) {
+            peer.finish(&self.hub, EndReason::ServerShutdown).await;
         }
         while self.recorders.join_next().await.is_some() {}
     }
@@ -416,11 +421,12 @@ async fn record_peer(r: Recorder, mut hold: mpsc::UnboundedReceiver<Bytes>) {
     while let Some(data) = hold.recv().await {
         let cost = data.len() + HELD_OVERHEAD_BYTES;
         let replies = upstream(&r.hub, &r.listener, &r.handle, data).await;
-        r.held.fetch_sub(cost, Ordering::AcqRel);
         r.socket_held.fetch_sub(cost, Ordering::AcqRel);
         for reply in replies {
             send_to_device(&r.socket, &r.listener, &r.hub, &r.handle, reply).await;
         }
+        // Released only once answered: a hold at 0 means the task has nothing in hand.
+        r.held.fetch_sub(cost, Ordering::AcqRel);
     }
     if let Some(reason) = r.end.get() {
         r.hub.end_session(&r.handle, *reason).await;
