@@ -160,6 +160,13 @@ pub struct Cli {
     /// CA certificate (PEM) to trust for TLS to NATS; TLS is then required.
     #[arg(long, value_name = "FILE", requires = "cluster")]
     pub cluster_ca: Option<PathBuf>,
+
+    /// Let operators make socklab connect to devices (client mode) and add listeners on
+    /// this network too, not only on loopback: CIDR (192.168.1.0/24), one address, or any.
+    /// Repeatable.
+    #[arg(long = "allow-net", value_name = "NET",
+          value_parser = crate::hub::listeners::NetPolicy::parse_net)]
+    pub allow_net: Vec<Vec<ipnet::IpNet>>,
 }
 
 /// A parsed `--link-schedule` file.
@@ -314,6 +321,7 @@ impl Cli {
                 max_connections: self.http_max_connections as usize,
                 ..HttpLimits::default()
             },
+            allow_net: self.allow_net.iter().flatten().copied().collect(),
         }
     }
 }

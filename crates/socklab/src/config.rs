@@ -79,6 +79,9 @@ pub struct Config {
     pub cluster: Option<crate::cluster::ClusterConfig>,
     /// Timeouts and caps of the HTTP side (header timeout, connection cap, ...).
     pub http_limits: crate::web::HttpLimits,
+    /// Networks besides loopback that operators may make socklab connect to or bind at
+    /// run time (`--allow-net`).
+    pub allow_net: Vec<ipnet::IpNet>,
 }
 
 impl Config {
@@ -153,6 +156,7 @@ impl Config {
             link_schedule: Vec::new(),
             cluster: None,
             http_limits: crate::web::HttpLimits::default(),
+            allow_net: Vec::new(),
         }
     }
 }

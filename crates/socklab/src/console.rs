@@ -13,9 +13,11 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::clock;
+use crate::hub::connect::ConnectRequest;
+use crate::hub::listeners::{ListenRequest, ListenerSettings, OpenError, parse_bind_addr};
 use crate::hub::{ActionError, Hub};
 use crate::link::{Fault, FaultParseError, LinkParseError, LinkSpec};
-use crate::model::{Event, LinkAction, LinkEvent, MessageInfo, MessageStatus, SessionInfo};
+use crate::model::{Event, LinkAction, LinkEvent, MessageInfo, MessageStatus, Proto, SessionInfo};
 use crate::rules::{Rule, RuleError, decode_hex, escape, unescape};
 use crate::store::StoreError;
 
@@ -39,6 +41,9 @@ pub enum CommandError {
     /// The history could not be read.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A listener could not be added or removed, or a connection not opened.
+    #[error(transparent)]
+    Open(#[from] OpenError),
     /// The command was not used as documented.
     #[error("{0}")]
     Usage(String),
@@ -61,6 +66,10 @@ const HELP: &str = "commands:
   link ID SPEC|none    set a session's emulated link, e.g. link 3 nbiot,nat_idle=270s
   link all SPEC|none   set every listener's link (new and online sessions)
   fault ID FAULT       inject now: outage 5s | reset | nat_drop
+  connect HOST:PORT [udp]   open a session to a device that is the server
+  listeners            the listeners and outgoing connections
+  listen tcp|udp ADDR  add a listener, e.g. listen tcp 127.0.0.1:9000
+  unlisten ID          remove a listener (its online sessions end)
   help                 this text";
 
 /// Runs the console until the process ends: prints `events` (the live view; `None` with
@@ -228,13 +237,20 @@ pub fn render_event(event: &Event) -> String {
             s.counters.msgs_down
         ),
         Event::Listener(l) => format!(
-            "listener {} {} {}: echo {}, {} auto-reply rule(s)",
-            l.id,
-            l.proto.as_str(),
-            l.addr,
+            "listener {}: echo {}, {} auto-reply rule(s)",
+            listener_name(l),
             if l.echo { "on" } else { "off" },
             l.auto_replies.len()
         ),
+        Event::ListenerRemoved(l) => format!("listener {} removed", listener_name(l)),
+    }
+}
+
+/// `ID PROTO ADDR`, and `-> DEVICE` for an outgoing connection.
+fn listener_name(l: &crate::model::ListenerInfo) -> String {
+    match &l.remote {
+        Some(remote) => format!("{} {} {} -> {remote}", l.id, l.proto.as_str(), l.addr),
+        None => format!("{} {} {}", l.id, l.proto.as_str(), l.addr),
     }
 }
 
@@ -294,7 +310,9 @@ fn parse_id(s: &str) -> Result<u64, CommandError> {
 pub async fn execute(hub: &Hub, line: &str) -> String {
     match run_command(hub, line).await {
         Ok(text) => text,
-        Err(CommandError::Action(e)) => format!("error: {}", hub.explain(e).await),
+        Err(CommandError::Action(e)) | Err(CommandError::Open(OpenError::Action(e))) => {
+            format!("error: {}", hub.explain(e).await)
+        }
         Err(e) => format!("error: {e}"),
     }
 }
@@ -355,7 +373,7 @@ async fn run_command(hub: &Hub, line: &str) -> Result<String, CommandError> {
                 "off" => false,
                 _ => return Err(CommandError::Usage("usage: echo on|off".into())),
             };
-            for id in 0..hub.listener_count() as u32 {
+            for id in hub.listener_ids() {
                 hub.set_echo(id, on)?;
             }
             Ok(format!("echo {arg} on every listener"))
@@ -366,6 +384,19 @@ async fn run_command(hub: &Hub, line: &str) -> Result<String, CommandError> {
             let id = parse_id(arg)?;
             hub.inject(id, Fault::parse(tail)?).await?;
             Ok(format!("#{id}: {}", tail.trim()))
+        }
+        "connect" => connect(hub, arg, tail).await,
+        "listeners" => Ok(list_listeners(hub)),
+        "listen" => listen(hub, arg, tail).await,
+        "unlisten" => {
+            let id = arg
+                .parse::<u32>()
+                .map_err(|_| CommandError::Usage("usage: unlisten ID".into()))?;
+            let (l, ended) = hub.remove_listener(id).await?;
+            Ok(format!(
+                "removed listener {} ({ended} session(s) ended)",
+                listener_name(&l)
+            ))
         }
         "history" => {
             let id = parse_id(arg)?;
@@ -387,6 +418,61 @@ async fn run_command(hub: &Hub, line: &str) -> Result<String, CommandError> {
     }
 }
 
+/// `connect HOST:PORT [udp|tcp]`: opens a session to a device.
+async fn connect(hub: &Hub, target: &str, tail: &str) -> Result<String, CommandError> {
+    let proto = match tail.trim() {
+        "" | "tcp" => Proto::Tcp,
+        "udp" => Proto::Udp,
+        _ => return Err(CommandError::Usage("usage: connect HOST:PORT [udp]".into())),
+    };
+    if target.is_empty() {
+        return Err(CommandError::Usage("usage: connect HOST:PORT [udp]".into()));
+    }
+    let s = hub.connect(ConnectRequest::new(proto, target)).await?;
+    Ok(format!(
+        "#{} {} connected to {} from {} (listener {})",
+        s.id,
+        s.proto.as_str(),
+        s.peer,
+        s.local,
+        s.listener_id
+    ))
+}
+
+/// `listen tcp|udp ADDR`: adds a listener.
+async fn listen(hub: &Hub, proto: &str, addr: &str) -> Result<String, CommandError> {
+    let usage = || CommandError::Usage("usage: listen tcp|udp ADDR".into());
+    let proto = Proto::parse(proto).ok_or_else(usage)?;
+    if addr.trim().is_empty() {
+        return Err(usage());
+    }
+    let req = ListenRequest {
+        proto,
+        addr: parse_bind_addr(addr)?,
+        settings: ListenerSettings::default(),
+    };
+    let l = hub.add_listener(req).await?;
+    Ok(format!("added listener {}", listener_name(&l)))
+}
+
+/// `listeners`: every listener and outgoing connection with its modes.
+fn list_listeners(hub: &Hub) -> String {
+    let all = hub.listeners();
+    let mut text = format!("{} listener(s)", all.len());
+    for l in all {
+        text.push_str(&format!(
+            "\n  {} {}: {} online, echo {}, {} rule(s), link {}",
+            listener_name(&l),
+            if l.remote.is_some() { "(outgoing)" } else { "" },
+            l.online,
+            if l.echo { "on" } else { "off" },
+            l.auto_replies.len(),
+            l.link.as_deref().unwrap_or("none")
+        ));
+    }
+    text
+}
+
 /// `link ID|all SPEC|none`: sets a session's link, or every listener's.
 fn link(hub: &Hub, arg: &str, tail: &str) -> Result<String, CommandError> {
     let spec = match tail.trim() {
@@ -396,7 +482,7 @@ fn link(hub: &Hub, arg: &str, tail: &str) -> Result<String, CommandError> {
     };
     if arg == "all" {
         let text = spec.as_ref().map_or("none".into(), |s| s.to_string());
-        for id in 0..hub.listener_count() as u32 {
+        for id in hub.listener_ids() {
             hub.set_listener_link(id, spec.clone())?;
         }
         return Ok(format!("link {text} on every listener"));
@@ -409,17 +495,12 @@ fn link(hub: &Hub, arg: &str, tail: &str) -> Result<String, CommandError> {
 
 /// `autoreply [RULE|clear]`: lists, adds to or clears every listener's rules.
 fn autoreply(hub: &Hub, arg: &str) -> Result<String, CommandError> {
-    let listeners = 0..hub.listener_count() as u32;
+    let listeners = hub.listener_ids();
     match arg.trim() {
         "" => {
             let mut text = String::new();
             for l in hub.listeners() {
-                text.push_str(&format!(
-                    "listener {} {} {}:",
-                    l.id,
-                    l.proto.as_str(),
-                    l.addr
-                ));
+                text.push_str(&format!("listener {}:", listener_name(&l)));
                 if l.auto_replies.is_empty() {
                     text.push_str(" no rules");
                 }

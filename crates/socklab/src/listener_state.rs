@@ -12,9 +12,10 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use crate::link::LinkSpec;
-use crate::model::{ListenerInfo, ListenerTls, Proto, TlsFailure};
+use crate::model::{ListenerInfo, ListenerKind, ListenerTls, Proto, TlsFailure};
 use crate::rules::Rule;
 use crate::session::{Outbox, SessionHandle, Weighed};
+use crate::shutdown::{self, Shutdown, Trigger};
 
 /// Most bytes waiting in one UDP listener's down queue (all its sessions together).
 pub const UDP_DOWN_QUEUE_BYTES: usize = 4 * 1024 * 1024;
@@ -56,6 +57,16 @@ pub struct ListenerState {
     pub proto: Proto,
     /// Bound address (real port).
     pub addr: SocketAddr,
+    /// An outgoing connection (client mode): the device's address. `None` for a socket
+    /// devices reach.
+    pub remote: Option<SocketAddr>,
+    /// Added at run time (counts against the run-time limit).
+    pub runtime: bool,
+    /// Fired when the listener is removed at run time (or its outgoing session ended):
+    /// its loop stops accepting or receiving.
+    stop: Trigger,
+    /// What the listener's loop waits on for [`ListenerState::stop`].
+    stopped: Shutdown,
     /// Echo mode: send every incoming chunk back.
     echo: AtomicBool,
     /// Auto-reply rules; replaced whole, read by every incoming chunk (cheap `Arc` clone).
@@ -118,10 +129,15 @@ impl TlsState {
 impl ListenerState {
     /// Creates a listener's state with its initial modes.
     pub fn new(id: u32, proto: Proto, addr: SocketAddr, echo: bool, rules: Vec<Rule>) -> Self {
+        let (stop, stopped) = shutdown::channel();
         ListenerState {
             id,
             proto,
             addr,
+            remote: None,
+            runtime: false,
+            stop,
+            stopped,
             echo: AtomicBool::new(echo),
             rules: RwLock::new(Arc::new(rules)),
             link: RwLock::new(None),
@@ -142,6 +158,28 @@ impl ListenerState {
     pub fn with_tls(mut self, tls: TlsState) -> Self {
         self.tls = Some(tls);
         self
+    }
+
+    /// Makes this the entry of an outgoing connection to `remote` (builder style).
+    pub fn outgoing_to(mut self, remote: SocketAddr) -> Self {
+        self.remote = Some(remote);
+        self
+    }
+
+    /// Marks a listener added at run time (builder style).
+    pub fn added_at_run_time(mut self) -> Self {
+        self.runtime = true;
+        self
+    }
+
+    /// Stops the listener's loop (idempotent).
+    pub fn stop(&self) {
+        self.stop.fire();
+    }
+
+    /// Completes once [`ListenerState::stop`] was called; the loop selects on it.
+    pub fn stopped(&self) -> Shutdown {
+        self.stopped.clone()
     }
 
     /// Replaces the link new sessions start with.
@@ -193,7 +231,13 @@ impl ListenerState {
         ListenerInfo {
             id: self.id,
             proto: self.proto,
+            kind: if self.remote.is_some() {
+                ListenerKind::Outgoing
+            } else {
+                ListenerKind::Listen
+            },
             addr: self.addr.to_string(),
+            remote: self.remote.map(|r| r.to_string()),
             echo: self.echo.load(Ordering::Relaxed),
             auto_replies: self.rules().iter().map(|r| r.spec().clone()).collect(),
             online,

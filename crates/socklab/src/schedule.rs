@@ -132,7 +132,7 @@ pub async fn run(
             ScheduleAction::Link(spec) => {
                 let ids: Vec<u32> = match entry.listener {
                     Some(id) => vec![id],
-                    None => (0..hub.listener_count() as u32).collect(),
+                    None => hub.listener_ids(),
                 };
                 for id in ids {
                     if let Err(e) = hub.set_listener_link(id, spec.as_deref().cloned()) {

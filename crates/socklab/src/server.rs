@@ -10,12 +10,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::Serialize;
-use tokio::net::{TcpListener, TcpSocket, UdpSocket};
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::hub::Hub;
+use crate::hub::listeners::NetPolicy;
+use crate::listener::RuntimeConfig;
+use crate::listener::runtime::RuntimeSockets;
 use crate::listener::tls::cert::{self, CertOrigin, TlsIdentity};
 use crate::listener::{tcp, tls, udp};
 use crate::listener_state::{ListenerState, TlsState};
@@ -125,6 +128,8 @@ pub struct Server {
     /// The bridge to the other nodes, with `--cluster`.
     cluster: Option<Cluster>,
     web_stats: Arc<web::WebStats>,
+    /// Binds listeners and opens connections at run time for the hub.
+    sockets: Arc<RuntimeSockets>,
 }
 
 fn bind_err(proto: &'static str, addr: SocketAddr) -> impl FnOnce(io::Error) -> ServerError {
@@ -146,7 +151,7 @@ impl Server {
         let mut states = Vec::new();
         let mut tcp_sockets = Vec::new();
         for addr in &config.tcp {
-            let listener = bind_tcp(*addr).map_err(bind_err("tcp", *addr))?;
+            let listener = tcp::bind(*addr).map_err(bind_err("tcp", *addr))?;
             let local = listener.local_addr().map_err(bind_err("tcp", *addr))?;
             let state = listener_state(states.len(), Proto::Tcp, local, &config);
             states.push(state.clone());
@@ -164,7 +169,7 @@ impl Server {
         }
         let mut tls_bound = Vec::new();
         for addr in &config.tls {
-            let listener = bind_tcp(*addr).map_err(bind_err("tls", *addr))?;
+            let listener = tcp::bind(*addr).map_err(bind_err("tls", *addr))?;
             let local = listener.local_addr().map_err(bind_err("tls", *addr))?;
             tls_bound.push((listener, local));
         }
@@ -198,6 +203,23 @@ impl Server {
             (!config.http.ip().is_loopback()).then(|| hex::encode(rand::random::<[u8; 16]>()))
         });
         let hub = Arc::new(Hub::new(states, store));
+        let (trigger, shutdown) = shutdown::channel();
+        let sockets = RuntimeSockets::new(
+            &hub,
+            shutdown.clone(),
+            RuntimeConfig {
+                tcp_keepalive: config.tcp_keepalive,
+                udp: udp::UdpLimits {
+                    idle_timeout: config.udp_idle_timeout,
+                    max_sessions: config.udp_max_sessions,
+                },
+                policy: NetPolicy {
+                    allowed: config.allow_net.clone(),
+                },
+                link_seed: config.link_seed,
+            },
+        );
+        hub.set_sockets(sockets.clone());
         let cluster = match &config.cluster {
             Some(c) => {
                 let http_addr = http.local_addr().unwrap_or(config.http);
@@ -205,7 +227,6 @@ impl Server {
             }
             None => None,
         };
-        let (trigger, shutdown) = shutdown::channel();
         Ok(Server {
             config,
             tcp: tcp_sockets,
@@ -219,6 +240,7 @@ impl Server {
             shutdown,
             cluster,
             web_stats: Arc::default(),
+            sockets,
         })
     }
 
@@ -284,6 +306,7 @@ impl Server {
             shutdown,
             cluster,
             web_stats: self_stats,
+            sockets,
             ..
         } = self;
         // The sockets are already listening (connections wait in the backlog), so the
@@ -317,6 +340,7 @@ impl Server {
                 limits,
                 shutdown.clone(),
                 guard.clone(),
+                None,
             ));
         }
         if let Some(identity) = &tls_identity {
@@ -336,6 +360,8 @@ impl Server {
                 ));
             }
         }
+        // Listeners added and connections opened at run time hold the guard too.
+        sockets.arm(guard.clone());
         drop(guard);
         if !config.link_schedule.is_empty() {
             tokio::spawn(crate::schedule::run(
@@ -370,6 +396,7 @@ impl Server {
         signal.await;
         tracing::info!("socklab shutting down");
         trigger.fire();
+        sockets.disarm();
         while all_done.recv().await.is_some() {}
         match http_done.await {
             Ok(Err(e)) => tracing::warn!("http server: {e}"),
@@ -389,24 +416,6 @@ impl Server {
         );
         Ok(())
     }
-}
-
-/// Accept backlog for device listeners. Bursts of thousands of devices connecting at once
-/// must not overflow it while the accept task waits for a CPU (an overflow drops the SYN
-/// and costs the device a 1 s retransmit); the kernel caps it at `net.core.somaxconn`.
-const DEVICE_BACKLOG: u32 = 65_535;
-
-fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
-    // As `TcpListener::bind` does on Unix: a restart may rebind while old connections linger.
-    #[cfg(unix)]
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(DEVICE_BACKLOG)
 }
 
 /// Serves the API and dashboard on a runtime of their own (one thread). Device tasks keep

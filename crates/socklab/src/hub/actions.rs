@@ -13,7 +13,7 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use super::{ActionError, Hub};
-use crate::listener_state::{DownOutcome, UdpDown};
+use crate::listener_state::{DownOutcome, ListenerState, UdpDown};
 use crate::model::{ListenerInfo, Proto};
 use crate::rules::Rule;
 use crate::session::{OutboxError, SessionHandle};
@@ -131,10 +131,7 @@ impl Hub {
             }
             // UDP has nothing to tear down; the listener forgets the peer when it sees
             // the handle ended.
-            Proto::Udp => {
-                self.end_session(&handle, crate::model::EndReason::ClosedByOperator)
-                    .await
-            }
+            Proto::Udp => self.end_session(&handle, handle.close_reason()).await,
         }
         Ok(())
     }
@@ -160,22 +157,24 @@ impl Hub {
     }
 
     /// Publishes a listener's changed settings and returns them.
-    pub(super) fn listener_changed(&self, id: u32) -> ListenerInfo {
-        let info = self.listeners().swap_remove(id as usize);
+    pub(super) fn listener_changed(&self, listener: &ListenerState) -> ListenerInfo {
+        let info = listener.info(self.sessions_of(Some(listener.id)).len());
         self.publish(crate::model::Event::Listener(info.clone()));
         info
     }
 
     /// Turns a listener's echo mode on or off.
     pub fn set_echo(&self, id: u32, on: bool) -> Result<ListenerInfo, ActionError> {
-        self.listener(id)?.set_echo(on);
-        Ok(self.listener_changed(id))
+        let listener = self.listener(id)?;
+        listener.set_echo(on);
+        Ok(self.listener_changed(&listener))
     }
 
     /// Replaces a listener's auto-reply rules.
     pub fn set_rules(&self, id: u32, rules: Vec<Rule>) -> Result<ListenerInfo, ActionError> {
-        self.listener(id)?.set_rules(rules);
-        Ok(self.listener_changed(id))
+        let listener = self.listener(id)?;
+        listener.set_rules(rules);
+        Ok(self.listener_changed(&listener))
     }
 
     /// Adds one auto-reply rule after a listener's existing ones.
@@ -184,7 +183,7 @@ impl Hub {
         let mut rules = listener.rules().as_ref().clone();
         rules.push(rule);
         listener.set_rules(rules);
-        Ok(self.listener_changed(id))
+        Ok(self.listener_changed(&listener))
     }
 }
 

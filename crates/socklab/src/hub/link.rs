@@ -27,7 +27,7 @@ impl Hub {
         for handle in self.sessions_of(Some(id)) {
             self.apply_link(&handle, spec.clone());
         }
-        Ok(self.listener_changed(id))
+        Ok(self.listener_changed(&listener))
     }
 
     /// Sets the link of one online session.

@@ -10,16 +10,21 @@
 //! (UDP), and the listener loop writes it.
 //!
 //! Layout: `mod.rs` (registry, events, recording), [`actions`] (send, broadcast, close,
-//! echo, auto-replies), `link` (set a link, inject a fault), [`error`] ([`ActionError`]).
+//! echo, auto-replies), `link` (set a link, inject a fault), [`listeners`] (listeners
+//! added and removed at run time, the [`listeners::Sockets`] seam to the listener layer),
+//! [`connect`] (client mode: sessions socklab opens to a device), [`error`]
+//! ([`ActionError`]).
 
 pub mod actions;
+pub mod connect;
 pub mod error;
 mod link;
 mod tls;
+pub mod listeners;
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -63,8 +68,14 @@ pub struct Hub {
     /// Online sessions by id. A std mutex: held only for map operations, never across
     /// an await.
     sessions: Mutex<HashMap<u64, Arc<SessionHandle>>>,
-    /// Listeners in command-line order (index = id).
-    listeners: Vec<Arc<ListenerState>>,
+    /// Listeners by id: command-line ones (numbered in order from 0), those added at run
+    /// time and the entries of outgoing connections. Held only for map operations.
+    listeners: RwLock<BTreeMap<u32, Arc<ListenerState>>>,
+    /// Next id for a run-time listener or outgoing connection (after every id in use or
+    /// in the history).
+    next_listener_id: AtomicU32,
+    /// The listener layer's way to bind and connect at run time (set by the server).
+    sockets: OnceLock<Arc<dyn listeners::Sockets>>,
     /// Live events; `send` never blocks, lagging receivers skip.
     events: broadcast::Sender<Arc<Event>>,
     /// History.
@@ -84,9 +95,17 @@ impl Hub {
     pub fn new(listeners: Vec<Arc<ListenerState>>, store: Arc<Store>) -> Hub {
         let (session_max, message_max) = store.max_ids();
         let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let next_listener_id = listeners
+            .iter()
+            .map(|l| l.id.saturating_add(1))
+            .chain(store.max_listener_id().map(|id| id.saturating_add(1)))
+            .max()
+            .unwrap_or(0);
         Hub {
             sessions: Mutex::new(HashMap::new()),
-            listeners,
+            listeners: RwLock::new(listeners.into_iter().map(|l| (l.id, l)).collect()),
+            next_listener_id: AtomicU32::new(next_listener_id),
+            sockets: OnceLock::new(),
             events,
             store,
             next_session_id: AtomicU64::new(session_max + 1),
@@ -174,6 +193,7 @@ impl Hub {
             local: listener.addr,
             started_ms: clock::now_ms(),
             tls,
+            outgoing: listener.remote.is_some(),
         };
         let handle = Arc::new(SessionHandle::new(meta, listener.link(), outbox));
         self.registry().insert(id, handle.clone());
@@ -268,29 +288,37 @@ impl Hub {
         self.registry().len()
     }
 
+    fn listener_map(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<u32, Arc<ListenerState>>> {
+        self.listeners.read().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// The listener with this id.
-    pub fn listener(&self, id: u32) -> Result<&Arc<ListenerState>, ActionError> {
-        self.listeners
-            .get(id as usize)
+    pub fn listener(&self, id: u32) -> Result<Arc<ListenerState>, ActionError> {
+        self.listener_map()
+            .get(&id)
+            .cloned()
             .ok_or(ActionError::NoListener(id))
     }
 
-    /// Snapshots of all listeners.
+    /// Snapshots of all listeners, by id.
     pub fn listeners(&self) -> Vec<ListenerInfo> {
-        let mut online = vec![0usize; self.listeners.len()];
+        let mut online: HashMap<u32, usize> = HashMap::new();
         for h in self.registry().values() {
-            if let Some(n) = online.get_mut(h.meta.listener_id as usize) {
-                *n += 1;
-            }
+            *online.entry(h.meta.listener_id).or_default() += 1;
         }
-        self.listeners
-            .iter()
-            .map(|l| l.info(online[l.id as usize]))
+        self.listener_map()
+            .values()
+            .map(|l| l.info(online.get(&l.id).copied().unwrap_or(0)))
             .collect()
+    }
+
+    /// The ids of all listeners, in order.
+    pub fn listener_ids(&self) -> Vec<u32> {
+        self.listener_map().keys().copied().collect()
     }
 
     /// Number of listeners.
     pub fn listener_count(&self) -> usize {
-        self.listeners.len()
+        self.listener_map().len()
     }
 }

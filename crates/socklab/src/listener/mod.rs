@@ -2,8 +2,12 @@
 //! runs one task per connection (its link loop in [`tcp_link`]); [`tls`] does the same
 //! after a TLS handshake; [`udp`] runs one task per socket that turns peer addresses into
 //! sessions. Both answer data from a device through
-//! [`upstream`], the one place echo and auto-replies happen.
+//! [`upstream`], the one place echo and auto-replies happen. [`runtime`] binds listeners
+//! while socklab runs and [`outgoing`] opens connections to devices (client mode); both
+//! feed the same loops.
 
+pub mod outgoing;
+pub mod runtime;
 pub mod tcp;
 pub mod tcp_link;
 pub mod tcp_write;
@@ -25,6 +29,31 @@ pub const READ_CHUNK_BYTES: usize = 16 * 1024;
 
 /// Held by every task `run` must wait for; dropped when the task ends.
 pub(crate) type TaskGuard = mpsc::Sender<()>;
+
+/// What run-time listeners and outgoing connections run with (from the server's config).
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    /// TCP keepalive on connections (`--tcp-keepalive`).
+    pub tcp_keepalive: Option<std::time::Duration>,
+    /// UDP idle timeout and session cap.
+    pub udp: udp::UdpLimits,
+    /// Where an operator may bind or connect.
+    pub policy: crate::hub::listeners::NetPolicy,
+    /// `--seed` for the links' jitter and loss.
+    pub link_seed: Option<u64>,
+}
+
+/// What a task started for a run-time change needs.
+pub(crate) struct Started {
+    /// The hub.
+    pub hub: std::sync::Arc<Hub>,
+    /// The server's shutdown signal.
+    pub shutdown: crate::shutdown::Shutdown,
+    /// Held until the task ends.
+    pub guard: TaskGuard,
+    /// Settings.
+    pub config: RuntimeConfig,
+}
 
 /// Data from a device, as it reaches socklab (after the link, if any): recorded (waiting
 /// for room in the store, the back-pressure point), and answered. Returns the echo and

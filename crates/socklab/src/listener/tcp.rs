@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 use super::tcp_write::{DeviceStream, closed_or_reset, read_chunk, reason_for, write};
 use super::{READ_CHUNK_BYTES, TaskGuard, upstream};
@@ -27,6 +27,25 @@ use crate::shutdown::Shutdown;
 /// The most time an orderly close may take to write (TLS close_notify).
 const SHUTDOWN_WRITE: Duration = Duration::from_secs(2);
 
+/// Accept backlog for device listeners. Bursts of thousands of devices connecting at once
+/// must not overflow it while the accept task waits for a CPU (an overflow drops the SYN
+/// and costs the device a 1 s retransmit); the kernel caps it at `net.core.somaxconn`.
+const DEVICE_BACKLOG: u32 = 65_535;
+
+/// Binds a device listener (`SO_REUSEADDR` as `TcpListener::bind` sets it on Unix, so a
+/// restart may rebind while old connections linger) with a deep backlog.
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(DEVICE_BACKLOG)
+}
+
 /// Accepts connections until shutdown, spawning a connection task for each.
 pub(crate) async fn accept_loop(
     listener: TcpListener,
@@ -36,9 +55,13 @@ pub(crate) async fn accept_loop(
     mut shutdown: Shutdown,
     guard: TaskGuard,
 ) {
+    // Removing the listener at run time stops accepting; its connections end on their own
+    // terms (the hub closes them with `listener_removed`).
+    let mut stopped = state.stopped();
     loop {
         let accepted = tokio::select! {
             _ = shutdown.wait() => break,
+            _ = stopped.wait() => break,
             r = listener.accept() => r,
         };
         match accepted {
@@ -83,17 +106,30 @@ pub fn set_keepalive(stream: &TcpStream, idle: Duration) -> io::Result<()> {
 
 /// One device connection from start to end (`tls`: what its TLS handshake negotiated).
 pub(crate) async fn serve_connection<S: DeviceStream>(
-    mut stream: S,
+    stream: S,
     peer: SocketAddr,
     tls: Option<Arc<TlsInfo>>,
+    listener: Arc<ListenerState>,
+    hub: Arc<Hub>,
+    shutdown: Shutdown,
+    guard: TaskGuard,
+) {
+    let handle = hub
+        .open_session_with(&listener, peer, Some(Outbox::new(OUTBOX_BYTES)), tls)
+        .await;
+    run_session(stream, handle, listener, hub, shutdown, guard).await;
+}
+
+/// Runs an opened TCP session (accepted, or connected by socklab in client mode) until it
+/// ends, then records the end.
+pub(crate) async fn run_session<S: DeviceStream>(
+    mut stream: S,
+    handle: Arc<SessionHandle>,
     listener: Arc<ListenerState>,
     hub: Arc<Hub>,
     mut shutdown: Shutdown,
     _guard: TaskGuard,
 ) {
-    let handle = hub
-        .open_session_with(&listener, peer, Some(Outbox::new(OUTBOX_BYTES)), tls)
-        .await;
     let Some(outbox) = &handle.outbox else {
         unreachable!("a TCP session has an outbox");
     };
@@ -105,7 +141,10 @@ pub(crate) async fn serve_connection<S: DeviceStream>(
     }
     if matches!(
         reason,
-        EndReason::ClosedByOperator | EndReason::ServerShutdown | EndReason::ClosedByDevice
+        EndReason::ClosedByOperator
+            | EndReason::ServerShutdown
+            | EndReason::ClosedByDevice
+            | EndReason::ListenerRemoved
     ) {
         // An orderly FIN (over TLS: close_notify first) so the device's recv() returns b""
         // rather than an error. Bounded: TLS has bytes to write, and a device that does not

@@ -138,7 +138,7 @@ async fn run<S: DeviceStream>(cx: Ctx<'_, S>, slot: &mut Option<TcpLink>) -> Opt
                 if handle.reset_requested.load(Ordering::Relaxed) {
                     continue; // the reset is carried out at the top of the loop
                 }
-                return Some(EndReason::ClosedByOperator);
+                return Some(handle.close_reason());
             }
             _ = handle.link.changed(*seen) => {
                 *seen = handle.link.version();

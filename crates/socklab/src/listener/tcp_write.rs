@@ -94,7 +94,7 @@ pub(crate) fn closed_or_reset(stream: &TcpStream, handle: &SessionHandle, hub: &
     if handle.reset_requested.swap(false, Ordering::Relaxed) {
         reset_now(stream, handle, hub)
     } else {
-        EndReason::ClosedByOperator
+        handle.close_reason()
     }
 }
 

@@ -101,7 +101,10 @@ struct UdpLoop {
     recorders: JoinSet<()>,
 }
 
-/// Serves one UDP socket until shutdown, then ends its sessions with `server_shutdown`.
+/// Serves one UDP socket until shutdown, then ends its sessions with `server_shutdown`,
+/// or until its listener is stopped (removed at run time, or the end of an outgoing flow),
+/// then ends them with the reason the hub set (`listener_removed`). `first` is a session
+/// opened before the loop started (an outgoing flow's).
 pub(crate) async fn serve(
     socket: Arc<UdpSocket>,
     listener: Arc<ListenerState>,
@@ -109,6 +112,7 @@ pub(crate) async fn serve(
     limits: UdpLimits,
     mut shutdown: Shutdown,
     _guard: TaskGuard,
+    first: Option<Arc<SessionHandle>>,
 ) {
     let mut buf = vec![0u8; MAX_DATAGRAM_BYTES];
     // Check for idle peers often enough that a session ends soon after its timeout.
@@ -126,10 +130,19 @@ pub(crate) async fn serve(
         held: Arc::new(AtomicUsize::new(0)),
         recorders: JoinSet::new(),
     };
+    if let Some(handle) = first {
+        lp.add_peer(handle);
+    }
+    let mut stopped = listener.stopped();
+    let mut reason = EndReason::ServerShutdown;
     loop {
         let link_due = lp.links.next_at();
         tokio::select! {
             _ = shutdown.wait() => break,
+            _ = stopped.wait() => {
+                reason = EndReason::ListenerRemoved;
+                break;
+            }
             _ = sweep.tick() => lp.sweep(idle_timeout).await,
             _ = sleep_opt(link_due) => lp.deliver_due().await,
             down = listener.udp_down.recv() => lp.down(down).await,
@@ -145,7 +158,7 @@ pub(crate) async fn serve(
             },
         }
     }
-    lp.shutdown().await;
+    lp.shutdown(reason).await;
 }
 
 impl UdpLoop {
@@ -161,6 +174,13 @@ impl UdpLoop {
             self.evict().await;
         }
         let handle = self.hub.open_session(&self.listener, addr, None).await;
+        self.add_peer(handle.clone());
+        handle
+    }
+
+    /// Lists the peer of a new session and starts its task. A peer whose last session an
+    /// operator closed is replaced: dropping it lets its task store what it held.
+    fn add_peer(&mut self, handle: Arc<SessionHandle>) {
         let (hold, held_rx) = mpsc::unbounded_channel();
         let held = Arc::new(AtomicUsize::new(0));
         let end = Arc::new(OnceLock::new());
@@ -176,20 +196,17 @@ impl UdpLoop {
             },
             held_rx,
         ));
-        // A peer whose last session an operator closed is replaced: dropping it lets its
-        // task store what it held.
         self.peers.insert(
-            addr,
+            handle.meta.peer,
             Peer {
-                handle: handle.clone(),
-                last_seen: now,
+                handle,
+                last_seen: Instant::now(),
                 hold,
                 held,
                 end,
                 refusing: false,
             },
         );
-        handle
     }
 
     /// Makes room in a full session table: ends the least recently heard sessions (one in
@@ -360,9 +377,9 @@ impl UdpLoop {
     }
 
     /// At shutdown: what the links still hold is recorded as dropped (it never arrived),
-    /// queued sends as undelivered, and every session ends with `server_shutdown` once
-    /// its hold is stored.
-    async fn shutdown(mut self) {
+    /// queued sends as undelivered, and every session ends with `reason` once its hold is
+    /// stored (on a stopped listener, one with a close reason of its own keeps it).
+    async fn shutdown(mut self, reason: EndReason) {
         for held in self.links.drain(Instant::now()) {
             self.hub
                 .record_dropped(&held.tag, held.dir, held.data)
@@ -375,7 +392,11 @@ impl UdpLoop {
             }
         }
         for (_, peer) in std::mem::take(&mut self.peers) {
-            peer.finish(&self.hub, EndReason::ServerShutdown).await;
+            let reason = match reason {
+                EndReason::ServerShutdown => reason,
+                _ => peer.handle.close_reason_or(reason),
+            };
+            peer.finish(&self.hub, reason).await;
         }
         while self.recorders.join_next().await.is_some() {}
     }

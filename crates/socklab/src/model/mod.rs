@@ -97,6 +97,8 @@ pub enum EndReason {
     KeepaliveTimeout,
     /// The UDP session table was full and this session was the least recently heard.
     Evicted,
+    /// An operator removed the session's listener while it was online.
+    ListenerRemoved,
 }
 
 impl EndReason {
@@ -112,6 +114,7 @@ impl EndReason {
             EndReason::NatDropped => "nat_dropped",
             EndReason::KeepaliveTimeout => "keepalive_timeout",
             EndReason::Evicted => "evicted",
+            EndReason::ListenerRemoved => "listener_removed",
         }
     }
 
@@ -127,6 +130,7 @@ impl EndReason {
             EndReason::NatDropped,
             EndReason::KeepaliveTimeout,
             EndReason::Evicted,
+            EndReason::ListenerRemoved,
         ]
         .into_iter()
         .find(|r| r.as_str() == s)
@@ -206,6 +210,9 @@ pub struct SessionMeta {
     pub started_ms: i64,
     /// The TLS connection's details, on a TLS listener (`None`: plain TCP or UDP).
     pub tls: Option<Arc<TlsInfo>>,
+    /// socklab opened the connection (client mode: the device is the server); `false`
+    /// for a device that reached one of socklab's listeners.
+    pub outgoing: bool,
 }
 
 /// A snapshot of one session, online or from history. Its identity fields are those of
@@ -247,6 +254,14 @@ impl Serialize for SessionInfo {
         st.serialize_field("proto", &self.proto)?;
         st.serialize_field("peer", &self.peer.to_string())?;
         st.serialize_field("local", &self.local.to_string())?;
+        st.serialize_field(
+            "direction",
+            if self.outgoing {
+                "outgoing"
+            } else {
+                "incoming"
+            },
+        )?;
         st.serialize_field("online", &self.online())?;
         st.serialize_field("started_at", &clock::format_ms(self.started_ms))?;
         st.serialize_field("started_at_ms", &self.started_ms)?;
@@ -383,15 +398,31 @@ impl Serialize for MessageInfo {
     }
 }
 
+/// What a listener entry is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ListenerKind {
+    /// A socket devices connect or send to (from the command line or added at run time).
+    Listen,
+    /// One connection socklab opened to a device (client mode); it goes away with its
+    /// session.
+    Outgoing,
+}
+
 /// A listener and its current modes.
 #[derive(Clone, Debug, Serialize)]
 pub struct ListenerInfo {
-    /// Index in the order given on the command line.
+    /// Command-line listeners are numbered in order from 0; those added at run time and
+    /// outgoing connections get ids after every id in the history.
     pub id: u32,
     /// Transport.
     pub proto: Proto,
+    /// A listening socket, or one outgoing connection.
+    pub kind: ListenerKind,
     /// Bound local address (with the real port when bound to port 0).
     pub addr: String,
+    /// Outgoing connections: the device's address.
+    pub remote: Option<String>,
     /// Whether incoming data is sent back.
     pub echo: bool,
     /// Auto-reply rules, first match wins.
@@ -413,8 +444,10 @@ pub enum Event {
     Data(Arc<MessageInfo>, SessionInfo),
     /// A session ended.
     Offline(SessionInfo),
-    /// A listener's echo mode, auto-reply rules or link changed.
+    /// A listener was added, or its echo mode, auto-reply rules or link changed.
     Listener(ListenerInfo),
+    /// A listener was removed (its sessions have ended).
+    ListenerRemoved(ListenerInfo),
     /// The emulated link did something to a session.
     Link(Arc<LinkEvent>),
     /// A TLS handshake failed: no session was opened.
@@ -448,9 +481,14 @@ impl Serialize for Event {
             }
             Event::Link(event) => event.serialize(s),
             Event::TlsFailed(failure) => failure.serialize(s),
-            Event::Listener(listener) => {
+            Event::Listener(listener) | Event::ListenerRemoved(listener) => {
+                let kind = if matches!(self, Event::Listener(_)) {
+                    "listener"
+                } else {
+                    "listener_removed"
+                };
                 let mut st = s.serialize_struct("Event", 2)?;
-                st.serialize_field("type", "listener")?;
+                st.serialize_field("type", kind)?;
                 st.serialize_field("listener", listener)?;
                 st.end()
             }
@@ -484,6 +522,7 @@ mod tests {
                 local: "127.0.0.1:2".parse().unwrap(),
                 started_ms: 0,
                 tls: None,
+                outgoing: false,
             },
             ended_ms: None,
             end_reason: None,

@@ -6,6 +6,7 @@
 //! tens of thousands of idle connections; read buffers are allocated only while data is
 //! being read, link state only while a link is active.
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::Notify;
@@ -50,6 +51,9 @@ pub struct SessionHandle {
     pub nat_dropped: AtomicBool,
     /// An operator asked the link to reset the connection (the TCP task acts on it).
     pub reset_requested: AtomicBool,
+    /// Why a requested close happens when it is not the operator's own close (its
+    /// listener was removed); the TCP task ends the session with it.
+    close_reason: OnceLock<EndReason>,
 }
 
 impl SessionHandle {
@@ -73,7 +77,25 @@ impl SessionHandle {
             }),
             nat_dropped: AtomicBool::new(false),
             reset_requested: AtomicBool::new(false),
+            close_reason: OnceLock::new(),
         }
+    }
+
+    /// Sets the end reason of a close requested for another cause than an operator close
+    /// (the first one set wins).
+    pub fn set_close_reason(&self, reason: EndReason) {
+        let _ = self.close_reason.set(reason);
+    }
+
+    /// The end reason of a requested close: [`EndReason::ClosedByOperator`] unless
+    /// [`SessionHandle::set_close_reason`] said otherwise.
+    pub fn close_reason(&self) -> EndReason {
+        self.close_reason_or(EndReason::ClosedByOperator)
+    }
+
+    /// The end reason set by [`SessionHandle::set_close_reason`], else `default`.
+    pub fn close_reason_or(&self, default: EndReason) -> EndReason {
+        self.close_reason.get().copied().unwrap_or(default)
     }
 
     /// The session id.

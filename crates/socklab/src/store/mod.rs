@@ -111,6 +111,8 @@ pub struct Store {
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Largest session and message ids in the database at open.
     max_ids: (u64, u64),
+    /// Largest listener id any stored session has (`None` in an empty database).
+    max_listener_id: Option<u32>,
     /// The database file (for messages).
     path: PathBuf,
     /// Session starts/ends queued so far, and (shared with the writer) committed so far:
@@ -158,6 +160,7 @@ impl Store {
             .busy_timeout(std::time::Duration::from_secs(30))
             .map_err(sql_err)?;
         let max_ids = query::max_ids(&reader).map_err(sql_err)?;
+        let max_listener_id = query::max_listener_id(&reader).map_err(sql_err)?;
         let (tx, rx) = mpsc::channel(STORE_QUEUE_OPS);
         let (control_tx, control_rx) = mpsc::channel(STORE_QUEUE_OPS);
         let session_ops_committed = Arc::new(AtomicU64::new(0));
@@ -177,6 +180,7 @@ impl Store {
             reader: Arc::new(Mutex::new(reader)),
             writer: Mutex::new(Some(writer)),
             max_ids,
+            max_listener_id,
             path: path.to_path_buf(),
             session_ops_queued: AtomicU64::new(0),
             session_ops_committed,
@@ -194,6 +198,12 @@ impl Store {
     /// Largest (session id, message id) found at open; new ids continue after them.
     pub fn max_ids(&self) -> (u64, u64) {
         self.max_ids
+    }
+
+    /// Largest listener id found in the history at open: listeners added at run time are
+    /// numbered after it, so an id never names two different listeners in the history.
+    pub fn max_listener_id(&self) -> Option<u32> {
+        self.max_listener_id
     }
 
     /// Device data waiting for the writer (a metric; at [`STORE_QUEUE_OPS`] devices are
@@ -366,6 +376,15 @@ pub(super) fn init_schema(conn: &Connection) -> rusqlite::Result<()> {
             "ALTER TABLE sessions ADD COLUMN tls_version TEXT;
              ALTER TABLE sessions ADD COLUMN tls_sni TEXT;",
         )?;
+    }
+    // `sessions.outgoing` (socklab connected to the device) came with client mode.
+    let has_outgoing: bool = conn.query_row(
+        "SELECT COUNT(*) FROM pragma_table_info('sessions') WHERE name = 'outgoing'",
+        [],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )?;
+    if !has_outgoing {
+        conn.execute_batch("ALTER TABLE sessions ADD COLUMN outgoing INTEGER NOT NULL DEFAULT 0")?;
     }
     Ok(())
 }

@@ -15,7 +15,14 @@ use crate::model::{
 
 const SESSION_COLUMNS: &str = "id, listener_id, proto, peer, local, started_ms, ended_ms, \
                                end_reason, bytes_up, bytes_down, msgs_up, msgs_down, link, \
-                               tls_version, tls_sni";
+                               tls_version, tls_sni, outgoing";
+
+/// Largest listener id of any stored session (`None` when there is none).
+pub(super) fn max_listener_id(c: &Connection) -> rusqlite::Result<Option<u32>> {
+    c.query_row("SELECT MAX(listener_id) FROM sessions", [], |r| {
+        r.get::<_, Option<u32>>(0)
+    })
+}
 
 /// Largest session id and message id in the database (0 when empty).
 pub(super) fn max_ids(c: &Connection) -> rusqlite::Result<(u64, u64)> {
@@ -57,6 +64,7 @@ pub(super) fn session_row(r: &Row<'_>) -> rusqlite::Result<SessionInfo> {
                 })),
                 None => None,
             },
+            outgoing: r.get::<_, i64>(15)? != 0,
         },
         ended_ms: r.get(6)?,
         end_reason,

@@ -160,8 +160,9 @@ fn apply(tx: &Transaction<'_>, op: &StoreOp) -> rusqlite::Result<()> {
         StoreOp::SessionStart(s) => {
             tx.prepare_cached(
                 "INSERT OR REPLACE INTO sessions
-                 (id, listener_id, proto, peer, local, started_ms, link, tls_version, tls_sni)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 (id, listener_id, proto, peer, local, started_ms, link, tls_version, tls_sni,
+                  outgoing)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?
             .execute(params![
                 s.id as i64,
@@ -172,7 +173,8 @@ fn apply(tx: &Transaction<'_>, op: &StoreOp) -> rusqlite::Result<()> {
                 s.started_ms,
                 link_spec(s),
                 s.tls.as_ref().map(|t| t.version.as_str()),
-                s.tls.as_ref().and_then(|t| t.sni.as_deref())
+                s.tls.as_ref().and_then(|t| t.sni.as_deref()),
+                s.outgoing as i64
             ])?;
         }
         StoreOp::Message(m) => {

@@ -43,6 +43,9 @@ pub enum AppError {
     /// 413: the request body is larger than [`MAX_BODY_BYTES`].
     #[error("request body too large: the limit is {MAX_BODY_BYTES} bytes")]
     PayloadTooLarge,
+    /// 502: a device socklab connects to (client mode) refused or did not answer.
+    #[error("{0}")]
+    BadGateway(String),
     /// 503: the device is not reading, the database is not answering, or the server is
     /// at its connection limit or shutting down; the message says which.
     #[error("{0}")]
@@ -63,6 +66,7 @@ impl AppError {
             AppError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }

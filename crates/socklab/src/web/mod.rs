@@ -14,8 +14,10 @@ pub mod auth;
 pub mod cluster;
 mod doc;
 pub mod error;
+pub mod connect;
 pub mod history;
 pub mod link;
+pub mod listeners;
 pub mod metrics;
 pub mod openapi;
 pub mod page;
@@ -29,7 +31,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::{from_fn, from_fn_with_state};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 
 pub use error::AppError;
 pub use serve::{HttpLimits, WebStats};
@@ -76,7 +78,9 @@ pub fn app(state: AppState) -> Router {
         .route("/api/sessions/{id}/send", post(api::send))
         .route("/api/sessions/{id}/close", post(api::close))
         .route("/api/broadcast", post(api::broadcast))
-        .route("/api/listeners", get(api::listeners))
+        .route("/api/listeners", get(api::listeners).post(listeners::add))
+        .route("/api/listeners/{id}", delete(listeners::remove))
+        .route("/api/connect", post(connect::connect))
         .route("/api/listeners/{id}/echo", put(api::set_echo))
         .route(
             "/api/listeners/{id}/auto-replies",

@@ -163,5 +163,7 @@ pub fn spec() -> Value {
     super::tls::extend_openapi(&mut doc);
     super::history::extend_openapi(&mut doc);
     super::search::extend_openapi(&mut doc);
+    super::listeners::extend_openapi(&mut doc);
+    super::connect::extend_openapi(&mut doc);
     doc
 }

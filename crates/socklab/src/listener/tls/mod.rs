@@ -51,9 +51,12 @@ pub(crate) async fn accept_loop(
     mut shutdown: Shutdown,
     guard: TaskGuard,
 ) {
+    // Removing the listener at run time stops accepting (its sessions are closed by the hub).
+    let mut stopped = state.stopped();
     loop {
         let accepted = tokio::select! {
             _ = shutdown.wait() => break,
+            _ = stopped.wait() => break,
             r = listener.accept() => r,
         };
         match accepted {
