@@ -130,6 +130,10 @@ pub struct Server {
     web_stats: Arc<web::WebStats>,
     /// Binds listeners and opens connections at run time for the hub.
     sockets: Arc<RuntimeSockets>,
+    /// Held by every device task (a clone each).
+    guard: mpsc::Sender<()>,
+    /// Completes when every device task has ended.
+    all_done: mpsc::Receiver<()>,
 }
 
 fn bind_err(proto: &'static str, addr: SocketAddr) -> impl FnOnce(io::Error) -> ServerError {
@@ -220,6 +224,10 @@ impl Server {
             },
         );
         hub.set_sockets(sockets.clone());
+        // Every device task holds a clone of `guard`; `recv` returns `None` once all are
+        // gone. Made here so connections opened before `run` are waited for too.
+        let (guard, all_done) = mpsc::channel::<()>(1);
+        sockets.arm(guard.clone());
         let cluster = match &config.cluster {
             Some(c) => {
                 let http_addr = http.local_addr().unwrap_or(config.http);
@@ -241,6 +249,8 @@ impl Server {
             cluster,
             web_stats: Arc::default(),
             sockets,
+            guard,
+            all_done,
         })
     }
 
@@ -307,6 +317,8 @@ impl Server {
             cluster,
             web_stats: self_stats,
             sockets,
+            guard,
+            mut all_done,
             ..
         } = self;
         // The sockets are already listening (connections wait in the backlog), so the
@@ -316,8 +328,6 @@ impl Server {
         }
         // Subscribed before any device task runs, so the console misses no event.
         let console_events = config.console_live.then(|| hub.subscribe());
-        // Every device task holds a clone of `guard`; `recv` returns `None` once all are gone.
-        let (guard, mut all_done) = mpsc::channel::<()>(1);
         for (listener, state) in tcp {
             tokio::spawn(tcp::accept_loop(
                 listener,
@@ -360,8 +370,6 @@ impl Server {
                 ));
             }
         }
-        // Listeners added and connections opened at run time hold the guard too.
-        sockets.arm(guard.clone());
         drop(guard);
         if !config.link_schedule.is_empty() {
             tokio::spawn(crate::schedule::run(
