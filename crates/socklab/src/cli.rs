@@ -1,9 +1,12 @@
-//! Command-line interface: `socklab [OPTIONS]` serves, `socklab export` dumps a session.
+//! Command-line interface: `socklab [OPTIONS]` serves, `socklab export` dumps history,
+//! `socklab connect` asks a running socklab to connect to a device ([`connect`]).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+
+pub mod connect;
 
 use crate::config::{
     Config, DEFAULT_DEVICE_PORT, DEFAULT_HTTP_PORT, DEFAULT_TCP_KEEPALIVE,
@@ -221,6 +224,9 @@ pub enum Command {
         #[arg(long, value_name = "PATH")]
         db: Option<PathBuf>,
     },
+    /// Ask a running socklab to connect to a device that is the server (client mode): the
+    /// connection becomes a session like any other.
+    Connect(connect::ConnectArgs),
 }
 
 /// Export formats.

@@ -24,6 +24,16 @@ fn main() -> ExitCode {
         .init();
     match &cli.command {
         Some(command @ Command::Export { .. }) => export(command),
+        Some(Command::Connect(args)) => match socklab::cli::connect::run(args) {
+            Ok(line) => {
+                println!("{line}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("socklab connect: {e}");
+                ExitCode::FAILURE
+            }
+        },
         None => serve(&cli),
     }
 }
@@ -37,7 +47,10 @@ fn export(command: &Command) -> ExitCode {
         direction,
         format,
         db,
-    } = command;
+    } = command
+    else {
+        unreachable!("export() is called for the export subcommand");
+    };
     let db = db.clone().unwrap_or_else(socklab::config::default_db_path);
     let selection = socklab::export::Selection {
         sessions: sessions.clone(),
