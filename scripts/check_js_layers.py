@@ -23,7 +23,15 @@ LAYERS: list[tuple[str, ...]] = [
     ("frame.js",),
     ("api.js",),
     ("model.js",),
-    ("sessions.js", "log.js", "listeners.js", "chart.js", "send.js", "search.js"),
+    (
+        "sessions.js",
+        "log.js",
+        "listeners.js",
+        "chart.js",
+        "send.js",
+        "search.js",
+        "clientmode.js",
+    ),
     ("events.js",),
     ("main.js",),
 ]

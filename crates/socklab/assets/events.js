@@ -84,6 +84,12 @@ export function onEvent(raw) {
         dirty.listeners = true;
       }
       break;
+    case 'listener_removed':
+      if (ev.listener) {
+        model.listeners.delete(ev.listener.id);
+        dirty.listeners = true;
+      }
+      break;
     case 'stats':
       onStats(ev);
       break;
@@ -197,7 +203,7 @@ export function connect() {
   };
   const handler = (e) => onEvent(e.data);
   es.onmessage = handler;
-  for (const name of ['online', 'offline', 'data', 'listener', 'stats', 'lagged', 'resync']) {
+  for (const name of ['online', 'offline', 'data', 'listener', 'listener_removed', 'stats', 'lagged', 'resync']) {
     es.addEventListener(name, handler);
   }
   es.onerror = () => {

@@ -19,6 +19,35 @@ export async function setEcho(id, enabled) {
   }
 }
 
+/** How long the remove button of a listener with online devices waits for the second,
+ * confirming click. */
+const CONFIRM_MS = 4000;
+
+/** Removes a listener (DELETE /api/listeners/ID). With devices online on it the first click
+ * only arms the button ("disconnect N?"); a second click within a few seconds confirms, and
+ * they are disconnected (end reason "listener removed"). */
+export async function removeListener(l, button) {
+  const online = [...model.sessions.values()].filter((s) => s.online && s.listener_id === l.id).length;
+  const what = l.remote ? 'the connection to ' + l.remote : 'listener ' + l.proto + ' ' + l.addr;
+  if (online && button.dataset.armed !== 'true') {
+    button.dataset.armed = 'true';
+    button.textContent = 'disconnect ' + online + '?';
+    setTimeout(() => {
+      button.dataset.armed = 'false';
+      button.textContent = '\u00d7';
+    }, CONFIRM_MS);
+    return;
+  }
+  try {
+    await api('DELETE', 'api/listeners/' + l.id);
+    model.listeners.delete(l.id);
+    putListener(null);
+    hideError();
+  } catch (e) {
+    showError('Removing ' + what, e);
+  }
+}
+
 export const listenerEls = new Map(); // listener id -> {li, meta, box}
 /** The listener set the list and the broadcast menu were built for. */
 const built = { key: '' };
@@ -33,7 +62,8 @@ export function listenerRow(l) {
   li.dataset.listenerId = String(l.id);
   const name = el('span', 'listener-name');
   name.appendChild(el('span', 'proto proto-' + kindOf(l), kindOf(l)));
-  name.appendChild(el('span', 'mono', ' ' + l.addr));
+  name.appendChild(el('span', 'mono', ' ' + l.addr + (l.remote ? ' \u2192 ' + l.remote : '')));
+  li.dataset.kind = l.kind || 'listen';
   const meta = el('span', 'listener-meta muted');
   const label = el('label', 'check');
   const box = document.createElement('input');
@@ -53,7 +83,12 @@ export function listenerRow(l) {
   linkIn.setAttribute('list', 'link-profiles');
   linkIn.dataset.testid = 'listener-link';
   linkIn.addEventListener('change', () => setListenerLink(l.id, linkIn.value));
-  li.append(name, meta, label, rulesBtn, linkIn);
+  const remove = el('button', 'row-close', '\u00d7');
+  remove.type = 'button';
+  remove.title = l.remote ? 'Close this connection' : 'Remove this listener (its online devices are disconnected)';
+  remove.dataset.testid = 'listener-remove';
+  remove.addEventListener('click', () => removeListener(l, remove));
+  li.append(name, remove, meta, label, rulesBtn, linkIn);
   row = { li, meta, box, linkIn };
   listenerEls.set(l.id, row);
   return row;

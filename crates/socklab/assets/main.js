@@ -3,6 +3,7 @@
 
 import { hideError } from './api.js';
 import { drawChart } from './chart.js';
+import { initClientMode } from './clientmode.js';
 import { connect } from './events.js';
 import { flushIfQueued, onFrame } from './frame.js';
 import { renderListenersIfDirty } from './listeners.js';
@@ -82,6 +83,7 @@ function init() {
     injectFault({ fault: 'outage', seconds: Number($('outage-seconds').value) || 5 }));
   $('fault-reset').addEventListener('click', () => injectFault({ fault: 'reset' }));
   $('fault-nat').addEventListener('click', () => injectFault({ fault: 'nat_drop' }));
+  initClientMode();
   submitOnEnter($('send-input'), $('send-form'));
   submitOnEnter($('broadcast-input'), $('broadcast-form'));
   previewPayload($('send-mode'), $('send-input'), $('send-eol'), $('send-preview'));

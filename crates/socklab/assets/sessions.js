@@ -38,6 +38,12 @@ export function sessionRow(s) {
     const peer = el('span', 'peer mono', s.peer);
     peer.dataset.testid = 'session-peer';
     l1.appendChild(peer);
+    if (s.direction === 'outgoing') {
+      const out = el('span', 'direction-out muted', 'out');
+      out.title = 'socklab connected to this device (client mode)';
+      out.dataset.testid = 'session-outgoing';
+      l1.appendChild(out);
+    }
     const l2 = el('div', 'row-line muted');
     const st = el('span', 'row-state');
     st.dataset.testid = 'session-state';
@@ -165,7 +171,10 @@ export function renderDetail() {
   state.textContent = s.online ? 'online' : 'offline' + (s.end_reason ? ' \u00b7 ' + reasonText(s.end_reason) : '');
   state.className = 'chip ' + (s.online ? 'chip-ok' : 'chip-off');
   state.dataset.online = s.online ? 'true' : 'false';
-  $('detail-peer').textContent = (s.tls ? tlsText(s.tls) : s.proto) + '  ' + s.peer + ' \u2192 ' + (s.local || '');
+  const shownProto = s.tls ? tlsText(s.tls) : s.proto;
+  $('detail-peer').textContent = s.direction === 'outgoing'
+    ? shownProto + '  ' + (s.local || '') + ' \u2192 ' + s.peer + '  (outgoing: socklab connected)'
+    : shownProto + '  ' + s.peer + ' \u2192 ' + (s.local || '');
   const node = $('detail-node');
   node.textContent = s.node ? 'node ' + s.node + (s.unreachable ? ' \u00b7 unreachable' : '') : '';
   node.hidden = !s.node;

@@ -66,8 +66,8 @@ const HELP: &str = "commands:
   link ID SPEC|none    set a session's emulated link, e.g. link 3 nbiot,nat_idle=270s
   link all SPEC|none   set every listener's link (new and online sessions)
   fault ID FAULT       inject now: outage 5s | reset | nat_drop
-  connect HOST:PORT [udp]   open a session to a device that is the server
-  listeners            the listeners and outgoing connections
+  connect HOST:PORT [udp]  connect to a device that is the server (a new session)
+  listeners            listeners and outgoing connections, with their ids
   listen tcp|udp ADDR  add a listener, e.g. listen tcp 127.0.0.1:9000
   unlisten ID          remove a listener (its online sessions end)
   help                 this text";
@@ -202,6 +202,12 @@ fn transport(s: &SessionInfo) -> String {
 /// One event as a console line.
 pub fn render_event(event: &Event) -> String {
     match event {
+        Event::Online(s) if s.outgoing => format!(
+            "{} online: socklab connected to the device (outgoing, listener {} from {})",
+            header(s.started_ms, s),
+            s.listener_id,
+            s.local
+        ),
         Event::Online(s) => format!(
             "{} online (listener {} {})",
             header(s.started_ms, s),
@@ -330,10 +336,11 @@ async fn run_command(hub: &Hub, line: &str) -> Result<String, CommandError> {
             for s in sessions {
                 let c = s.counters;
                 text.push_str(&format!(
-                    "\n  #{} {} {} since {} up {} B down {} B",
+                    "\n  #{} {} {}{} since {} up {} B down {} B",
                     s.id,
                     transport(&s),
                     s.peer,
+                    if s.outgoing { " (outgoing)" } else { "" },
                     clock::format_clock(s.started_ms),
                     c.bytes_up,
                     c.bytes_down

@@ -416,3 +416,52 @@ async fn routes() {
     assert!(doc["paths"]["/api/listeners/{id}"]["delete"].is_object());
     server.stop().await;
 }
+
+/// The console's connect, list, listen, listeners and unlisten commands, and their errors.
+#[tokio::test]
+async fn console_commands() {
+    use socklab::console::execute;
+    let server = TestServer::start(|_| {}).await;
+    let hub = &server.hub;
+    let device = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = device.local_addr().unwrap();
+    let command = format!("connect {target}");
+    let (out, accepted) = tokio::join!(execute(hub, &command), device.accept());
+    let _device = accepted.unwrap();
+    assert!(
+        out.starts_with(&format!("#1 tcp connected to {target} from 127.0.0.1:")),
+        "{out}"
+    );
+    assert!(
+        execute(hub, "list")
+            .await
+            .contains(&format!("{target} (outgoing)"))
+    );
+    let out = execute(hub, "listen udp 127.0.0.1:0").await;
+    assert!(out.starts_with("added listener 3 udp 127.0.0.1:"), "{out}");
+    let out = execute(hub, "listeners").await;
+    assert!(out.starts_with("4 listener(s)"), "{out}");
+    assert!(
+        out.contains(&format!("-> {target} (outgoing): 1 online")),
+        "{out}"
+    );
+    let out = execute(hub, "unlisten 3").await;
+    assert!(out.starts_with("removed listener 3 udp"), "{out}");
+    assert_eq!(execute(hub, "unlisten 3").await, "error: no listener 3");
+    assert_eq!(
+        execute(hub, "unlisten x").await,
+        "error: usage: unlisten ID"
+    );
+    assert_eq!(
+        execute(hub, "listen sctp 1").await,
+        "error: usage: listen tcp|udp ADDR"
+    );
+    let out = execute(hub, "connect 192.0.2.1:1").await;
+    assert!(
+        out.starts_with("error: 192.0.2.1:1 is not allowed"),
+        "{out}"
+    );
+    let out = execute(hub, "connect nohost").await;
+    assert!(out.contains("is not HOST:PORT"), "{out}");
+    server.stop().await;
+}
