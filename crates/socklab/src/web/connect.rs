@@ -10,7 +10,8 @@ use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::listeners::{SettingsBody, doc_body, doc_ok, json_body, open_error, proto};
+use super::doc::ok;
+use super::listeners::{OPENS_SOCKETS, SettingsBody, body, json_body, open_error, proto};
 use super::{AppError, AppState};
 use crate::hub::connect::{CONNECT_TIMEOUT, ConnectRequest, MAX_CONNECT_TIMEOUT};
 use crate::rules::decode_hex;
@@ -70,8 +71,9 @@ pub async fn connect(State(st): State<AppState>, body: Bytes) -> Result<Json<Val
 pub fn extend_openapi(doc: &mut Value) {
     doc["paths"]["/api/connect"] = json!({ "post": {
         "summary": "Client mode: connect to a device that is the server; returns the new session",
+        "tags": [OPENS_SOCKETS],
         "description": "Opens a TCP connection (bounded by timeout_ms) or a UDP flow to ADDR and makes it a session like any other, with \"direction\": \"outgoing\". Optional text or hex is sent at once (a UDP device learns socklab's address from it). Targets outside loopback need socklab started with --allow-net (403 otherwise); 502 when the device refuses or does not answer. It reaches out to the network, so schema fuzzers should leave it out.",
-        "requestBody": doc_body(json!({ "allOf": [
+        "requestBody": body(json!({ "allOf": [
             { "$ref": "#/components/schemas/ListenerSettings" },
             { "type": "object", "required": ["addr"], "properties": {
                 "addr": { "type": "string", "example": "127.0.0.1:5000", "description": "HOST:PORT, [IPV6]:PORT" },
@@ -79,6 +81,6 @@ pub fn extend_openapi(doc: &mut Value) {
                 "timeout_ms": { "type": "integer", "minimum": 1, "maximum": MAX_CONNECT_TIMEOUT.as_millis() as u64, "default": CONNECT_TIMEOUT.as_millis() as u64 },
                 "text": { "type": "string", "description": "sent once connected" },
                 "hex": { "type": "string", "description": "sent once connected" } } } ] })),
-        "responses": doc_ok(json!({ "$ref": "#/components/schemas/Session" }),
+        "responses": ok(json!({ "$ref": "#/components/schemas/Session" }),
             &["400", "401", "403", "409", "502", "503"]) } });
 }

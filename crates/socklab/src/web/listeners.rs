@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use super::doc::{listener_id_param, ok};
 use super::{AppError, AppState};
 use crate::hub::ActionError;
 use crate::hub::listeners::{ListenRequest, ListenerSettings, OpenError, parse_bind_addr};
@@ -108,11 +109,19 @@ pub async fn remove(
     }
 }
 
+/// The OpenAPI tag of operations that bind or connect sockets on the machine: schema
+/// fuzzers leave them out (`--exclude-tag`).
+pub const OPENS_SOCKETS: &str = "opens-sockets";
+
+/// An OpenAPI request body of `schema`.
+pub(super) fn body(schema: Value) -> Value {
+    json!({ "required": true, "content": { "application/json": { "schema": schema } } })
+}
+
 /// Adds these routes to the OpenAPI document.
 pub fn extend_openapi(doc: &mut Value) {
     let listener = json!({ "$ref": "#/components/schemas/Listener" });
-    let id = json!({ "name": "id", "in": "path", "required": true,
-        "schema": { "type": "integer", "minimum": 0, "maximum": u32::MAX } });
+    let id = listener_id_param();
     doc["components"]["schemas"]["ListenerSettings"] = json!({
         "type": "object", "properties": {
             "echo": { "type": "boolean", "default": false },
@@ -120,37 +129,18 @@ pub fn extend_openapi(doc: &mut Value) {
             "link": { "type": "string", "description": "link profile PROFILE[,param=value...] or none" } } });
     doc["paths"]["/api/listeners"]["post"] = json!({
         "summary": "Add a listener (loopback only unless socklab runs with --allow-net)",
+        "tags": [OPENS_SOCKETS],
         "description": "Binds PROTO on ADDR (IP:PORT, [IPV6]:PORT, localhost:PORT or PORT; port 0 picks a free one) and serves it at once. 403 outside the allowed networks, 409 when the address is in use.",
-        "requestBody": doc_body(json!({ "allOf": [
+        "requestBody": body(json!({ "allOf": [
             { "$ref": "#/components/schemas/ListenerSettings" },
             { "type": "object", "required": ["addr"], "properties": {
                 "proto": { "type": "string", "enum": ["tcp", "udp"], "default": "tcp" },
                 "addr": { "type": "string", "example": "127.0.0.1:0" } } } ] })),
-        "responses": doc_ok(listener.clone(), &["400", "401", "403", "409", "503"]) });
+        "responses": ok(listener.clone(), &["400", "401", "403", "409", "503"]) });
     doc["paths"]["/api/listeners/{id}"] = json!({ "delete": {
         "summary": "Remove a listener: it stops accepting and its online sessions end with listener_removed",
         "parameters": [id],
-        "responses": doc_ok(json!({ "type": "object", "properties": {
+        "responses": ok(json!({ "type": "object", "properties": {
             "removed": listener, "sessions_ended": { "type": "integer" } } }),
             &["400", "401", "403", "404"]) } });
-}
-
-/// An OpenAPI request body of `schema`.
-pub(super) fn doc_body(schema: Value) -> Value {
-    json!({ "required": true, "content": { "application/json": { "schema": schema } } })
-}
-
-/// OpenAPI responses: 200 with `schema`, and the `Error` body for `errors`.
-pub(super) fn doc_ok(schema: Value, errors: &[&str]) -> Value {
-    let error = json!({ "description": "error", "content": { "application/json": {
-        "schema": { "$ref": "#/components/schemas/Error" } } } });
-    let mut out = serde_json::Map::new();
-    for code in errors {
-        out.insert((*code).to_string(), error.clone());
-    }
-    out.insert(
-        "200".into(),
-        json!({ "description": "ok", "content": { "application/json": { "schema": schema } } }),
-    );
-    Value::Object(out)
 }
