@@ -158,6 +158,8 @@ def test_console_connect_command(tmp_path: Path) -> None:
             proc.stdin.flush()
             assert recv_exactly(conn, 4) == b"hi\r\n"
     finally:
+        if proc.stdin is not None:
+            proc.stdin.close()
         proc.terminate()
         proc.wait(timeout=30)
         server.close()

@@ -137,5 +137,7 @@ def test_console_listen_listeners_unlisten(tmp_path: Path) -> None:
         assert "(0 session(s) ended)" in text
         assert "error: no listener 1" in text
     finally:
+        if proc.stdin is not None:
+            proc.stdin.close()
         proc.terminate()
         proc.wait(timeout=30)

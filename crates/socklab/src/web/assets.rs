@@ -47,6 +47,11 @@ pub const ASSETS: &[(&str, &str, &str)] = &[
         JS,
     ),
     ("send.js", include_str!("../../assets/send.js"), JS),
+    (
+        "clientmode.js",
+        include_str!("../../assets/clientmode.js"),
+        JS,
+    ),
     ("style.css", include_str!("../../assets/style.css"), CSS),
 ];
 
