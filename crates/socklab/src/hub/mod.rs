@@ -19,8 +19,8 @@ pub mod actions;
 pub mod connect;
 pub mod error;
 mod link;
-mod tls;
 pub mod listeners;
+mod tls;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
