@@ -72,6 +72,11 @@ pub struct Cli {
     #[arg(long, value_name = "MB")]
     pub max_db_mb: Option<u64>,
 
+    /// Name each device from its first upload: the first capture group of this regex (or
+    /// the whole match), e.g. 'IMEI:(\d{15})'. Operators can rename sessions later.
+    #[arg(long, value_name = "REGEX", value_parser = parse_label_regex)]
+    pub label_from: Option<regex::bytes::Regex>,
+
     /// Do not print live events on the console (commands still work).
     #[arg(long, short)]
     pub quiet: bool,
@@ -254,6 +259,13 @@ fn parse_tls_name(s: &str) -> Result<String, String> {
     }
 }
 
+fn parse_label_regex(s: &str) -> Result<regex::bytes::Regex, String> {
+    regex::bytes::RegexBuilder::new(s)
+        .size_limit(1 << 20)
+        .build()
+        .map_err(|e| format!("invalid regex: {e}"))
+}
+
 fn parse_positive(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
         Ok(n) if n > 0 => Ok(n),
@@ -294,6 +306,7 @@ impl Cli {
             http: self.http,
             db: self.db.clone().unwrap_or_else(default_db_path),
             max_db_bytes: self.max_db_mb.map(|mb| mb.saturating_mul(1024 * 1024)),
+            label_from: self.label_from.clone(),
             token: self.token.clone(),
             udp_idle_timeout: Duration::from_secs_f64(self.udp_idle_timeout),
             udp_max_sessions: self.udp_max_sessions,

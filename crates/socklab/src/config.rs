@@ -47,6 +47,9 @@ pub struct Config {
     pub db: PathBuf,
     /// Retention: delete oldest closed sessions while the database exceeds this.
     pub max_db_bytes: Option<u64>,
+    /// `--label-from`: a session without a label takes the first capture group (or the
+    /// whole match) of this regex in its device's first upload.
+    pub label_from: Option<regex::bytes::Regex>,
     /// API token. `None` on a loopback `http` means no token; on any other address the
     /// server generates one (see [`crate::server::Server::bind`]).
     pub token: Option<String>,
@@ -142,6 +145,7 @@ impl Config {
             http: any,
             db: db.to_path_buf(),
             max_db_bytes: None,
+            label_from: None,
             token: None,
             udp_idle_timeout: DEFAULT_UDP_IDLE,
             udp_max_sessions: DEFAULT_UDP_MAX_SESSIONS,

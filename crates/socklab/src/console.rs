@@ -6,6 +6,8 @@
 //! stdout so a slow terminal blocks no worker thread; the console is an ordinary hub
 //! subscriber and skips events when it falls behind.
 
+mod history;
+
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -63,6 +65,9 @@ const HELP: &str = "commands:
   autoreply RULE       add a rule to every listener, e.g. exact:1234567890=>text:0123456789
   autoreply clear      remove every rule
   history ID           last 20 messages of a session
+  label ID TEXT|-      name a session's device (- removes the name)
+  delete ID            delete a session's stored messages (asks first)
+  delete before TIME   delete history older than TIME, e.g. 2026-12-01T00:00:00Z (asks first)
   link ID SPEC|none    set a session's emulated link, e.g. link 3 nbiot,nat_idle=270s
   link all SPEC|none   set every listener's link (new and online sessions)
   fault ID FAULT       inject now: outage 5s | reset | nat_drop
@@ -180,9 +185,10 @@ fn payload(data: &[u8]) -> String {
 
 fn header(ts_ms: i64, s: &SessionInfo) -> String {
     format!(
-        "{} #{} {} {}",
+        "{} #{}{} {} {}",
         clock::format_clock(ts_ms),
         s.id,
+        label_note(s),
         transport(s),
         s.peer
     )
@@ -197,6 +203,14 @@ fn transport(s: &SessionInfo) -> String {
             None => format!("tls({})", t.version),
         },
     }
+}
+
+/// ` [LABEL]` after a session id, or nothing.
+fn label_note(s: &SessionInfo) -> String {
+    s.label
+        .as_deref()
+        .map(|l| format!(" [{l}]"))
+        .unwrap_or_default()
 }
 
 /// One event as a console line.
@@ -336,8 +350,9 @@ async fn run_command(hub: &Hub, line: &str) -> Result<String, CommandError> {
             for s in sessions {
                 let c = s.counters;
                 text.push_str(&format!(
-                    "\n  #{} {} {}{} since {} up {} B down {} B",
+                    "\n  #{}{} {} {}{} since {} up {} B down {} B",
                     s.id,
+                    label_note(&s),
                     transport(&s),
                     s.peer,
                     if s.outgoing { " (outgoing)" } else { "" },
@@ -419,6 +434,8 @@ async fn run_command(hub: &Hub, line: &str) -> Result<String, CommandError> {
                 .collect::<Vec<_>>()
                 .join("\n"))
         }
+        "label" => history::label(hub, arg, tail).await,
+        "delete" => history::delete(hub, rest).await,
         other => Err(CommandError::Usage(format!(
             "unknown command {other:?}; type help"
         ))),

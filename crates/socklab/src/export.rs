@@ -22,7 +22,7 @@ use rusqlite::{Connection, OpenFlags, params_from_iter};
 use crate::clock::format_ms;
 use crate::model::{Direction, MessageInfo, MessageStatus, Proto, SessionInfo};
 use crate::rules::escape;
-use crate::store::query_rows;
+use crate::store::{Search, query_rows};
 
 /// Output formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -50,6 +50,9 @@ pub struct Selection {
     pub until_ms: Option<i64>,
     /// Only this direction (raw: the direction written, default up).
     pub direction: Option<Direction>,
+    /// Only messages this search finds (content, listener, label, ...): the API's export
+    /// of a search result.
+    pub filter: Option<Search>,
 }
 
 /// Why an export failed.
@@ -91,7 +94,12 @@ pub fn export(
     format: Format,
     out: &mut dyn Write,
 ) -> Result<u64, ExportError> {
-    if sel.sessions.is_empty() && !sel.all && sel.since_ms.is_none() && sel.until_ms.is_none() {
+    if sel.sessions.is_empty()
+        && !sel.all
+        && sel.since_ms.is_none()
+        && sel.until_ms.is_none()
+        && sel.filter.as_ref().is_none_or(Search::is_empty)
+    {
         return Err(ExportError::NothingSelected);
     }
     let sql = |e| ExportError::Sqlite(db.to_path_buf(), e);
@@ -127,6 +135,11 @@ pub fn export(
     if let Some(d) = direction {
         clause.push("direction = ?".into());
         args.push(SqlValue::Integer(i64::from(d == Direction::Down)));
+    }
+    if let Some(filter) = &sel.filter {
+        let (more, more_args) = filter.sql_filter(&c).map_err(sql)?;
+        clause.push(more);
+        args.extend(more_args);
     }
     let mut stmt = c
         .prepare(&format!(

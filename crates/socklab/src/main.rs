@@ -61,6 +61,7 @@ fn export(command: &Command) -> ExitCode {
             socklab::cli::ExportDirection::Up => socklab::model::Direction::Up,
             socklab::cli::ExportDirection::Down => socklab::model::Direction::Down,
         }),
+        filter: None,
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());

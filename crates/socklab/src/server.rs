@@ -207,6 +207,9 @@ impl Server {
             (!config.http.ip().is_loopback()).then(|| hex::encode(rand::random::<[u8; 16]>()))
         });
         let hub = Arc::new(Hub::new(states, store));
+        if let Some(re) = &config.label_from {
+            hub.set_label_from(re.clone());
+        }
         let (trigger, shutdown) = shutdown::channel();
         let sockets = RuntimeSockets::new(
             &hub,

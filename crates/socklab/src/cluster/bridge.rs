@@ -240,7 +240,10 @@ pub(super) fn allowed(req: &ApiRequest) -> bool {
     }
     matches!(
         (req.method.as_str(), action),
-        ("GET", "" | "messages") | ("POST", "send" | "close" | "fault") | ("PUT", "link")
+        ("GET", "" | "messages")
+            | ("POST", "send" | "close" | "fault")
+            | ("PUT", "link" | "label")
+            | ("DELETE", "" | "messages")
     )
 }
 

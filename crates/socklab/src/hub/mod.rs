@@ -18,6 +18,8 @@
 pub mod actions;
 pub mod connect;
 pub mod error;
+pub mod history;
+pub mod labels;
 mod link;
 pub mod listeners;
 mod tls;
@@ -41,6 +43,7 @@ use crate::store::{Store, StoreOp};
 
 pub use actions::{MAX_UDP_PAYLOAD, SEND_WAIT};
 pub use error::ActionError;
+pub use history::HistoryError;
 
 /// Events a subscriber may fall behind by before it starts skipping.
 pub const EVENT_BUFFER: usize = 1024;
@@ -88,6 +91,8 @@ pub struct Hub {
     pub totals: Totals,
     /// Bytes dropped by emulated links.
     link_dropped: AtomicU64,
+    /// `--label-from`: takes a label from a device's first upload.
+    label_from: std::sync::OnceLock<regex::bytes::Regex>,
 }
 
 impl Hub {
@@ -112,6 +117,7 @@ impl Hub {
             next_message_id: AtomicU64::new(message_max + 1),
             totals: Totals::default(),
             link_dropped: AtomicU64::new(0),
+            label_from: std::sync::OnceLock::new(),
         }
     }
 
@@ -207,6 +213,9 @@ impl Hub {
     /// Records data that went up or down: counters, store (waiting for room, which is the
     /// back-pressure on the device), then the live event.
     pub async fn record(&self, handle: &SessionHandle, direction: Direction, data: Bytes) {
+        if direction == Direction::Up && handle.counters.msgs_up.load(Ordering::Relaxed) == 0 {
+            self.label_first_upload(handle, &data).await;
+        }
         handle.count(direction, data.len());
         self.totals.traffic.count(direction, data.len());
         self.store_and_publish(handle, direction, data, MessageStatus::Ok)

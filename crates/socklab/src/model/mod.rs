@@ -8,6 +8,7 @@
 //! definition of traffic counts; [`link`] holds the link's view and event shapes.
 
 pub mod link;
+pub mod rates;
 pub mod tls;
 
 use std::fmt;
@@ -23,6 +24,7 @@ use crate::clock;
 use crate::rules::RuleSpec;
 
 pub use link::{LinkAction, LinkEvent, LinkView};
+pub use rates::{RATE_WINDOW_SECONDS, SessionRates};
 pub use tls::{ListenerTls, TlsFailure, TlsInfo};
 
 /// Transport of a listener and of the sessions it accepts.
@@ -230,6 +232,10 @@ pub struct SessionInfo {
     /// The emulated link: live state while online, the last link it had in history
     /// (`None` when it never had one).
     pub link: Option<LinkView>,
+    /// The operator's name for the device (or one taken from its first upload).
+    pub label: Option<Arc<str>>,
+    /// Recent traffic per second while online (`None` in history).
+    pub rates: Option<SessionRates>,
 }
 
 impl std::ops::Deref for SessionInfo {
@@ -248,8 +254,9 @@ impl SessionInfo {
 
 impl Serialize for SessionInfo {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("Session", 17)?;
+        let mut st = s.serialize_struct("Session", 19)?;
         st.serialize_field("id", &self.id)?;
+        st.serialize_field("label", &self.label.as_deref())?;
         st.serialize_field("listener_id", &self.listener_id)?;
         st.serialize_field("proto", &self.proto)?;
         st.serialize_field("peer", &self.peer.to_string())?;
@@ -274,6 +281,7 @@ impl Serialize for SessionInfo {
         st.serialize_field("msgs_down", &self.counters.msgs_down)?;
         st.serialize_field("link", &self.link)?;
         st.serialize_field("tls", &self.tls.as_deref())?;
+        st.serialize_field("rates", &self.rates)?;
         st.end()
     }
 }
@@ -528,6 +536,8 @@ mod tests {
             end_reason: None,
             counters: Counters::default(),
             link: None,
+            label: None,
+            rates: None,
         }
     }
 

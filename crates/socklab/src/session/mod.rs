@@ -8,6 +8,7 @@
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -18,8 +19,10 @@ use crate::model::{
 };
 
 mod outbox;
+mod rates;
 
 pub use outbox::{Outbox, OutboxError, Weighed};
+pub use rates::RateMeter;
 
 /// Most bytes (plus a small overhead per message) waiting in one TCP session's outbox.
 /// A send that does not fit is refused at once (the API answers 503), and what is still
@@ -54,6 +57,10 @@ pub struct SessionHandle {
     /// Why a requested close happens when it is not the operator's own close (its
     /// listener was removed); the TCP task ends the session with it.
     close_reason: OnceLock<EndReason>,
+    /// Traffic of the last seconds, for the session's rates.
+    pub rates: RateMeter,
+    /// The device's label (set by an operator or taken from its first upload).
+    label: RwLock<Option<Arc<str>>>,
 }
 
 impl SessionHandle {
@@ -63,6 +70,7 @@ impl SessionHandle {
         link: Option<std::sync::Arc<LinkSpec>>,
         outbox: Option<Outbox>,
     ) -> Self {
+        let meta_started = meta.started_ms;
         SessionHandle {
             meta,
             counters: LiveCounters::default(),
@@ -78,6 +86,8 @@ impl SessionHandle {
             nat_dropped: AtomicBool::new(false),
             reset_requested: AtomicBool::new(false),
             close_reason: OnceLock::new(),
+            rates: RateMeter::new(meta_started),
+            label: RwLock::new(None),
         }
     }
 
@@ -106,6 +116,27 @@ impl SessionHandle {
     /// Adds one message of `len` bytes to the counters.
     pub fn count(&self, direction: Direction, len: usize) {
         self.counters.count(direction, len);
+        self.rates.add(direction, len, crate::clock::now_ms());
+    }
+
+    /// The device's label, if it has one.
+    pub fn label(&self) -> Option<Arc<str>> {
+        self.label.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Sets (or with `None` removes) the device's label.
+    pub fn set_label(&self, label: Option<Arc<str>>) {
+        *self.label.write().unwrap_or_else(|e| e.into_inner()) = label;
+    }
+
+    /// Sets the label only when the session has none yet; returns whether it did.
+    pub fn set_label_if_none(&self, label: Arc<str>) -> bool {
+        let mut slot = self.label.write().unwrap_or_else(|e| e.into_inner());
+        if slot.is_some() {
+            return false;
+        }
+        *slot = Some(label);
+        true
     }
 
     /// Current counters.
@@ -121,6 +152,10 @@ impl SessionHandle {
             end_reason: ended.map(|e| e.1),
             counters: self.counters(),
             link: self.link_view(),
+            label: self.label(),
+            rates: ended
+                .is_none()
+                .then(|| self.rates.rates(crate::clock::now_ms())),
         }
     }
 

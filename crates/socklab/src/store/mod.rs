@@ -13,6 +13,8 @@
 //! Layout: `mod.rs` (handle, schema, open), `writer` (the thread, retention),
 //! `query` (reads and export).
 
+mod housekeeping;
+mod labels;
 mod lock;
 mod query;
 mod rates;
@@ -29,6 +31,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::model::{Direction, MessageInfo, SessionInfo};
 
+pub use housekeeping::{Forget, Forgotten};
 pub use lock::DbLock;
 pub use query::export_jsonl;
 pub use query::rows as query_rows;
@@ -92,6 +95,10 @@ pub(crate) enum StoreOp {
     Message(Arc<MessageInfo>),
     /// Record the end and final counters of a session.
     SessionEnd(SessionInfo),
+    /// Set or remove a session's label.
+    Label(u64, Option<Arc<str>>),
+    /// Delete history; answered with what was deleted once committed.
+    Forget(Forget, oneshot::Sender<Forgotten>),
     /// Answer once everything queued before it (in either queue) is committed.
     Barrier(oneshot::Sender<()>),
     /// Commit and stop the thread.
@@ -238,7 +245,8 @@ impl Store {
                 true
             }
             StoreOp::Message(m) => m.direction == Direction::Down,
-            StoreOp::Barrier(_) | StoreOp::Close => false,
+            StoreOp::Label(..) => true,
+            StoreOp::Forget(..) | StoreOp::Barrier(_) | StoreOp::Close => false,
         };
         let queue = if control { &self.control_tx } else { &self.tx };
         if queue.send(op).await.is_err() {
@@ -385,6 +393,15 @@ pub(super) fn init_schema(conn: &Connection) -> rusqlite::Result<()> {
     )?;
     if !has_outgoing {
         conn.execute_batch("ALTER TABLE sessions ADD COLUMN outgoing INTEGER NOT NULL DEFAULT 0")?;
+    }
+    // `sessions.label` (the device's name) came with labels.
+    let has_label: bool = conn.query_row(
+        "SELECT COUNT(*) FROM pragma_table_info('sessions') WHERE name = 'label'",
+        [],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )?;
+    if !has_label {
+        conn.execute_batch("ALTER TABLE sessions ADD COLUMN label TEXT")?;
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
@@ -13,9 +14,9 @@ use crate::model::{
     SessionMeta, TlsInfo,
 };
 
-const SESSION_COLUMNS: &str = "id, listener_id, proto, peer, local, started_ms, ended_ms, \
+pub(super) const SESSION_COLUMNS: &str = "id, listener_id, proto, peer, local, started_ms, ended_ms, \
                                end_reason, bytes_up, bytes_down, msgs_up, msgs_down, link, \
-                               tls_version, tls_sni, outgoing";
+                               tls_version, tls_sni, outgoing, label";
 
 /// Largest listener id of any stored session (`None` when there is none).
 pub(super) fn max_listener_id(c: &Connection) -> rusqlite::Result<Option<u32>> {
@@ -48,6 +49,7 @@ pub(super) fn session_row(r: &Row<'_>) -> rusqlite::Result<SessionInfo> {
     let end_reason = reason.as_deref().and_then(EndReason::parse);
     let link: Option<String> = r.get(12)?;
     let tls_version: Option<String> = r.get(13)?;
+    let label: Option<String> = r.get(16)?;
     let get_u64 = |i: usize| -> rusqlite::Result<u64> { Ok(r.get::<_, i64>(i)? as u64) };
     Ok(SessionInfo {
         meta: SessionMeta {
@@ -83,6 +85,8 @@ pub(super) fn session_row(r: &Row<'_>) -> rusqlite::Result<SessionInfo> {
                 "ok"
             },
         }),
+        label: label.map(Arc::from),
+        rates: None,
     })
 }
 

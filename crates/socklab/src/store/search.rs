@@ -31,6 +31,8 @@ pub struct Search {
     pub until_ms: Option<i64>,
     /// Only messages with an id up to this one: pins a result set while data streams in.
     pub max_id: Option<u64>,
+    /// Only sessions whose label contains this text (any case).
+    pub label: Option<String>,
 }
 
 /// One page of results.
@@ -45,6 +47,28 @@ pub struct SearchPage {
 }
 
 impl Search {
+    /// Whether any criterion is set (an empty search matches everything).
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+            && self.regex.is_none()
+            && self.direction.is_none()
+            && self.session.is_none()
+            && self.listener.is_none()
+            && self.since_ms.is_none()
+            && self.until_ms.is_none()
+            && self.max_id.is_none()
+            && self.label.is_none()
+    }
+
+    /// The WHERE clause over `messages` and its parameters, for code that reads a
+    /// database directly (export). Registers the regex function on `c` when needed.
+    pub fn sql_filter(&self, c: &Connection) -> rusqlite::Result<(String, Vec<SqlValue>)> {
+        if let Some(re) = self.regex.clone() {
+            register_regex(c, re)?;
+        }
+        Ok(self.clause(self.max_id.unwrap_or(i64::MAX as u64)))
+    }
+
     /// The WHERE clause and its parameters.
     fn clause(&self, max_id: u64) -> (String, Vec<SqlValue>) {
         let mut sql = vec!["id <= ?".to_string()];
@@ -76,8 +100,28 @@ impl Search {
         if self.regex.is_some() {
             sql.push("socklab_regex(data)".into());
         }
+        if let Some(l) = &self.label {
+            sql.push(
+                "session_id IN (SELECT id FROM sessions WHERE instr(lower(label), lower(?)) > 0)"
+                    .into(),
+            );
+            args.push(SqlValue::Text(l.clone()));
+        }
         (sql.join(" AND "), args)
     }
+}
+
+/// Makes `socklab_regex(data)` match `re` on this connection.
+fn register_regex(c: &Connection, re: Regex) -> rusqlite::Result<()> {
+    c.create_scalar_function(
+        "socklab_regex",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        move |ctx| {
+            let data = ctx.get_raw(0).as_bytes_or_null().ok().flatten();
+            Ok(data.is_some_and(|d| re.is_match(d)))
+        },
+    )
 }
 
 fn search(c: &Connection, q: &Search, limit: u64, offset: u64) -> rusqlite::Result<SearchPage> {
@@ -86,15 +130,7 @@ fn search(c: &Connection, q: &Search, limit: u64, offset: u64) -> rusqlite::Resu
     })?;
     let max_id = q.max_id.unwrap_or(u64::MAX).min(newest as u64);
     if let Some(re) = q.regex.clone() {
-        c.create_scalar_function(
-            "socklab_regex",
-            1,
-            FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
-            move |ctx| {
-                let data = ctx.get_raw(0).as_bytes_or_null().ok().flatten();
-                Ok(data.is_some_and(|d| re.is_match(d)))
-            },
-        )?;
+        register_regex(c, re)?;
     }
     let (clause, args) = q.clause(max_id);
     let total: i64 = c

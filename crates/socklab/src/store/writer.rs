@@ -8,6 +8,7 @@ use std::time::Duration;
 use rusqlite::{Connection, ErrorCode, Transaction, params};
 use tokio::sync::mpsc;
 
+use super::housekeeping::{self, Forgotten};
 use super::{STORE_BATCH_OPS, StoreOp};
 use crate::model::{Direction, SessionInfo};
 
@@ -55,7 +56,12 @@ pub(super) fn run(
                 }
             }
         }
-        commit_with_retry(&mut conn, &batch, &write_retries);
+        let (_, mut forgotten) = commit_with_retry(&mut conn, &batch, &write_retries);
+        if !forgotten.is_empty()
+            && let Err(e) = conn.execute_batch("PRAGMA incremental_vacuum")
+        {
+            tracing::warn!("store: giving deleted pages back: {e}");
+        }
         if let Some(limit) = max_db_bytes {
             match enforce_retention(&conn, limit) {
                 Ok(true) if !retention_warned => {
@@ -82,6 +88,11 @@ pub(super) fn run(
                     let _ = done.send(());
                 }
                 StoreOp::Close => closing = true,
+                // Answered in order; a batch that was not saved answers none (the caller
+                // then reports the failure).
+                StoreOp::Forget(_, done) if !forgotten.is_empty() => {
+                    let _ = done.send(forgotten.remove(0));
+                }
                 _ => {}
             }
         }
@@ -98,16 +109,20 @@ pub(super) fn run(
 /// another process holding the lock) the batch is kept and retried: the queue fills up
 /// meanwhile and devices are paused by back-pressure, so nothing they sent is dropped.
 /// Other errors (a bug, such as a constraint violation) lose the batch and are logged.
-/// Each failed attempt is added to `retries` as it happens; returns how many there were.
-fn commit_with_retry(conn: &mut Connection, batch: &[StoreOp], retries: &AtomicU64) -> u32 {
+/// Each failed attempt is added to `retries` as it happens; returns how many there were and what each deletion removed.
+fn commit_with_retry(
+    conn: &mut Connection,
+    batch: &[StoreOp],
+    retries: &AtomicU64,
+) -> (u32, Vec<Forgotten>) {
     let mut attempts = 0u32;
     loop {
         match write_batch(conn, batch) {
-            Ok(()) => {
+            Ok(forgotten) => {
                 if attempts > 0 {
                     tracing::warn!("store: writing again after {attempts} failed attempt(s)");
                 }
-                return attempts;
+                return (attempts, forgotten);
             }
             Err(e) if is_transient(&e) => {
                 if attempts.is_multiple_of(60) {
@@ -126,7 +141,7 @@ fn commit_with_retry(conn: &mut Connection, batch: &[StoreOp], retries: &AtomicU
                     "store: batch of {} operation(s) not saved: {e}",
                     batch.len()
                 );
-                return attempts;
+                return (attempts, Vec::new());
             }
         }
     }
@@ -146,13 +161,20 @@ fn is_transient(e: &rusqlite::Error) -> bool {
     )
 }
 
-/// Writes the batch in one transaction (rolled back if any statement fails).
-fn write_batch(conn: &mut Connection, batch: &[StoreOp]) -> rusqlite::Result<()> {
+/// Writes the batch in one transaction (rolled back if any statement fails); returns what
+/// each deletion in it removed, in order.
+fn write_batch(conn: &mut Connection, batch: &[StoreOp]) -> rusqlite::Result<Vec<Forgotten>> {
     let tx = conn.transaction()?;
+    let mut forgotten = Vec::new();
     for op in batch {
-        apply(&tx, op)?;
+        if let StoreOp::Forget(f, _) = op {
+            forgotten.push(housekeeping::apply(&tx, f)?);
+        } else {
+            apply(&tx, op)?;
+        }
     }
-    tx.commit()
+    tx.commit()?;
+    Ok(forgotten)
 }
 
 fn apply(tx: &Transaction<'_>, op: &StoreOp) -> rusqlite::Result<()> {
@@ -161,8 +183,8 @@ fn apply(tx: &Transaction<'_>, op: &StoreOp) -> rusqlite::Result<()> {
             tx.prepare_cached(
                 "INSERT OR REPLACE INTO sessions
                  (id, listener_id, proto, peer, local, started_ms, link, tls_version, tls_sni,
-                  outgoing)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                  outgoing, label)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?
             .execute(params![
                 s.id as i64,
@@ -174,8 +196,13 @@ fn apply(tx: &Transaction<'_>, op: &StoreOp) -> rusqlite::Result<()> {
                 link_spec(s),
                 s.tls.as_ref().map(|t| t.version.as_str()),
                 s.tls.as_ref().and_then(|t| t.sni.as_deref()),
-                s.outgoing as i64
+                s.outgoing as i64,
+                s.label.as_deref()
             ])?;
+        }
+        StoreOp::Label(id, label) => {
+            tx.prepare_cached("UPDATE sessions SET label = ?2 WHERE id = ?1")?
+                .execute(params![*id as i64, label.as_deref()])?;
         }
         StoreOp::Message(m) => {
             let direction = match m.direction {
@@ -196,7 +223,7 @@ fn apply(tx: &Transaction<'_>, op: &StoreOp) -> rusqlite::Result<()> {
             ])?;
         }
         StoreOp::SessionEnd(s) => end_session(tx, s)?,
-        StoreOp::Barrier(_) | StoreOp::Close => {}
+        StoreOp::Forget(..) | StoreOp::Barrier(_) | StoreOp::Close => {}
     }
     Ok(())
 }
@@ -305,7 +332,7 @@ mod tests {
             MessageStatus::Ok,
         );
         let counted = AtomicU64::new(0);
-        let attempts =
+        let (attempts, _) =
             commit_with_retry(&mut conn, &[StoreOp::Message(Arc::new(message))], &counted);
         release.join().unwrap();
         assert!(attempts >= 1, "the injected lock was never hit");

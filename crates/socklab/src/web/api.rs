@@ -157,7 +157,12 @@ pub async fn list_sessions(
 ) -> Result<Json<Value>, AppError> {
     let (limit, offset) = page(&params)?;
     let state = param(&params, "state", "all".to_string())?;
+    let label = param(&params, "label", String::new())?;
     let (sessions, total) = match state.as_str() {
+        "online" | "all" if !label.trim().is_empty() => {
+            super::labels::labelled_sessions(&st, state == "online", label.trim(), limit, offset)
+                .await?
+        }
         "online" => {
             let all = st.hub.online_sessions();
             let total = all.len() as u64;

@@ -53,8 +53,15 @@ pub fn router(cluster: Cluster, app: AppState, single: Router) -> Router {
     Router::new()
         .route("/api/cluster", get(nodes))
         .route("/api/sessions", get(list_sessions))
-        .route("/api/sessions/{id}", get(get_session))
-        .route("/api/sessions/{id}/messages", get(messages))
+        .route(
+            "/api/sessions/{id}",
+            get(get_session).delete(delete_session),
+        )
+        .route(
+            "/api/sessions/{id}/messages",
+            get(messages).delete(delete_messages),
+        )
+        .route("/api/sessions/{id}/label", put(label))
         .route("/api/sessions/{id}/send", post(send))
         .route("/api/sessions/{id}/close", post(close))
         .route("/api/sessions/{id}/fault", post(fault))
@@ -160,6 +167,21 @@ async fn messages(
     RawQuery(q): RawQuery,
 ) -> Response {
     to_owner(&st, Method::GET, &id, "/messages", q, Bytes::new()).await
+}
+
+/// `DELETE /api/sessions/{id}` (history housekeeping on the session's node).
+async fn delete_session(State(st): State<ClusterState>, Path(id): Path<String>) -> Response {
+    to_owner(&st, Method::DELETE, &id, "", None, Bytes::new()).await
+}
+
+/// `DELETE /api/sessions/{id}/messages`.
+async fn delete_messages(State(st): State<ClusterState>, Path(id): Path<String>) -> Response {
+    to_owner(&st, Method::DELETE, &id, "/messages", None, Bytes::new()).await
+}
+
+/// `PUT /api/sessions/{id}/label`.
+async fn label(State(st): State<ClusterState>, Path(id): Path<String>, body: Bytes) -> Response {
+    to_owner(&st, Method::PUT, &id, "/label", None, body).await
 }
 
 /// `POST /api/sessions/{id}/send`.

@@ -15,7 +15,10 @@ pub mod cluster;
 pub mod connect;
 mod doc;
 pub mod error;
+pub mod export;
 pub mod history;
+pub mod housekeeping;
+pub mod labels;
 pub mod link;
 pub mod listeners;
 pub mod metrics;
@@ -73,8 +76,15 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/", get(assets::index))
         .route("/api/sessions", get(api::list_sessions))
-        .route("/api/sessions/{id}", get(api::get_session))
-        .route("/api/sessions/{id}/messages", get(api::messages))
+        .route(
+            "/api/sessions/{id}",
+            get(api::get_session).delete(housekeeping::delete_session),
+        )
+        .route(
+            "/api/sessions/{id}/messages",
+            get(api::messages).delete(housekeeping::delete_session_messages),
+        )
+        .route("/api/sessions/{id}/label", put(labels::set_label))
         .route("/api/sessions/{id}/send", post(api::send))
         .route("/api/sessions/{id}/close", post(api::close))
         .route("/api/broadcast", post(api::broadcast))
@@ -91,7 +101,11 @@ pub fn app(state: AppState) -> Router {
         .route("/api/sessions/{id}/link", put(link::set_session_link))
         .route("/api/sessions/{id}/fault", post(link::inject_fault))
         .route("/api/rates", get(history::rates))
-        .route("/api/messages", get(search::messages))
+        .route(
+            "/api/messages",
+            get(search::messages).delete(housekeeping::delete_before),
+        )
+        .route("/api/export", get(export::export_route))
         .route("/api/events", get(sse::events))
         .route("/api/openapi.json", get(openapi::document))
         .route("/metrics", get(metrics::metrics))

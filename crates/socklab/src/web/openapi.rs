@@ -172,5 +172,8 @@ pub fn spec() -> Value {
     super::search::extend_openapi(&mut doc);
     super::listeners::extend_openapi(&mut doc);
     super::connect::extend_openapi(&mut doc);
+    super::export::extend_openapi(&mut doc);
+    super::housekeeping::extend_openapi(&mut doc);
+    super::labels::extend_openapi(&mut doc);
     doc
 }

@@ -76,6 +76,7 @@ pub(super) fn search_of(params: &Params) -> Result<Search, AppError> {
         since_ms: opt_param(params, "since_ms")?,
         until_ms: opt_param(params, "until_ms")?,
         max_id: id("max_id")?,
+        label: opt_param::<String>(params, "label")?.filter(|l| !l.trim().is_empty()),
     })
 }
 
@@ -128,6 +129,10 @@ pub(super) fn search_parameters() -> Vec<Value> {
                 "schema": { "type": "integer", "minimum": i64::MIN, "maximum": i64::MAX } }),
         json!({ "name": "until_ms", "in": "query", "description": "before this time (Unix ms, exclusive)",
                 "schema": { "type": "integer", "minimum": i64::MIN, "maximum": i64::MAX } }),
+        text(
+            "label",
+            "only sessions whose label contains this text (any case)",
+        ),
         int(
             "max_id",
             "only messages up to this id: pass the max_id of the first page to page through a fixed result",

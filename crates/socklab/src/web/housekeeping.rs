@@ -1,0 +1,104 @@
+//! History housekeeping routes: delete a session's messages, an ended session, or
+//! everything before a time. Devices online meanwhile keep working.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use serde_json::{Value, json};
+
+use super::history::opt_param;
+use super::{AppError, AppState};
+use crate::hub::HistoryError;
+
+type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
+
+/// The HTTP answer for a failed housekeeping or label call.
+pub(super) fn history_error(e: HistoryError) -> AppError {
+    match e {
+        HistoryError::NoSession(_) => AppError::NotFound(e.to_string()),
+        HistoryError::Online(_) => AppError::Conflict(e.to_string()),
+        HistoryError::BadLabel(_) => AppError::BadRequest(e.to_string()),
+        HistoryError::Store(_) => {
+            tracing::error!("api: {e}");
+            AppError::Unavailable(
+                "the database could not answer (details are in the server log); try again later"
+                    .into(),
+            )
+        }
+    }
+}
+
+fn session_id(raw: &str) -> Result<u64, AppError> {
+    raw.parse()
+        .ok()
+        .filter(|id| *id <= i64::MAX as u64)
+        .ok_or_else(|| AppError::BadRequest(format!("invalid session id {raw:?}")))
+}
+
+/// `DELETE /api/sessions/{id}/messages`: the session's stored messages (it may be online).
+pub async fn delete_session_messages(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    let id = session_id(&id)?;
+    let done = st.hub.forget_messages(id).await.map_err(history_error)?;
+    Ok(Json(json!({ "deleted": done })))
+}
+
+/// `DELETE /api/sessions/{id}`: an ended session and its messages (409 while online).
+pub async fn delete_session(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    let id = session_id(&id)?;
+    let done = st.hub.forget_session(id).await.map_err(history_error)?;
+    Ok(Json(json!({ "deleted": done })))
+}
+
+/// `DELETE /api/messages?before_ms=T`: messages older than T and sessions that ended
+/// before T.
+pub async fn delete_before(
+    State(st): State<AppState>,
+    params: Params,
+) -> Result<Json<Value>, AppError> {
+    let Some(before_ms) = opt_param::<i64>(&params, "before_ms")? else {
+        return Err(AppError::BadRequest(
+            "before_ms is required (Unix milliseconds): everything older is deleted".into(),
+        ));
+    };
+    let done = st
+        .hub
+        .forget_before(before_ms)
+        .await
+        .map_err(history_error)?;
+    Ok(Json(json!({ "deleted": done })))
+}
+
+/// Adds this module's routes to the OpenAPI document.
+pub fn extend_openapi(doc: &mut Value) {
+    let id =
+        json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } });
+    let error = json!({ "description": "error", "content": { "application/json": {
+        "schema": { "$ref": "#/components/schemas/Error" } } } });
+    let deleted = json!({ "description": "what was deleted", "content": { "application/json": {
+        "schema": { "type": "object", "properties": { "deleted": { "type": "object", "properties": {
+            "messages": { "type": "integer" }, "sessions": { "type": "integer" } } } } } } } });
+    let paths = &mut doc["paths"];
+    paths["/api/sessions/{id}/messages"]["delete"] = json!({
+        "summary": "Delete a session's stored messages (online sessions keep recording)",
+        "parameters": [id],
+        "responses": { "200": deleted, "400": error, "401": error, "403": error, "404": error } });
+    paths["/api/sessions/{id}"]["delete"] = json!({
+        "summary": "Delete an ended session and its messages",
+        "parameters": [id],
+        "responses": { "200": deleted, "400": error, "401": error, "403": error,
+                       "404": error, "409": error } });
+    paths["/api/messages"]["delete"] = json!({
+        "summary": "Delete messages older than before_ms and sessions that ended before it",
+        "parameters": [{ "name": "before_ms", "in": "query", "required": true,
+            "description": "Unix milliseconds",
+            "schema": { "type": "integer", "minimum": i64::MIN, "maximum": i64::MAX } }],
+        "responses": { "200": deleted, "400": error, "401": error, "403": error } });
+}
