@@ -588,7 +588,12 @@ mod tests {
         assert!(allowed(&req("GET", "/api/sessions/3")));
         assert!(!allowed(&req("GET", "/api/sessions")));
         assert!(!allowed(&req("POST", "/api/broadcast")));
-        assert!(!allowed(&req("DELETE", "/api/sessions/3")));
+        // History housekeeping and labels of a session go to its node too.
+        assert!(allowed(&req("DELETE", "/api/sessions/3")));
+        assert!(allowed(&req("DELETE", "/api/sessions/3/messages")));
+        assert!(allowed(&req("PUT", "/api/sessions/3/label")));
+        assert!(!allowed(&req("DELETE", "/api/sessions/3/send")));
+        assert!(!allowed(&req("DELETE", "/api/messages")));
         assert!(!allowed(&req("POST", "/api/sessions/x/send")));
         assert!(!allowed(&req("PUT", "/api/listeners/0/echo")));
     }

@@ -12,8 +12,8 @@
 //! Layout: `mod.rs` (registry, events, recording), [`actions`] (send, broadcast, close,
 //! echo, auto-replies), `link` (set a link, inject a fault), [`listeners`] (listeners
 //! added and removed at run time, the [`listeners::Sockets`] seam to the listener layer),
-//! [`connect`] (client mode: sessions socklab opens to a device), [`error`]
-//! ([`ActionError`]).
+//! [`connect`] (client mode: sessions socklab opens to a device), [`history`] (delete
+//! history), [`labels`] (device labels, `--label-from`), [`error`] ([`ActionError`]).
 
 pub mod actions;
 pub mod connect;
