@@ -31,6 +31,7 @@ LAYERS: list[tuple[str, ...]] = [
         "send.js",
         "search.js",
         "clientmode.js",
+        "devices.js",
     ),
     ("events.js",),
     ("main.js",),

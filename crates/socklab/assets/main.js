@@ -4,18 +4,21 @@
 import { hideError } from './api.js';
 import { drawChart } from './chart.js';
 import { initClientMode } from './clientmode.js';
+import { deleteHistory, pollSelectedRates, renderDeviceExtras, saveLabel } from './devices.js';
 import { connect } from './events.js';
 import { flushIfQueued, onFrame } from './frame.js';
 import { renderListenersIfDirty } from './listeners.js';
 import { loadOlder, renderLog, rerenderPayloads, rerenderTimes } from './log.js';
 import { loadCounts, loadListeners, loadRecentRates, loadSessions, loadTotals, select, sessionIdOf } from './model.js';
 import { broadcast, injectFault, previewPayload, sendToSelected, setSessionLink, submitOnEnter } from './send.js';
+import { deleteBefore, runSearch, updateSearchExport } from './search.js';
 import { closeSession, moveSelection, renderDetail, renderDetailAndTotals, renderSessions, setFilter } from './sessions.js';
 import { $, dirty, log, model } from './state.js';
 
 // The order in which one frame writes the DOM: the list, the log, then what summarises them.
 onFrame(renderSessions);
 onFrame(renderLog);
+onFrame(renderDeviceExtras);
 onFrame(renderDetailAndTotals);
 onFrame(renderListenersIfDirty);
 
@@ -84,6 +87,23 @@ function init() {
   $('fault-reset').addEventListener('click', () => injectFault({ fault: 'reset' }));
   $('fault-nat').addEventListener('click', () => injectFault({ fault: 'nat_drop' }));
   initClientMode();
+  $('label-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    saveLabel();
+  });
+  $('detail-delete').addEventListener('click', deleteHistory);
+  $('detail-export-format').addEventListener('change', () => {
+    dirty.detail = true;
+    renderDeviceExtras();
+  });
+  $('search-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    runSearch(model.sessions);
+  });
+  $('search-more').addEventListener('click', () => runSearch(model.sessions, true));
+  $('search-export-format').addEventListener('change', updateSearchExport);
+  $('delete-before-go').addEventListener('click', deleteBefore);
+  pollSelectedRates();
   submitOnEnter($('send-input'), $('send-form'));
   submitOnEnter($('broadcast-input'), $('broadcast-form'));
   previewPayload($('send-mode'), $('send-input'), $('send-eol'), $('send-preview'));

@@ -27,6 +27,9 @@ export function sessionRow(s) {
     const main = el('div', 'row-main');
     const l1 = el('div', 'row-line');
     l1.appendChild(el('span', 'sid', '#' + s.id));
+    const label = el('span', 'row-label');
+    label.dataset.testid = 'session-label';
+    l1.appendChild(label);
     const kind = s.tls ? 'tls' : s.proto;
     const chip = el('span', 'proto proto-' + kind, kind);
     if (s.tls) chip.title = tlsText(s.tls);
@@ -95,6 +98,9 @@ export function updateRow(li, s) {
   li.querySelector('.row-bytes').textContent =
     '\u2191 ' + fmtBytes(s.bytes_up || 0) + '  \u2193 ' + fmtBytes(s.bytes_down || 0);
   li.querySelector('.row-close').hidden = !s.online;
+  const label = li.querySelector('.row-label');
+  label.textContent = s.label || '';
+  label.hidden = !s.label;
   // An offline session has no link any more: no chip.
   const lk = li.querySelector('.row-link');
   const link = s.online ? s.link : null;
@@ -165,7 +171,7 @@ export function renderDetail() {
   $('detail-body').hidden = log.sid == null;
   if (log.sid == null) return;
   $('detail').dataset.sessionId = String(log.sid);
-  $('detail-title').textContent = 'Session #' + log.sid;
+  $('detail-title').textContent = 'Session #' + log.sid + (s && s.label ? ' \u00b7 ' + s.label : '');
   if (!s) return;
   const state = $('detail-state');
   state.textContent = s.online ? 'online' : 'offline' + (s.end_reason ? ' \u00b7 ' + reasonText(s.end_reason) : '');

@@ -47,6 +47,8 @@ pub const ASSETS: &[(&str, &str, &str)] = &[
         JS,
     ),
     ("send.js", include_str!("../../assets/send.js"), JS),
+    ("search.js", include_str!("../../assets/search.js"), JS),
+    ("devices.js", include_str!("../../assets/devices.js"), JS),
     (
         "clientmode.js",
         include_str!("../../assets/clientmode.js"),

@@ -22,10 +22,7 @@ pub(super) fn history_error(e: HistoryError) -> AppError {
         HistoryError::BadLabel(_) => AppError::BadRequest(e.to_string()),
         HistoryError::Store(_) => {
             tracing::error!("api: {e}");
-            AppError::Unavailable(
-                "the database could not answer (details are in the server log); try again later"
-                    .into(),
-            )
+            AppError::Internal
         }
     }
 }
@@ -78,8 +75,7 @@ pub async fn delete_before(
 
 /// Adds this module's routes to the OpenAPI document.
 pub fn extend_openapi(doc: &mut Value) {
-    let id =
-        json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } });
+    let id = json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "integer", "minimum": 0, "maximum": i64::MAX } });
     let error = json!({ "description": "error", "content": { "application/json": {
         "schema": { "$ref": "#/components/schemas/Error" } } } });
     let deleted = json!({ "description": "what was deleted", "content": { "application/json": {

@@ -83,8 +83,7 @@ pub(super) async fn labelled_sessions(
 
 /// Adds this module's routes to the OpenAPI document.
 pub fn extend_openapi(doc: &mut Value) {
-    let id =
-        json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } });
+    let id = json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "integer", "minimum": 0, "maximum": i64::MAX } });
     let error = json!({ "description": "error", "content": { "application/json": {
         "schema": { "$ref": "#/components/schemas/Error" } } } });
     let paths = &mut doc["paths"];
