@@ -98,7 +98,7 @@ pub async fn export_route(
                 .hub
                 .session_exists(id)
                 .await
-                .map_err(super::housekeeping::history_error)?
+                .map_err(super::labels::history_error)?
             {
                 return Err(AppError::NotFound(format!("no session {id}")));
             }

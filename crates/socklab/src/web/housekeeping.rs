@@ -9,23 +9,10 @@ use axum::extract::{Path, Query, State};
 use serde_json::{Value, json};
 
 use super::history::opt_param;
+use super::labels::history_error;
 use super::{AppError, AppState};
-use crate::hub::HistoryError;
 
 type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
-
-/// The HTTP answer for a failed housekeeping or label call.
-pub(super) fn history_error(e: HistoryError) -> AppError {
-    match e {
-        HistoryError::NoSession(_) => AppError::NotFound(e.to_string()),
-        HistoryError::Online(_) => AppError::Conflict(e.to_string()),
-        HistoryError::BadLabel(_) => AppError::BadRequest(e.to_string()),
-        HistoryError::Store(_) => {
-            tracing::error!("api: {e}");
-            AppError::Internal
-        }
-    }
-}
 
 fn session_id(raw: &str) -> Result<u64, AppError> {
     raw.parse()

@@ -7,9 +7,22 @@ use axum::extract::{Path, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::housekeeping::history_error;
 use super::{AppError, AppState};
+use crate::hub::HistoryError;
 use crate::model::SessionInfo;
+
+/// The HTTP answer for a failed housekeeping or label call.
+pub(super) fn history_error(e: HistoryError) -> AppError {
+    match e {
+        HistoryError::NoSession(_) => AppError::NotFound(e.to_string()),
+        HistoryError::Online(_) => AppError::Conflict(e.to_string()),
+        HistoryError::BadLabel(_) => AppError::BadRequest(e.to_string()),
+        HistoryError::Store(_) => {
+            tracing::error!("api: {e}");
+            AppError::Internal
+        }
+    }
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
