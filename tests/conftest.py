@@ -29,6 +29,21 @@ HTTP_TIMEOUT_S = 30.0
 _UNSET: Any = object()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _default_database_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every socklab a test starts gets --db in a temporary directory; should one be started
+    without it, its default database (under XDG_DATA_HOME) lands here too, never in the
+    user's ~/.local/share/socklab."""
+    data_home = tmp_path_factory.mktemp("xdg-data")
+    saved = os.environ.get("XDG_DATA_HOME")
+    os.environ["XDG_DATA_HOME"] = str(data_home)
+    yield data_home
+    if saved is None:
+        os.environ.pop("XDG_DATA_HOME", None)
+    else:
+        os.environ["XDG_DATA_HOME"] = saved
+
+
 def spawn_logged(cmd: list[str], log_path: Path) -> subprocess.Popen[bytes]:
     """Starts a server process (stdin closed) with its output appended to `log_path`."""
     log = open(log_path, "ab")  # noqa: SIM115 - the child owns it until it exits

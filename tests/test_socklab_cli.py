@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 from pathlib import Path
@@ -108,3 +109,21 @@ def test_dashboard_page_without_rights_explains_how_to_open_it(socklab_factory) 
     status, body = open_lab.request("GET", "/", headers={"Host": "evil.example:80", **html})
     assert status == 403
     assert "Open this socklab through loopback" in body
+
+
+def test_the_default_database_follows_xdg_data_home(tmp_path: Path) -> None:
+    """Without --db, socklab's database is in the user's data directory: under the test
+    session's XDG_DATA_HOME, so tests never touch ~/.local/share/socklab."""
+    data_home = Path(os.environ["XDG_DATA_HOME"])
+    assert data_home != Path.home() / ".local" / "share"
+    result = subprocess.run(
+        [SOCKLAB_BIN, "export", "--all"],
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert str(data_home / "socklab" / "socklab.db") in result.stderr

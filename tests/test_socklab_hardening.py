@@ -183,5 +183,7 @@ def test_cluster_ids_and_errors_have_the_api_shape(node_factory, devices):
     for bad in ["a:x", "a:-1", "nope", "a:9223372036854775808", ":1"]:
         status, body = a.get(f"/api/sessions/{bad}")
         assert status == 400 and "invalid session id" in body["error"], (bad, status, body)
-    status, body = a.request("DELETE", f"/api/sessions/{sid}")
+    status, body = a.request("PATCH", f"/api/sessions/{sid}")
     assert status == 405 and "not allowed" in body["error"], body
+    status, body = a.request("DELETE", f"/api/sessions/{sid}")
+    assert status == 409 and "is online" in body["error"], body

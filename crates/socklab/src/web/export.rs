@@ -177,5 +177,6 @@ pub fn extend_openapi(doc: &mut Value) {
         "parameters": parameters,
         "responses": {
             "200": { "description": "the file, streamed", "content": content },
-            "400": error.clone(), "401": error.clone(), "404": error } } });
+            "400": error.clone(), "401": error.clone(), "404": error.clone(),
+            "default": error } } });
 }

@@ -8,6 +8,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use serde_json::{Value, json};
 
+use super::doc::{ok, session_id_param};
 use super::history::opt_param;
 use super::labels::history_error;
 use super::{AppError, AppState};
@@ -62,26 +63,23 @@ pub async fn delete_before(
 
 /// Adds this module's routes to the OpenAPI document.
 pub fn extend_openapi(doc: &mut Value) {
-    let id = json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "integer", "minimum": 0, "maximum": i64::MAX } });
-    let error = json!({ "description": "error", "content": { "application/json": {
-        "schema": { "$ref": "#/components/schemas/Error" } } } });
-    let deleted = json!({ "description": "what was deleted", "content": { "application/json": {
-        "schema": { "type": "object", "properties": { "deleted": { "type": "object", "properties": {
-            "messages": { "type": "integer" }, "sessions": { "type": "integer" } } } } } } } });
+    let id = session_id_param();
+    let deleted = json!({ "type": "object", "properties": { "deleted": { "type": "object",
+        "description": "what was deleted",
+        "properties": { "messages": { "type": "integer" }, "sessions": { "type": "integer" } } } } });
     let paths = &mut doc["paths"];
     paths["/api/sessions/{id}/messages"]["delete"] = json!({
         "summary": "Delete a session's stored messages (online sessions keep recording)",
-        "parameters": [id],
-        "responses": { "200": deleted, "400": error, "401": error, "403": error, "404": error } });
+        "parameters": [id.clone()],
+        "responses": ok(deleted.clone(), &["400", "401", "403", "404"]) });
     paths["/api/sessions/{id}"]["delete"] = json!({
         "summary": "Delete an ended session and its messages",
         "parameters": [id],
-        "responses": { "200": deleted, "400": error, "401": error, "403": error,
-                       "404": error, "409": error } });
+        "responses": ok(deleted.clone(), &["400", "401", "403", "404", "409"]) });
     paths["/api/messages"]["delete"] = json!({
         "summary": "Delete messages older than before_ms and sessions that ended before it",
         "parameters": [{ "name": "before_ms", "in": "query", "required": true,
             "description": "Unix milliseconds",
-            "schema": { "type": "integer", "minimum": i64::MIN, "maximum": i64::MAX } }],
-        "responses": { "200": deleted, "400": error, "401": error, "403": error } });
+            "schema": { "type": "integer", "format": "int64", "minimum": i64::MIN, "maximum": i64::MAX } }],
+        "responses": ok(deleted, &["400", "401", "403"]) });
 }

@@ -7,6 +7,7 @@ use axum::extract::{Path, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::doc::{ok, session_id_param};
 use super::{AppError, AppState};
 use crate::hub::HistoryError;
 use crate::model::SessionInfo;
@@ -96,20 +97,17 @@ pub(super) async fn labelled_sessions(
 
 /// Adds this module's routes to the OpenAPI document.
 pub fn extend_openapi(doc: &mut Value) {
-    let id = json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "integer", "minimum": 0, "maximum": i64::MAX } });
-    let error = json!({ "description": "error", "content": { "application/json": {
-        "schema": { "$ref": "#/components/schemas/Error" } } } });
     let paths = &mut doc["paths"];
     paths["/api/sessions/{id}/label"] = json!({ "put": {
         "summary": "Name a session's device (an empty or null label removes it)",
-        "parameters": [id],
+        "parameters": [session_id_param()],
         "requestBody": { "required": true, "content": { "application/json": { "schema": {
             "type": "object", "required": ["label"], "additionalProperties": false,
-            "properties": { "label": { "type": "string", "nullable": true, "maxLength": 64 } } } } } },
-        "responses": {
-            "200": { "description": "the session", "content": { "application/json": {
-                "schema": { "$ref": "#/components/schemas/Session" } } } },
-            "400": error, "401": error, "403": error, "404": error } } });
+            "properties": { "label": { "type": "string", "nullable": true, "maxLength": 64,
+                "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$",
+                "description": "no control characters; spaces around it are dropped" } } } } } },
+        "responses": ok(json!({ "$ref": "#/components/schemas/Session" }),
+                        &["400", "401", "403", "404"]) } });
     if let Some(params) = paths["/api/sessions"]["get"]["parameters"].as_array_mut() {
         params.push(json!({ "name": "label", "in": "query",
             "description": "only sessions whose label contains this text (any case)",
