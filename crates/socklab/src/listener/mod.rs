@@ -1,16 +1,14 @@
 //! Device listeners, the only code that owns sockets: [`tcp`] accepts connections and
-//! runs one task per connection (its link loop in [`tcp_link`]); [`tls`] does the same
-//! after a TLS handshake; [`udp`] runs one task per socket that turns peer addresses into
-//! sessions. Both answer data from a device through
-//! [`upstream`], the one place echo and auto-replies happen. [`runtime`] binds listeners
-//! while socklab runs and [`outgoing`] opens connections to devices (client mode); both
-//! feed the same loops.
+//! runs one task per connection (one loop, with or without a link, over any
+//! [`tcp::DeviceStream`]); [`tls`] runs the same loop after a TLS handshake; [`udp`] runs
+//! one task per socket that turns peer addresses into sessions. All answer data from a
+//! device through [`upstream`], the one place echo and auto-replies happen. [`runtime`]
+//! binds listeners while socklab runs and [`outgoing`] opens connections to devices
+//! (client mode); both feed the same loops.
 
 pub mod outgoing;
 pub mod runtime;
 pub mod tcp;
-pub mod tcp_link;
-pub mod tcp_write;
 pub mod tls;
 pub mod udp;
 

@@ -80,8 +80,12 @@ impl Direction {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EndReason {
-    /// The device closed the connection in order (TCP FIN, read returned 0).
+    /// The device closed the connection in order (TCP FIN, read returned 0) with nothing
+    /// left to deliver to it.
     ClosedByDevice,
+    /// The device closed only its sending side (TCP FIN) while data for it was still on its
+    /// way; socklab went on writing it, then closed.
+    HalfClosedByDevice,
     /// The connection broke: reset by the peer or another read/write error.
     Reset,
     /// A UDP peer sent nothing for the idle timeout.
@@ -108,6 +112,7 @@ impl EndReason {
     pub fn as_str(self) -> &'static str {
         match self {
             EndReason::ClosedByDevice => "closed_by_device",
+            EndReason::HalfClosedByDevice => "half_closed_by_device",
             EndReason::Reset => "reset",
             EndReason::IdleTimeout => "idle_timeout",
             EndReason::ClosedByOperator => "closed_by_operator",
@@ -120,22 +125,24 @@ impl EndReason {
         }
     }
 
+    /// Every end reason, in the order the docs list them.
+    pub const ALL: [EndReason; 11] = [
+        EndReason::ClosedByDevice,
+        EndReason::HalfClosedByDevice,
+        EndReason::Reset,
+        EndReason::IdleTimeout,
+        EndReason::ClosedByOperator,
+        EndReason::ServerShutdown,
+        EndReason::LinkReset,
+        EndReason::NatDropped,
+        EndReason::KeepaliveTimeout,
+        EndReason::Evicted,
+        EndReason::ListenerRemoved,
+    ];
+
     /// Parses the name written by [`EndReason::as_str`].
     pub fn parse(s: &str) -> Option<EndReason> {
-        [
-            EndReason::ClosedByDevice,
-            EndReason::Reset,
-            EndReason::IdleTimeout,
-            EndReason::ClosedByOperator,
-            EndReason::ServerShutdown,
-            EndReason::LinkReset,
-            EndReason::NatDropped,
-            EndReason::KeepaliveTimeout,
-            EndReason::Evicted,
-            EndReason::ListenerRemoved,
-        ]
-        .into_iter()
-        .find(|r| r.as_str() == s)
+        EndReason::ALL.into_iter().find(|r| r.as_str() == s)
     }
 }
 

@@ -5,6 +5,7 @@ use axum::Json;
 use serde_json::{Value, json};
 
 use super::doc::{HEX_PATTERN, listener_id_param, ok, session_id_param};
+use crate::model::EndReason;
 
 fn body(schema: Value) -> Value {
     json!({ "required": true, "content": { "application/json": { "schema": schema } } })
@@ -26,6 +27,8 @@ pub fn spec() -> Value {
                 "default": 0, "minimum": 0, "maximum": super::api::MAX_OFFSET } }),
     ];
     let session = json!({ "$ref": "#/components/schemas/Session" });
+    let mut end_reasons: Vec<Value> = EndReason::ALL.iter().map(|r| json!(r.as_str())).collect();
+    end_reasons.push(Value::Null);
     let listener = json!({ "$ref": "#/components/schemas/Listener" });
     let payload = json!({ "$ref": "#/components/schemas/Payload" });
     let mut doc = json!({
@@ -49,9 +52,7 @@ pub fn spec() -> Value {
                     "started_at_ms": { "type": "integer" },
                     "ended_at": { "type": "string", "format": "date-time", "nullable": true },
                     "ended_at_ms": { "type": "integer", "nullable": true },
-                    "end_reason": { "type": "string", "nullable": true, "enum": [
-                        "closed_by_device", "reset", "idle_timeout", "closed_by_operator", "server_shutdown",
-                        "link_reset", "nat_dropped", "keepalive_timeout", "evicted", "listener_removed", null] },
+                    "end_reason": { "type": "string", "nullable": true, "enum": end_reasons },
                     "bytes_up": { "type": "integer" }, "bytes_down": { "type": "integer" },
                     "msgs_up": { "type": "integer" }, "msgs_down": { "type": "integer" } } },
                 "Message": { "type": "object", "properties": {
