@@ -170,6 +170,13 @@ def test_console_commands(tmp_path, tcp_device):
         read_until("exact:ping=>text:pong\\r\\n")
         dev.send(b"ping")
         assert recv_exactly(dev, 6) == b"pong\r\n"
+        proc.stdin.write("framing line\nautoreply\n")
+        proc.stdin.flush()
+        read_until("auto-reply framing line on every listener")
+        read_until("(each line)")
+        dev.send(b"pi")
+        dev.send(b"ng\n")
+        assert recv_exactly(dev, 6) == b"pong\r\n"
         proc.stdin.write(f"close {sid}\n")
         proc.stdin.close()  # EOF: commands end, the server keeps running
         read_until("closed_by_operator")

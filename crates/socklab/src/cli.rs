@@ -12,6 +12,7 @@ use crate::config::{
     Config, DEFAULT_DEVICE_PORT, DEFAULT_HTTP_PORT, DEFAULT_TCP_KEEPALIVE,
     DEFAULT_UDP_MAX_SESSIONS, default_db_path, parse_addr,
 };
+use crate::framing::Framing;
 use crate::link::LinkSpec;
 use crate::rules::Rule;
 use crate::schedule::{self, ScheduleEntry};
@@ -112,6 +113,14 @@ pub struct Cli {
     /// Example: --auto-reply 'exact:1234567890=>text:0123456789'
     #[arg(long = "auto-reply", value_name = "RULE", value_parser = Rule::parse_flag)]
     pub auto_reply: Vec<Rule>,
+
+    /// How the auto-reply rules see what a device sends: read (each TCP read or UDP
+    /// datagram as it arrived, so a reply depends on how the network chunked the data),
+    /// line (each line, its line end removed) or delim:TEXT (frames ending at TEXT, e.g.
+    /// delim:\x1a). Echo and history always see each read as it arrived.
+    #[arg(long = "reply-framing", value_name = "FRAMING", default_value = "read",
+          value_parser = Framing::parse)]
+    pub reply_framing: Framing,
 
     /// Write {"http", "tcp", "udp", "token"} as JSON to PATH once listening.
     #[arg(long, value_name = "PATH")]
@@ -314,6 +323,7 @@ impl Cli {
                 .then(|| Duration::from_secs_f64(self.tcp_keepalive.max(1.0))),
             echo: self.echo,
             auto_replies: self.auto_reply.clone(),
+            reply_framing: self.reply_framing.clone(),
             console_input: true,
             console_live: !self.quiet,
             ready_file: self.ready_file.clone(),

@@ -5,6 +5,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::framing::Framing;
 use crate::link::LinkSpec;
 use crate::rules::Rule;
 use crate::schedule::ScheduleEntry;
@@ -65,6 +66,8 @@ pub struct Config {
     pub echo: bool,
     /// Initial auto-reply rules of every listener.
     pub auto_replies: Vec<Rule>,
+    /// Initial framing of every listener's auto-reply rules.
+    pub reply_framing: Framing,
     /// Read commands from stdin (the binary; never in tests).
     pub console_input: bool,
     /// Print every event on stdout (off with `--quiet`).
@@ -152,6 +155,7 @@ impl Config {
             tcp_keepalive: Some(DEFAULT_TCP_KEEPALIVE),
             echo: false,
             auto_replies: Vec::new(),
+            reply_framing: Framing::Read,
             console_input: false,
             console_live: false,
             ready_file: None,

@@ -17,6 +17,7 @@ use tokio::sync::{broadcast, mpsc};
 use crate::clock;
 use crate::hub::connect::ConnectRequest;
 use crate::hub::listeners::{ListenRequest, ListenerSettings, OpenError, parse_bind_addr};
+use crate::framing::Framing;
 use crate::hub::{ActionError, Hub};
 use crate::link::{Fault, FaultParseError, LinkParseError, LinkSpec};
 use crate::model::{Event, LinkAction, LinkEvent, MessageInfo, MessageStatus, Proto, SessionInfo};
@@ -64,6 +65,9 @@ const HELP: &str = "commands:
   autoreply            list the auto-reply rules
   autoreply RULE       add a rule to every listener, e.g. exact:1234567890=>text:0123456789
   autoreply clear      remove every rule
+  framing read|line|delim:TEXT
+                       how every listener's rules see data: each read, each line, or
+                       frames ending at TEXT
   history ID           last 20 messages of a session
   label ID TEXT|-      name a session's device (- removes the name)
   delete ID            delete a session's stored messages (asks first)
@@ -401,6 +405,7 @@ async fn run_command(hub: &Hub, line: &str) -> Result<String, CommandError> {
             Ok(format!("echo {arg} on every listener"))
         }
         "autoreply" => autoreply(hub, rest),
+        "framing" => framing(hub, rest),
         "link" => link(hub, arg, tail),
         "fault" => {
             let id = parse_id(arg)?;
@@ -517,6 +522,20 @@ fn link(hub: &Hub, arg: &str, tail: &str) -> Result<String, CommandError> {
     Ok(format!("#{id}: link {text}"))
 }
 
+/// `framing read|line|delim:TEXT`: sets how every listener's rules see incoming data.
+fn framing(hub: &Hub, arg: &str) -> Result<String, CommandError> {
+    if arg.trim().is_empty() {
+        return Err(CommandError::Usage(
+            "usage: framing read|line|delim:TEXT".into(),
+        ));
+    }
+    let framing = Framing::parse(arg)?;
+    for id in hub.listener_ids() {
+        hub.set_framing(id, framing.clone())?;
+    }
+    Ok(format!("auto-reply framing {framing} on every listener"))
+}
+
 /// `autoreply [RULE|clear]`: lists, adds to or clears every listener's rules.
 fn autoreply(hub: &Hub, arg: &str) -> Result<String, CommandError> {
     let listeners = hub.listener_ids();
@@ -527,6 +546,12 @@ fn autoreply(hub: &Hub, arg: &str) -> Result<String, CommandError> {
                 text.push_str(&format!("listener {}:", listener_name(&l)));
                 if l.auto_replies.is_empty() {
                     text.push_str(" no rules");
+                } else if l.framing.kind != "read" {
+                    let framing = match &l.framing.delimiter_hex {
+                        Some(hex) => format!("delimiter {hex}"),
+                        None => l.framing.kind.clone(),
+                    };
+                    text.push_str(&format!(" (each {framing})"));
                 }
                 for r in &l.auto_replies {
                     let reply = match (&r.reply_text, &r.reply_hex) {

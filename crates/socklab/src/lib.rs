@@ -9,8 +9,8 @@
 //! one above, and there are no cycles (`scripts/check-layers.py`, run by `make lint`,
 //! refuses a change that breaks this). From the bottom:
 //!
-//! 1. [`clock`], [`rules`], [`shutdown`]: time formats; reply rules, escapes and hex; the
-//!    shutdown signal.
+//! 1. [`clock`], [`rules`], [`framing`], [`shutdown`]: time formats; reply rules, escapes
+//!    and hex; how incoming data is cut into frames for the rules; the shutdown signal.
 //! 2. [`model`]: the shapes every part speaks — [`model::SessionMeta`] (a session's
 //!    identity, shared by the live handle and every snapshot), [`model::Counters`],
 //!    session, message and listener views, events, the link's view and events.
@@ -52,6 +52,7 @@ pub mod cluster;
 pub mod config;
 pub mod console;
 pub mod export;
+pub mod framing;
 pub mod hub;
 pub mod link;
 pub mod listener;

@@ -11,6 +11,7 @@ use std::sync::{Arc, RwLock};
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
+use crate::framing::{FrameBuffer, Framing, FramingSpec, datagram_frames};
 use crate::link::LinkSpec;
 use crate::model::{ListenerInfo, ListenerKind, ListenerTls, Proto, TlsFailure};
 use crate::rules::Rule;
@@ -71,6 +72,8 @@ pub struct ListenerState {
     echo: AtomicBool,
     /// Auto-reply rules; replaced whole, read by every incoming chunk (cheap `Arc` clone).
     rules: RwLock<Arc<Vec<Rule>>>,
+    /// How incoming data is cut into frames for the rules.
+    framing: RwLock<Arc<Framing>>,
     /// The link new sessions start with (read once per session start).
     link: RwLock<Option<Arc<LinkSpec>>>,
     /// `--seed`: makes the links' jitter and loss reproducible.
@@ -140,6 +143,7 @@ impl ListenerState {
             stopped,
             echo: AtomicBool::new(echo),
             rules: RwLock::new(Arc::new(rules)),
+            framing: RwLock::new(Arc::new(Framing::Read)),
             link: RwLock::new(None),
             seed: None,
             udp_down: Outbox::new(UDP_DOWN_QUEUE_BYTES),
@@ -151,6 +155,12 @@ impl ListenerState {
     pub fn with_link(mut self, link: Option<LinkSpec>, seed: Option<u64>) -> Self {
         self.link = RwLock::new(link.map(Arc::new));
         self.seed = seed;
+        self
+    }
+
+    /// Sets how incoming data is cut into frames for the rules (builder style).
+    pub fn with_framing(self, framing: Framing) -> Self {
+        self.set_framing(framing);
         self
     }
 
@@ -207,21 +217,45 @@ impl ListenerState {
         *self.rules.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(rules);
     }
 
+    /// Replaces how incoming data is cut into frames for the rules.
+    pub fn set_framing(&self, framing: Framing) {
+        *self.framing.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(framing);
+    }
+
+    /// How incoming data is cut into frames for the rules.
+    pub fn framing(&self) -> Arc<Framing> {
+        self.framing.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// The current auto-reply rules.
     pub fn rules(&self) -> Arc<Vec<Rule>> {
         self.rules.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// What to send back for one piece of data from a device: the echo (if on), then the
-    /// reply of the first matching rule. Every path (TCP or UDP, with or without a link)
-    /// answers through this.
-    pub fn replies(&self, data: &Bytes) -> Vec<Bytes> {
+    /// What to send back for one read or datagram from a device: the echo (if on), then
+    /// for each frame it completes (see [`crate::framing`]) the reply of the first rule that
+    /// matches that frame. A TCP connection passes its `frames` buffer (created on first
+    /// use), so a frame split across reads is joined; a datagram passes `None`. Every path
+    /// (TCP or UDP, with or without a link) answers through this.
+    pub fn replies(&self, data: &Bytes, frames: Option<&mut Option<Box<FrameBuffer>>>) -> Vec<Bytes> {
         let mut out = Vec::new();
         if self.echo.load(Ordering::Relaxed) && !data.is_empty() {
             out.push(data.clone());
         }
-        if let Some(rule) = self.rules().iter().find(|r| r.matches(data)) {
-            out.push(rule.reply());
+        let rules = self.rules();
+        if rules.is_empty() {
+            return out;
+        }
+        let framing = self.framing();
+        let cut = match (frames, &*framing) {
+            (Some(buffer), Framing::Read) if buffer.is_none() => vec![data.clone()],
+            (Some(buffer), framing) => buffer.get_or_insert_default().push(framing, data),
+            (None, framing) => datagram_frames(framing, data),
+        };
+        for frame in &cut {
+            if let Some(rule) = rules.iter().find(|r| r.matches(frame)) {
+                out.push(rule.reply());
+            }
         }
         out
     }
@@ -240,6 +274,7 @@ impl ListenerState {
             remote: self.remote.map(|r| r.to_string()),
             echo: self.echo.load(Ordering::Relaxed),
             auto_replies: self.rules().iter().map(|r| r.spec().clone()).collect(),
+            framing: FramingSpec::of(&self.framing()),
             online,
             link: self.link().map(|l| l.to_string()),
             tls: self.tls.as_ref().map(TlsState::info),

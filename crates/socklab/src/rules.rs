@@ -1,7 +1,9 @@
 //! Auto-reply rules and the text escapes shared by the CLI and the console.
 //!
-//! A rule pairs a matcher with a reply. Each read from a device (a TCP chunk or a UDP
-//! datagram) is tested against a listener's rules in order and the first match is answered:
+//! A rule pairs a matcher with a reply. Each frame from a device is tested against a
+//! listener's rules in order and the first match is answered. By default a frame is one
+//! read (a TCP chunk or a UDP datagram, as the network delivered it); a listener can cut
+//! lines or delimited frames instead (see [`crate::framing`]):
 //!
 //! * `exact:TEXT` — the whole chunk equals TEXT, or equals it once one trailing line end
 //!   (`\r\n` or `\n`) is removed, so `exact:1234567890` answers `1234567890\r\n`;

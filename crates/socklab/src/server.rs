@@ -478,6 +478,7 @@ fn listener_state(
             config.echo,
             config.auto_replies.clone(),
         )
+        .with_framing(config.reply_framing.clone())
         .with_link(config.link_for(id as u32), config.link_seed),
     )
 }
@@ -496,6 +497,7 @@ fn tls_listener_state(
             config.echo,
             config.auto_replies.clone(),
         )
+        .with_framing(config.reply_framing.clone())
         .with_link(config.link_for(id as u32), config.link_seed)
         .with_tls(tls),
     )

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use super::{ActionError, Hub};
+use crate::framing::Framing;
 use crate::listener_state::{DownOutcome, ListenerState, UdpDown};
 use crate::model::{ListenerInfo, Proto};
 use crate::rules::Rule;
@@ -174,6 +175,13 @@ impl Hub {
     pub fn set_rules(&self, id: u32, rules: Vec<Rule>) -> Result<ListenerInfo, ActionError> {
         let listener = self.listener(id)?;
         listener.set_rules(rules);
+        Ok(self.listener_changed(&listener))
+    }
+
+    /// Sets how a listener cuts incoming data into frames for its rules.
+    pub fn set_framing(&self, id: u32, framing: Framing) -> Result<ListenerInfo, ActionError> {
+        let listener = self.listener(id)?;
+        listener.set_framing(framing);
         Ok(self.listener_changed(&listener))
     }
 

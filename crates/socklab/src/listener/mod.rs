@@ -16,6 +16,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::framing::FrameBuffer;
 use crate::hub::Hub;
 use crate::listener_state::ListenerState;
 use crate::model::Direction;
@@ -55,14 +56,16 @@ pub(crate) struct Started {
 
 /// Data from a device, as it reaches socklab (after the link, if any): recorded (waiting
 /// for room in the store, the back-pressure point), and answered. Returns the echo and
-/// the auto-reply (see [`ListenerState::replies`]) for the caller to send down its way.
+/// the auto-replies (see [`ListenerState::replies`]; `frames` is a TCP connection's frame
+/// buffer, `None` for a datagram) for the caller to send down its way.
 pub async fn upstream(
     hub: &Hub,
     listener: &ListenerState,
     handle: &SessionHandle,
+    frames: Option<&mut Option<Box<FrameBuffer>>>,
     data: Bytes,
 ) -> Vec<Bytes> {
-    let replies = listener.replies(&data);
+    let replies = listener.replies(&data, frames);
     hub.record(handle, Direction::Up, data).await;
     replies
 }

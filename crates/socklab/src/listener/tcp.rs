@@ -39,6 +39,7 @@ use tokio_rustls::server::TlsStream;
 
 use super::{READ_CHUNK_BYTES, TaskGuard, upstream};
 use crate::clock;
+use crate::framing::FrameBuffer;
 use crate::hub::Hub;
 use crate::link::engine::Delivered;
 use crate::link::engine::tcp::TcpLink;
@@ -197,6 +198,7 @@ pub(crate) async fn run_session<S: DeviceStream>(
         shutdown,
         seen: handle.link.version(),
         link: None,
+        frames: None,
         eof: false,
         wrote_after_fin: false,
     };
@@ -254,6 +256,9 @@ struct Conn<'a, S> {
     seen: u64,
     /// The link engine, while the session has an active link or a fault.
     link: Option<Box<LinkRun>>,
+    /// The part of an auto-reply frame collected so far (only with line or delimiter
+    /// framing).
+    frames: Option<Box<FrameBuffer>>,
     /// The device has sent its FIN: nothing more to read.
     eof: bool,
     /// Something was written to the device after its FIN: it had only half-closed.
@@ -425,7 +430,7 @@ impl<S: DeviceStream> Conn<'_, S> {
             && let Some(p) = l.engine.pop(Direction::Up, now)
         {
             report(self.hub, handle.id(), Direction::Up, &p);
-            for reply in upstream(self.hub, self.listener, handle, p.data).await {
+            for reply in upstream(self.hub, self.listener, handle, Some(&mut self.frames), p.data).await {
                 self.push_link(Direction::Down, reply).await;
             }
             if self
@@ -464,7 +469,7 @@ impl<S: DeviceStream> Conn<'_, S> {
             self.push_link(Direction::Up, data).await;
             return Ok(());
         }
-        for reply in upstream(self.hub, self.listener, self.handle, data).await {
+        for reply in upstream(self.hub, self.listener, self.handle, Some(&mut self.frames), data).await {
             self.write(reply).await?;
         }
         Ok(())

@@ -261,7 +261,7 @@ impl UdpLoop {
             // The task is gone (only if it panicked): store and answer here instead.
             peer.held.fetch_sub(cost, Ordering::AcqRel);
             self.held.fetch_sub(cost, Ordering::AcqRel);
-            for reply in upstream(&self.hub, &self.listener, &handle, data).await {
+            for reply in upstream(&self.hub, &self.listener, &handle, None, data).await {
                 self.send_down(&handle, reply).await;
             }
         }
@@ -342,7 +342,7 @@ impl UdpLoop {
                 .link_event(|| LinkEvent::data(handle.id(), LinkAction::Delayed, dir, len, delay));
             match dir {
                 Direction::Up => {
-                    for reply in upstream(&self.hub, &self.listener, &handle, data).await {
+                    for reply in upstream(&self.hub, &self.listener, &handle, None, data).await {
                         self.via_link(&handle, Direction::Down, reply).await;
                     }
                 }
@@ -441,7 +441,7 @@ struct Recorder {
 async fn record_peer(r: Recorder, mut hold: mpsc::UnboundedReceiver<Bytes>) {
     while let Some(data) = hold.recv().await {
         let cost = data.len() + HELD_OVERHEAD_BYTES;
-        let replies = upstream(&r.hub, &r.listener, &r.handle, data).await;
+        let replies = upstream(&r.hub, &r.listener, &r.handle, None, data).await;
         r.socket_held.fetch_sub(cost, Ordering::AcqRel);
         for reply in replies {
             send_to_device(&r.socket, &r.listener, &r.hub, &r.handle, reply).await;

@@ -21,6 +21,7 @@ use serde::Serialize;
 use serde::ser::{SerializeStruct, Serializer};
 
 use crate::clock;
+use crate::framing::FramingSpec;
 use crate::rules::RuleSpec;
 
 pub use link::{LinkAction, LinkEvent, LinkView};
@@ -442,6 +443,8 @@ pub struct ListenerInfo {
     pub echo: bool,
     /// Auto-reply rules, first match wins.
     pub auto_replies: Vec<RuleSpec>,
+    /// How incoming data is cut into frames for the rules.
+    pub framing: FramingSpec,
     /// Sessions online on this listener.
     pub online: usize,
     /// The link new sessions get (`PROFILE[,param=value]`), `None` without one.

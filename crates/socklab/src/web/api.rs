@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::{AppError, AppState};
+use crate::framing::FramingSpec;
 use crate::hub::ActionError;
 use crate::model::SessionInfo;
 use crate::rules::{Rule, RuleSpec, decode_hex};
@@ -283,9 +284,12 @@ pub async fn set_echo(
 #[derive(Debug, Deserialize)]
 struct RulesBody {
     rules: Vec<RuleSpec>,
+    #[serde(default)]
+    framing: Option<FramingSpec>,
 }
 
-/// `PUT /api/listeners/{id}/auto-replies` with `{"rules": [...]}` (replaces all rules).
+/// `PUT /api/listeners/{id}/auto-replies` with `{"rules": [...], "framing": {...}}`
+/// (replaces all rules; the framing, when given, too).
 pub async fn set_auto_replies(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -301,6 +305,16 @@ pub async fn set_auto_replies(
             Rule::from_spec(spec).map_err(|e| AppError::BadRequest(format!("rule {i}: {e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let framing = body
+        .framing
+        .map(|f| f.to_framing())
+        .transpose()
+        .map_err(|e| AppError::BadRequest(format!("framing: {e}")))?;
+    if let Some(framing) = framing
+        && let Err(e) = st.hub.set_framing(id, framing)
+    {
+        return Err(action_error(&st, e).await);
+    }
     match st.hub.set_rules(id, rules) {
         Ok(info) => Ok(Json(json!(info))),
         Err(e) => Err(action_error(&st, e).await),

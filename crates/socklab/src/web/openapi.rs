@@ -93,7 +93,18 @@ pub fn spec() -> Value {
                     "remote": { "type": "string", "nullable": true, "description": "outgoing: the device's address" },
                     "echo": { "type": "boolean" },
                     "auto_replies": { "type": "array", "items": { "$ref": "#/components/schemas/Rule" } },
+                    "framing": { "$ref": "#/components/schemas/Framing" },
                     "online": { "type": "integer" } } },
+                "Framing": { "type": "object", "required": ["kind"],
+                    "description": "how incoming data is cut into frames for the auto-reply rules: each read or datagram as it arrived (read), lines (line: the line end is not part of the frame), or frames ending at a delimiter of 1 to 16 bytes (delimiter, not part of the frame)",
+                    "oneOf": [
+                        { "properties": { "kind": { "enum": ["read", "line"] } },
+                          "not": { "required": ["delimiter_hex"] } },
+                        { "properties": { "kind": { "enum": ["delimiter"] } },
+                          "required": ["delimiter_hex"] } ],
+                    "properties": {
+                        "kind": { "type": "string", "enum": ["read", "line", "delimiter"] },
+                        "delimiter_hex": { "type": "string", "pattern": "^([0-9a-fA-F]{2}){1,16}$" } } },
                 "Payload": { "type": "object", "description": "exactly one of text and hex",
                     "oneOf": [
                         { "required": ["text"], "not": { "required": ["hex"] } },
@@ -153,7 +164,8 @@ pub fn spec() -> Value {
             "/api/listeners/{id}/auto-replies": { "put": {
                 "summary": "Replace the auto-reply rules", "parameters": [listener_id],
                 "requestBody": body(json!({ "type": "object", "required": ["rules"], "properties": {
-                    "rules": { "type": "array", "items": { "$ref": "#/components/schemas/NewRule" } } } })),
+                    "rules": { "type": "array", "items": { "$ref": "#/components/schemas/NewRule" } },
+                    "framing": { "$ref": "#/components/schemas/Framing" } } })),
                 "responses": ok(listener, &["400", "401", "403", "404"]) } },
             "/api/events": { "get": {
                 "summary": "Live events (Server-Sent Events): online, data, offline, listener, stats, lagged",
