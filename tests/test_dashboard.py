@@ -363,7 +363,7 @@ def test_event_stream_reconnects_and_catches_up(blank, socklab, devices):
     expect(blank.payloads()).to_have_text(["while away", "back"])
 
 
-def test_echo_toggle_and_auto_reply_rules(dash, devices):
+def test_echo_toggle_and_auto_reply_rules(dash, devices, socklab):
     """Echo mode and auto-reply rules set from the dashboard act on the device's traffic."""
     listener = dash.page.locator('[data-testid="listener-row"][data-listener-id="0"]')
     echo = listener.get_by_test_id("listener-echo")
@@ -390,6 +390,22 @@ def test_echo_toggle_and_auto_reply_rules(dash, devices):
     expect(editor).to_be_hidden()
     dev.send(b"ping\r\n")
     assert dev.recv_exactly(4) == b"pong"
+
+    # Frames ending at a delimiter typed with escapes: a split "ping" is answered once whole.
+    listener.get_by_test_id("listener-rules").click()
+    editor.get_by_test_id("rules-framing").select_option("delimiter")
+    editor.get_by_test_id("rules-framing-delim").fill("\\x1a")
+    editor.get_by_test_id("rules-save").click()
+    expect(editor).to_be_hidden()
+    framing = socklab.get("/api/listeners")[1]["listeners"][0]["framing"]
+    assert framing == {"kind": "delimiter", "delimiter_hex": "1a"}
+    dev.send(b"pi")
+    # bytes up so far: abc, ping\r\n, then pi
+    socklab.wait_for("the first half", lambda: socklab.sessions()[0]["bytes_up"] >= 11)
+    dev.send(b"ng\x1a")
+    assert dev.recv_exactly(4) == b"pong"
+    listener.get_by_test_id("listener-rules").click()
+    expect(editor.get_by_test_id("rules-framing-delim")).to_have_value("\\x1a")
 
 
 def test_udp_device_shows_up_with_its_datagrams(dash, socklab):

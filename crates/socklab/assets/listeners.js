@@ -245,10 +245,11 @@ export function openRules(id) {
   cancel.addEventListener('click', closeRules);
   const actions = el('div', 'rules-actions');
   actions.append(add, cancel, save);
+  const framing = framingRow(l.framing || { kind: 'read' });
   const error = el('div', 'rules-error');
   error.dataset.testid = 'rules-error';
   const hint = el('div', 'hint', 'First match answers. Text equals ignores one trailing line end. ' + ESCAPE_HINT + '.');
-  box.replaceChildren(head, rows, error, actions, hint);
+  box.replaceChildren(head, framing, rows, error, actions, hint);
   if (!box.open) box.showModal();
 }
 
@@ -256,6 +257,37 @@ export function closeRules() {
   const box = $('rules-editor');
   if (box.open) box.close();
   box.replaceChildren();
+}
+
+/** The editor's framing choice: what the rules test (each read, each line, or frames
+ * ending at a delimiter typed with escapes). */
+function framingRow(framing) {
+  const row = el('div', 'rule-line rules-framing');
+  const kind = el('select', 'rules-framing-kind');
+  kind.dataset.testid = 'rules-framing';
+  kind.setAttribute('aria-label', 'What the rules test');
+  kind.append(
+    option('read', 'rules test each read as it arrives', framing.kind),
+    option('line', 'rules test each line', framing.kind),
+    option('delimiter', 'rules test frames ending at', framing.kind),
+  );
+  const delim = el('input', 'rules-framing-delim mono');
+  delim.dataset.testid = 'rules-framing-delim';
+  delim.placeholder = 'delimiter, e.g. \\x1a';
+  delim.value = framing.delimiter_hex ? escapeBytes(parseHex(framing.delimiter_hex)) : '';
+  delim.hidden = framing.kind !== 'delimiter';
+  kind.addEventListener('change', () => { delim.hidden = kind.value !== 'delimiter'; });
+  row.append(kind, delim);
+  return row;
+}
+
+/** The API shape of the editor's framing, or an Error saying what is wrong with it. */
+function framingOf(box) {
+  const kind = box.querySelector('.rules-framing-kind').value;
+  if (kind !== 'delimiter') return { kind };
+  const bytes = parseEscapes(box.querySelector('.rules-framing-delim').value);
+  if (bytes.length < 1 || bytes.length > 16) throw new Error('a delimiter is 1 to 16 bytes');
+  return { kind, delimiter_hex: bytesToHex(bytes, '') };
 }
 
 /** The API shape of one editor row, or an Error saying what is wrong with it. */
@@ -281,8 +313,11 @@ function ruleOf(row) {
 
 export async function saveRules(id, rows, button) {
   const rules = [];
-  const error = $('rules-editor').querySelector('.rules-error');
+  const box = $('rules-editor');
+  const error = box.querySelector('.rules-error');
+  let framing;
   try {
+    framing = framingOf(box);
     for (const row of rows.querySelectorAll('[data-testid="rule-row"]')) {
       if (!row.querySelector('.rule-pattern').value && !row.querySelector('.rule-reply').value) continue;
       rules.push(ruleOf(row));
@@ -294,7 +329,7 @@ export async function saveRules(id, rows, button) {
   error.textContent = '';
   button.disabled = true;
   try {
-    putListener(await api('PUT', 'api/listeners/' + id + '/auto-replies', { rules }));
+    putListener(await api('PUT', 'api/listeners/' + id + '/auto-replies', { rules, framing }));
     hideError();
     closeRules();
   } catch (e) {

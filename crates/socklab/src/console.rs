@@ -15,9 +15,9 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::clock;
+use crate::framing::Framing;
 use crate::hub::connect::ConnectRequest;
 use crate::hub::listeners::{ListenRequest, ListenerSettings, OpenError, parse_bind_addr};
-use crate::framing::Framing;
 use crate::hub::{ActionError, Hub};
 use crate::link::{Fault, FaultParseError, LinkParseError, LinkSpec};
 use crate::model::{Event, LinkAction, LinkEvent, MessageInfo, MessageStatus, Proto, SessionInfo};

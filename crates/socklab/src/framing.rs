@@ -236,7 +236,10 @@ mod tests {
         let f = Framing::Line;
         assert!(buf.push(&f, &b("PI")).is_empty());
         assert_eq!(buf.push(&f, &b("NG\r\nST")), vec![b("PING")]);
-        assert_eq!(buf.push(&f, &b("ATUS\nA\n\n")), vec![b("STATUS"), b("A"), b("")]);
+        assert_eq!(
+            buf.push(&f, &b("ATUS\nA\n\n")),
+            vec![b("STATUS"), b("A"), b("")]
+        );
         assert!(buf.pending.is_empty());
     }
 
@@ -263,7 +266,10 @@ mod tests {
         let frames = buf.push(&Framing::Line, &big);
         assert_eq!(frames.len(), 1);
         assert_eq!(frames[0].len(), MAX_FRAME_BYTES);
-        assert_eq!(buf.push(&Framing::Line, &b("\n")), vec![Bytes::from(vec![b'z'; 10])]);
+        assert_eq!(
+            buf.push(&Framing::Line, &b("\n")),
+            vec![Bytes::from(vec![b'z'; 10])]
+        );
     }
 
     #[test]

@@ -224,7 +224,10 @@ impl ListenerState {
 
     /// How incoming data is cut into frames for the rules.
     pub fn framing(&self) -> Arc<Framing> {
-        self.framing.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.framing
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The current auto-reply rules.
@@ -237,7 +240,11 @@ impl ListenerState {
     /// matches that frame. A TCP connection passes its `frames` buffer (created on first
     /// use), so a frame split across reads is joined; a datagram passes `None`. Every path
     /// (TCP or UDP, with or without a link) answers through this.
-    pub fn replies(&self, data: &Bytes, frames: Option<&mut Option<Box<FrameBuffer>>>) -> Vec<Bytes> {
+    pub fn replies(
+        &self,
+        data: &Bytes,
+        frames: Option<&mut Option<Box<FrameBuffer>>>,
+    ) -> Vec<Bytes> {
         let mut out = Vec::new();
         if self.echo.load(Ordering::Relaxed) && !data.is_empty() {
             out.push(data.clone());

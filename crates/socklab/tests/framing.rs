@@ -44,7 +44,10 @@ async fn expect(device: &mut TcpStream, expected: &[u8]) {
         .await
         .expect("reply did not come")
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(expected));
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(expected)
+    );
 }
 
 #[tokio::test]

@@ -23,8 +23,8 @@
 
 use std::future::{Future, poll_fn};
 use std::io;
-use std::net::SocketAddr;
 use std::mem::MaybeUninit;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -430,7 +430,15 @@ impl<S: DeviceStream> Conn<'_, S> {
             && let Some(p) = l.engine.pop(Direction::Up, now)
         {
             report(self.hub, handle.id(), Direction::Up, &p);
-            for reply in upstream(self.hub, self.listener, handle, Some(&mut self.frames), p.data).await {
+            for reply in upstream(
+                self.hub,
+                self.listener,
+                handle,
+                Some(&mut self.frames),
+                p.data,
+            )
+            .await
+            {
                 self.push_link(Direction::Down, reply).await;
             }
             if self
@@ -469,7 +477,15 @@ impl<S: DeviceStream> Conn<'_, S> {
             self.push_link(Direction::Up, data).await;
             return Ok(());
         }
-        for reply in upstream(self.hub, self.listener, self.handle, Some(&mut self.frames), data).await {
+        for reply in upstream(
+            self.hub,
+            self.listener,
+            self.handle,
+            Some(&mut self.frames),
+            data,
+        )
+        .await
+        {
             self.write(reply).await?;
         }
         Ok(())
