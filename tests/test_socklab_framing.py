@@ -59,6 +59,7 @@ def test_bad_framing_flag_is_a_clear_error(tmp_path):
         capture_output=True,
         text=True,
         timeout=30,
+        check=False,
     )
     assert run.returncode == 2
     assert "unknown framing" in run.stderr and "read, line or delim:TEXT" in run.stderr
