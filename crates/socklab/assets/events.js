@@ -16,7 +16,7 @@ import {
   slim,
   spread,
 } from './model.js';
-import { $, PAYLOAD_SHOW_MAX, dirty, log, model } from './state.js';
+import { $, PAYLOAD_SHOW_MAX, TLS_FAILURES_SHOWN, dirty, log, model } from './state.js';
 
 export const RETRY_MIN_MS = 1000;
 export const RETRY_MAX_MS = 10000;
@@ -87,6 +87,7 @@ export function onEvent(raw) {
     case 'listener_removed':
       if (ev.listener) {
         model.listeners.delete(ev.listener.id);
+        model.tlsFailures.delete(ev.listener.id);
         dirty.listeners = true;
       }
       break;
@@ -106,6 +107,10 @@ export function onEvent(raw) {
       if (!l || !l.tls || (ev.node !== undefined && ev.node !== l.node)) return;
       l.tls.handshake_failures += 1;
       l.tls.last_failure = ev;
+      const recent = model.tlsFailures.get(l.id) || [];
+      recent.unshift(ev);
+      recent.length = Math.min(recent.length, TLS_FAILURES_SHOWN);
+      model.tlsFailures.set(l.id, recent);
       dirty.listeners = true;
       break;
     }

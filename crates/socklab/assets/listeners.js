@@ -6,7 +6,7 @@
 import { api, hideError, showError } from './api.js';
 import { ESCAPE_HINT, bytesToHex, escapeBytes, escapeText, parseEscapes, parseHex, utf8OrNull } from './bytes.js';
 import { putListener } from './model.js';
-import { $, dirty, el, model } from './state.js';
+import { $, dirty, el, fmtTime, model, msOf } from './state.js';
 
 // ------------------------------------------------------------------ listeners
 
@@ -89,7 +89,11 @@ export function listenerRow(l) {
   remove.dataset.testid = 'listener-remove';
   remove.addEventListener('click', () => removeListener(l, remove));
   li.append(name, remove, meta, label, rulesBtn, linkIn);
-  row = { li, meta, box, linkIn };
+  // A TLS listener lists its latest failed handshakes: when, who, why.
+  const failures = el('ul', 'tls-failures');
+  failures.dataset.testid = 'tls-failures';
+  if (l.tls) li.append(failures);
+  row = { li, meta, box, linkIn, failures };
   listenerEls.set(l.id, row);
   return row;
 }
@@ -117,7 +121,7 @@ export function renderListeners() {
     if (s.online) onlineBy.set(s.listener_id, (onlineBy.get(s.listener_id) || 0) + 1);
   }
   for (const l of sorted) {
-    const { li, meta, box, linkIn } = listenerRow(l);
+    const { li, meta, box, linkIn, failures } = listenerRow(l);
     li.dataset.echo = l.echo ? 'true' : 'false'; // the server's state, not the checkbox's
     li.dataset.link = l.link || '';
     if (document.activeElement !== linkIn) linkIn.value = l.link || '';
@@ -130,7 +134,24 @@ export function renderListeners() {
       tlsFailures(l.tls);
     const last = l.tls && l.tls.last_failure;
     meta.title = last ? 'Last failed TLS handshake: ' + last.peer + ' at ' + last.ts + ': ' + last.reason : '';
+    if (l.tls) renderTlsFailures(failures, model.tlsFailures.get(l.id) || (last ? [last] : []));
   }
+}
+
+/** The rows of a TLS listener's latest failed handshakes (time, device address, reason). */
+function renderTlsFailures(list, recent) {
+  const rows = recent.map((f) => {
+    const ms = msOf(f, 'ts');
+    const row = el('li', 'tls-failure');
+    row.dataset.testid = 'tls-failure';
+    row.dataset.peer = f.peer;
+    row.dataset.kind = f.kind || '';
+    const time = el('span', 'muted', ms != null ? fmtTime(ms) : '');
+    if (ms != null) time.title = new Date(ms).toISOString();
+    row.append(time, el('span', 'mono', ' ' + f.peer + ' '), el('span', 'tls-failure-reason', f.reason));
+    return row;
+  });
+  list.replaceChildren(...rows);
 }
 
 /** "tcp", "udp", or "tls" for a TLS listener. */

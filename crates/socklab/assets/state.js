@@ -28,6 +28,8 @@ export const RECENT_PER_SESSION = 50;
 export const RECENT_SESSIONS = 200;
 /** Bytes of one payload rendered at most (the rest is summarised). */
 export const PAYLOAD_SHOW_MAX = 4096;
+/** Failed TLS handshakes listed per TLS listener (the newest). */
+export const TLS_FAILURES_SHOWN = 5;
 /** Seconds of history in the throughput chart. */
 export const CHART_SECONDS = 60;
 
@@ -44,6 +46,7 @@ export const model = {
   onlineExtra: 0, // online sessions the API reported but that were not fetched (beyond a page)
   sessionExtra: 0, // sessions the API reported that are not in `sessions`
   listeners: new Map(),
+  tlsFailures: new Map(), // TLS listener id -> its latest failed handshakes (events), newest first
   totals: { up: 0, down: 0 },
   statsSeenAt: 0, // last time a {"type":"stats"} event arrived (then totals come from it)
   recent: new Map(), // session id -> last few live messages

@@ -56,6 +56,8 @@ pub struct Totals {
     pub sessions: AtomicU64,
     /// Traffic of every session together.
     pub traffic: LiveCounters,
+    /// Failed TLS handshakes, by kind.
+    pub tls_failures: crate::model::TlsFailureCounts,
 }
 
 impl std::ops::Deref for Totals {

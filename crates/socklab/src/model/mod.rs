@@ -26,7 +26,7 @@ use crate::rules::RuleSpec;
 
 pub use link::{LinkAction, LinkEvent, LinkView};
 pub use rates::{RATE_WINDOW_SECONDS, SessionRates};
-pub use tls::{ListenerTls, TlsFailure, TlsInfo};
+pub use tls::{ListenerTls, TlsFailure, TlsFailureCounts, TlsFailureKind, TlsInfo};
 
 /// Transport of a listener and of the sessions it accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

@@ -8,6 +8,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 
 use super::AppState;
+use crate::model::TlsFailureKind;
 
 /// Renders the metrics.
 pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
@@ -105,6 +106,24 @@ pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
         "UDP datagrams received while the store was behind and their sender's hold was full \
          (not stored, not answered).",
         &[("", hub.store().unstored_datagrams())],
+    );
+    let tls_failures: Vec<(String, u64)> = TlsFailureKind::ALL
+        .iter()
+        .map(|k| {
+            (
+                format!("{{reason=\"{}\"}}", k.as_str()),
+                t.tls_failures.get(*k),
+            )
+        })
+        .collect();
+    let tls_lines: Vec<(&str, u64)> = tls_failures.iter().map(|(l, n)| (l.as_str(), *n)).collect();
+    metric(
+        "socklab_tls_handshake_failures_total",
+        "counter",
+        "TLS handshakes that failed, by reason (not_tls: plain TCP on a TLS port; alert: the \
+         device refused the handshake, mostly an untrusted certificate; timeout: no handshake \
+         within --tls-handshake-timeout; closed, reset: the connection ended during it).",
+        &tls_lines,
     );
     (
         [(

@@ -3,8 +3,11 @@
 
 use serde_json::{Value, json};
 
+use crate::model::TlsFailureKind;
+
 /// Adds the TLS fields to the OpenAPI document built in [`super::openapi`].
 pub fn extend_openapi(doc: &mut Value) {
+    let kinds: Vec<&str> = TlsFailureKind::ALL.iter().map(|k| k.as_str()).collect();
     let failure = json!({ "type": "object",
         "description": "a failed TLS handshake (also the live event of type tls_failed)",
         "properties": {
@@ -12,7 +15,9 @@ pub fn extend_openapi(doc: &mut Value) {
             "listener_id": { "type": "integer" },
             "peer": { "type": "string" }, "local": { "type": "string" },
             "ts": { "type": "string", "format": "date-time" }, "ts_ms": { "type": "integer" },
-            "reason": { "type": "string" } } });
+            "kind": { "type": "string", "enum": kinds,
+                      "description": "why, in one word (the reason label of socklab_tls_handshake_failures_total)" },
+            "reason": { "type": "string", "description": "why, in words" } } });
     let schemas = &mut doc["components"]["schemas"];
     schemas["TlsFailure"] = failure;
     schemas["Session"]["properties"]["tls"] = json!({ "type": "object", "nullable": true,

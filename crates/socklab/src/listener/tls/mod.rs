@@ -23,7 +23,7 @@ use tokio_rustls::TlsAcceptor;
 use super::TaskGuard;
 use crate::hub::Hub;
 use crate::listener_state::ListenerState;
-use crate::model::TlsInfo;
+use crate::model::{TlsFailureKind, TlsInfo};
 use crate::shutdown::Shutdown;
 
 /// Default bound on one handshake (`--tls-handshake-timeout`): a client that connects and
@@ -104,14 +104,17 @@ async fn handshake_then_serve(
     };
     let tls = match result {
         Ok(Ok(tls)) => tls,
-        Ok(Err(e)) => return hub.tls_failed(&listener, peer, failure_reason(&e)),
+        Ok(Err(e)) => {
+            let (kind, reason) = failure_reason(&e);
+            return hub.tls_failed(&listener, peer, kind, reason);
+        }
         Err(_) => {
             let reason = format!(
                 "no TLS handshake within {} s (a plain-TCP client that waits for the \
                  server to speak, or a device that stalled)",
                 timeout.as_secs_f64()
             );
-            return hub.tls_failed(&listener, peer, reason);
+            return hub.tls_failed(&listener, peer, TlsFailureKind::Timeout, reason);
         }
     };
     let info = Arc::new(session_info(tls.get_ref().1));
@@ -132,28 +135,41 @@ fn session_info(conn: &rustls::ServerConnection) -> TlsInfo {
     }
 }
 
-/// Why a handshake failed, in words an operator can act on.
-pub fn failure_reason(e: &io::Error) -> String {
+/// Why a handshake failed: its kind, and words an operator can act on.
+pub fn failure_reason(e: &io::Error) -> (TlsFailureKind, String) {
     if let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
         return match tls {
-            rustls::Error::InvalidMessage(m) => format!(
-                "not a TLS handshake: the client sent something else (plain TCP on the \
-                 TLS port?): {m:?}"
+            rustls::Error::InvalidMessage(m) => (
+                TlsFailureKind::NotTls,
+                format!(
+                    "not a TLS handshake: the client sent something else (plain TCP on the \
+                     TLS port?): {m:?}"
+                ),
             ),
-            rustls::Error::AlertReceived(alert) => format!(
-                "the device ended the handshake with alert {alert:?} (an unknown CA or bad \
-                 certificate alert means it does not trust socklab's certificate)"
+            rustls::Error::AlertReceived(alert) => (
+                TlsFailureKind::Alert,
+                format!(
+                    "the device ended the handshake with alert {alert:?} (an unknown CA or \
+                     bad certificate alert means it does not trust socklab's certificate)"
+                ),
             ),
-            rustls::Error::NoApplicationProtocol => {
-                "no application protocol in common (ALPN)".to_string()
-            }
-            other => format!("TLS error: {other}"),
+            rustls::Error::NoApplicationProtocol => (
+                TlsFailureKind::Other,
+                "no application protocol in common (ALPN)".to_string(),
+            ),
+            other => (TlsFailureKind::Other, format!("TLS error: {other}")),
         };
     }
     match e.kind() {
-        io::ErrorKind::UnexpectedEof => "the connection closed during the handshake".into(),
-        io::ErrorKind::ConnectionReset => "the connection was reset during the handshake".into(),
-        _ => format!("handshake failed: {e}"),
+        io::ErrorKind::UnexpectedEof => (
+            TlsFailureKind::Closed,
+            "the connection closed during the handshake".into(),
+        ),
+        io::ErrorKind::ConnectionReset => (
+            TlsFailureKind::Reset,
+            "the connection was reset during the handshake".into(),
+        ),
+        _ => (TlsFailureKind::Other, format!("handshake failed: {e}")),
     }
 }
 
@@ -168,16 +184,25 @@ mod tests {
             io::ErrorKind::InvalidData,
             rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType),
         );
-        assert!(failure_reason(&invalid).starts_with("not a TLS handshake"));
+        let (kind, reason) = failure_reason(&invalid);
+        assert_eq!(kind, TlsFailureKind::NotTls);
+        assert!(reason.starts_with("not a TLS handshake"));
         let alert = io::Error::new(
             io::ErrorKind::InvalidData,
             rustls::Error::AlertReceived(rustls::AlertDescription::UnknownCA),
         );
-        assert!(failure_reason(&alert).contains("alert UnknownCA"));
+        let (kind, reason) = failure_reason(&alert);
+        assert_eq!(kind, TlsFailureKind::Alert);
+        assert!(reason.contains("alert UnknownCA"));
         let eof = io::Error::from(io::ErrorKind::UnexpectedEof);
         assert_eq!(
             failure_reason(&eof),
-            "the connection closed during the handshake"
+            (
+                TlsFailureKind::Closed,
+                "the connection closed during the handshake".to_string()
+            )
         );
+        let reset = io::Error::from(io::ErrorKind::ConnectionReset);
+        assert_eq!(failure_reason(&reset).0, TlsFailureKind::Reset);
     }
 }
