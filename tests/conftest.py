@@ -281,6 +281,75 @@ def socklab(socklab_factory: Callable[..., Socklab]) -> Socklab:
     return socklab_factory()
 
 
+class ConsoleSocklab:
+    """A socklab whose console a test drives: commands go to its stdin, and its stdout
+    (live events and answers, stderr included) is read line by line."""
+
+    def __init__(self, workdir: Path, args: list[str]) -> None:
+        self.proc = subprocess.Popen(
+            [SOCKLAB_BIN, "--tcp", "127.0.0.1:0", "--http", "127.0.0.1:0"]
+            + ["--db", str(workdir / "console.db"), *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        banner = self.read_until("devices on tcp ")
+        self.tcp_port = int(banner.split("devices on tcp ", 1)[1].split(",")[0].rsplit(":", 1)[1])
+
+    def say(self, line: str) -> None:
+        """Types one command line."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def read_until(self, needle: str) -> str:
+        """Reads lines until one contains `needle`, and returns it (the test's own timeout
+        ends a hang; a process that exits first fails at once)."""
+        assert self.proc.stdout is not None
+        while True:
+            line = self.proc.stdout.readline()
+            assert line, f"socklab stdout ended before {needle!r}"
+            if needle in line:
+                return line
+
+    def end_input(self) -> None:
+        """Closes stdin (EOF): the console stops taking commands, the server keeps running."""
+        if self.proc.stdin is not None and not self.proc.stdin.closed:
+            self.proc.stdin.close()
+
+    def stop(self) -> int:
+        """Terminates the process; returns its exit status."""
+        self.end_input()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            return self.proc.wait(timeout=STOP_TIMEOUT_S)
+        finally:
+            if self.proc.stdout is not None and not self.proc.stdout.closed:
+                self.proc.stdout.close()
+
+
+@pytest.fixture
+def console_socklab(tmp_path: Path) -> Iterator[Callable[..., ConsoleSocklab]]:
+    """Starts socklab with its console on pipes (`console_socklab("--echo")`); stopped at the
+    end of the test."""
+    started: list[ConsoleSocklab] = []
+
+    def start(*args: str) -> ConsoleSocklab:
+        workdir = tmp_path / f"console{len(started)}"
+        workdir.mkdir()
+        lab = ConsoleSocklab(workdir, list(args))
+        started.append(lab)
+        return lab
+
+    yield start
+    for lab in started:
+        if lab.proc.poll() is None:
+            lab.proc.kill()
+        lab.stop()
+
+
 DEVICE_TIMEOUT_S = 20
 
 

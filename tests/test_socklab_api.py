@@ -4,11 +4,10 @@ event stream, the OpenAPI document, metrics, and the stdin console."""
 from __future__ import annotations
 
 import json
-import subprocess
 import urllib.request
 
 import pytest
-from conftest import SOCKLAB_BIN, recv_exactly
+from conftest import recv_exactly
 
 usocket = pytest.importorskip("usocket")
 
@@ -126,110 +125,65 @@ def test_openapi_and_metrics(socklab, tcp_device):
     assert 'socklab_bytes_total{direction="up"} 5' in text
 
 
-def test_console_commands(tmp_path, tcp_device):
+def test_console_commands(console_socklab, tcp_device):
     """Console commands from stdin act on devices; live events are printed; EOF on stdin
     leaves the server running."""
-    proc = subprocess.Popen(
-        [SOCKLAB_BIN, "--tcp", "127.0.0.1:0", "--http", "127.0.0.1:0"]
-        + ["--db", str(tmp_path / "c.db")],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert proc.stdin and proc.stdout
-
-        def read_until(needle: str) -> str:
-            while True:
-                line = proc.stdout.readline()
-                assert line, f"socklab stdout ended before {needle!r}"
-                if needle in line:
-                    return line
-
-        banner = read_until("devices on tcp ")
-        port = int(banner.split("devices on tcp ", 1)[1].split(",")[0].rsplit(":", 1)[1])
-        dev = tcp_device(port)
-        online = read_until(" online ")
-        sid = online.split("#", 1)[1].split()[0]
-        dev.send(b"hi\r\n")
-        assert '"hi\\r\\n" [68690d0a]' in read_until(" up ")
-        proc.stdin.write(f"send {sid} hello\\r\\n\n")
-        proc.stdin.flush()
-        assert recv_exactly(dev, 7) == b"hello\r\n"
-        read_until(f"sent 7 B to #{sid}")
-        proc.stdin.write(f"sendhex {sid} 00ff\nlist\nhistory {sid}\nbogus\n")
-        proc.stdin.flush()
-        assert recv_exactly(dev, 2) == b"\x00\xff"
-        read_until("1 online")
-        read_until("68690d0a")  # history shows the first message
-        read_until("unknown command")
-        proc.stdin.write("autoreply exact:ping=>text:pong\\r\\n\nautoreply\n")
-        proc.stdin.flush()
-        read_until("rule added")
-        read_until("exact:ping=>text:pong\\r\\n")
-        dev.send(b"ping")
-        assert recv_exactly(dev, 6) == b"pong\r\n"
-        proc.stdin.write("framing line\nautoreply\n")
-        proc.stdin.flush()
-        read_until("auto-reply framing line on every listener")
-        read_until("(each line)")
-        dev.send(b"pi")
-        dev.send(b"ng\n")
-        assert recv_exactly(dev, 6) == b"pong\r\n"
-        proc.stdin.write(f"close {sid}\n")
-        proc.stdin.close()  # EOF: commands end, the server keeps running
-        read_until("closed_by_operator")
-        dev2 = tcp_device(port)
-        read_until(" online ")
-        dev2.close()
-        read_until("closed_by_device")
-        assert proc.poll() is None
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        for pipe in (proc.stdin, proc.stdout):
-            if pipe and not pipe.closed:
-                pipe.close()
+    lab = console_socklab()
+    read_until = lab.read_until
+    dev = tcp_device(lab.tcp_port)
+    online = read_until(" online ")
+    sid = online.split("#", 1)[1].split()[0]
+    dev.send(b"hi\r\n")
+    assert '"hi\\r\\n" [68690d0a]' in read_until(" up ")
+    lab.say(f"send {sid} hello\\r\\n")
+    assert recv_exactly(dev, 7) == b"hello\r\n"
+    read_until(f"sent 7 B to #{sid}")
+    for line in (f"sendhex {sid} 00ff", "list", f"history {sid}", "bogus"):
+        lab.say(line)
+    assert recv_exactly(dev, 2) == b"\x00\xff"
+    read_until("1 online")
+    read_until("68690d0a")  # history shows the first message
+    read_until("unknown command")
+    lab.say("autoreply exact:ping=>text:pong\\r\\n")
+    lab.say("autoreply")
+    read_until("rule added")
+    read_until("exact:ping=>text:pong\\r\\n")
+    dev.send(b"ping")
+    assert recv_exactly(dev, 6) == b"pong\r\n"
+    lab.say("framing line")
+    lab.say("autoreply")
+    read_until("auto-reply framing line on every listener")
+    read_until("(each line)")
+    dev.send(b"pi")
+    dev.send(b"ng\n")
+    assert recv_exactly(dev, 6) == b"pong\r\n"
+    lab.say(f"close {sid}")
+    lab.end_input()  # EOF: commands end, the server keeps running
+    read_until("closed_by_operator")
+    dev2 = tcp_device(lab.tcp_port)
+    read_until(" online ")
+    dev2.close()
+    read_until("closed_by_device")
+    assert lab.proc.poll() is None
 
 
-def test_quiet_console_still_takes_commands(tmp_path, tcp_device):
+def test_quiet_console_still_takes_commands(console_socklab, tcp_device):
     """--quiet hides live events but console commands keep working."""
-    proc = subprocess.Popen(
-        [SOCKLAB_BIN, "--tcp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--quiet", "--echo"]
-        + ["--db", str(tmp_path / "q.db")],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert proc.stdin and proc.stdout
-        lines = []
-        while "type help" not in (line := proc.stdout.readline()):
-            assert line, "socklab stdout ended early"
-            lines.append(line)
-        port = int(lines[0].split("devices on tcp ", 1)[1].split(",")[0].rsplit(":", 1)[1])
-        dev = tcp_device(port)
-        dev.send(b"quiet please")
-        assert recv_exactly(dev, 12) == b"quiet please"  # the echo: the session is registered
-        proc.stdin.write("list\n")
-        proc.stdin.flush()
-        assert proc.stdout.readline().startswith("1 online")
-        session_line = proc.stdout.readline()
-        assert session_line.lstrip().startswith("#") and " up " in session_line
-        proc.stdin.close()
-        proc.terminate()
-        assert proc.wait(timeout=30) == 0
-        rest = proc.stdout.read()
-        assert " online (" not in rest and " offline:" not in rest  # no live events
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for pipe in (proc.stdin, proc.stdout):
-            if pipe and not pipe.closed:
-                pipe.close()
+    lab = console_socklab("--quiet", "--echo")
+    lab.read_until("type help")
+    dev = tcp_device(lab.tcp_port)
+    dev.send(b"quiet please")
+    assert recv_exactly(dev, 12) == b"quiet please"  # the echo: the session is registered
+    lab.say("list")
+    assert lab.proc.stdout is not None
+    assert lab.proc.stdout.readline().startswith("1 online")
+    session_line = lab.proc.stdout.readline()
+    assert session_line.lstrip().startswith("#") and " up " in session_line
+    lab.end_input()
+    lab.proc.terminate()
+    assert lab.proc.wait(timeout=30) == 0
+    rest = lab.proc.stdout.read()
+    assert " online (" not in rest and " offline:" not in rest  # no live events
 
 
 def test_send_to_a_device_that_does_not_read_gives_503(socklab, tcp_device):

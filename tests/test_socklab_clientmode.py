@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import time
-from pathlib import Path
 
 from conftest import SOCKLAB_BIN, recv_exactly
 from runner_support import EXAMPLES, Running, free_port
@@ -116,53 +114,24 @@ def test_connect_errors_are_clear(socklab) -> None:
     assert socklab.sessions() == []
 
 
-def test_console_connect_command(tmp_path: Path) -> None:
+def test_console_connect_command(console_socklab) -> None:
     """The console's connect command opens a session and prints it; errors print as the API
     says them."""
     server = socket.create_server(("127.0.0.1", 0))
     server.settimeout(10)
     port = server.getsockname()[1]
     refused = free_port()
-    out_path = tmp_path / "console.txt"
-    with open(out_path, "wb") as out:
-        proc = subprocess.Popen(
-            [
-                SOCKLAB_BIN,
-                "--tcp",
-                "127.0.0.1:0",
-                "--http",
-                "127.0.0.1:0",
-                "--db",
-                str(tmp_path / "x.db"),
-                "--quiet",
-            ],
-            stdin=subprocess.PIPE,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        assert proc.stdin is not None
-        proc.stdin.write(f"connect 127.0.0.1:{port}\nconnect 127.0.0.1:{refused}\n".encode())
-        proc.stdin.flush()
+    lab = console_socklab("--quiet")
+    with server:
+        lab.say(f"connect 127.0.0.1:{port}")
         conn, _ = server.accept()
         with conn:
             conn.settimeout(10)
-            deadline = time.monotonic() + 20
-            while "connection refused" not in out_path.read_text():
-                assert time.monotonic() < deadline, out_path.read_text()
-                time.sleep(0.05)
-            text = out_path.read_text()
-            assert f"#1 tcp connected to 127.0.0.1:{port} from 127.0.0.1:" in text
-            assert f"error: cannot connect to 127.0.0.1:{refused}: connection refused" in text
-            proc.stdin.write(b"send 1 hi\\r\\n\n")
-            proc.stdin.flush()
+            lab.read_until(f"#1 tcp connected to 127.0.0.1:{port} from 127.0.0.1:")
+            lab.say(f"connect 127.0.0.1:{refused}")
+            lab.read_until(f"error: cannot connect to 127.0.0.1:{refused}: connection refused")
+            lab.say("send 1 hi\\r\\n")
             assert recv_exactly(conn, 4) == b"hi\r\n"
-    finally:
-        if proc.stdin is not None:
-            proc.stdin.close()
-        proc.terminate()
-        proc.wait(timeout=30)
-        server.close()
 
 
 def test_socklab_connect_subcommand(socklab) -> None:

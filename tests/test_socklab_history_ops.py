@@ -206,58 +206,30 @@ def test_openapi_describes_the_new_routes(socklab):
     assert "label" in doc["components"]["schemas"]["Session"]["properties"]
 
 
-def test_console_label_and_delete(tmp_path, tcp_device):
-    proc = subprocess.Popen(
-        [SOCKLAB_BIN, "--tcp", "127.0.0.1:0", "--http", "127.0.0.1:0"]
-        + ["--db", str(tmp_path / "c.db")],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert proc.stdin and proc.stdout
-
-        def say(line: str) -> None:
-            proc.stdin.write(line + "\n")
-            proc.stdin.flush()
-
-        def read_until(needle: str) -> str:
-            while True:
-                line = proc.stdout.readline()
-                assert line, f"socklab stdout ended before {needle!r}"
-                if needle in line:
-                    return line
-
-        banner = read_until("devices on tcp ")
-        port = int(banner.split("devices on tcp ", 1)[1].split(",")[0].rsplit(":", 1)[1])
-        dev = tcp_device(port)
-        sid = read_until(" online ").split("#", 1)[1].split()[0]
-        dev.send(b"one\n")
-        read_until(" up ")
-        say(f"label {sid} meter 12")
-        read_until(f'#{sid} is now labelled "meter 12"')
-        dev.send(b"two\n")
-        assert f"#{sid} [meter 12] tcp" in read_until(" up ")
-        say("list")
-        read_until(f"#{sid} [meter 12] tcp")
-        say(f"delete {sid}")
-        read_until(f"this deletes the 2 stored message(s) of #{sid}")
-        say(f"history {sid}")
-        read_until('"two\\n"')  # nothing was deleted yet
-        say(f"delete {sid} yes")
-        read_until("deleted 2 message(s) and 0 session(s)")
-        say(f"history {sid}")
-        read_until(f"#{sid}: no messages")
-        say("delete before 2000-01-01T00:00:00Z")
-        read_until("this deletes 0 message(s) older than 2000-01-01T00:00:00.000Z")
-        say(f"label {sid} -")
-        read_until(f"#{sid} has no label")
-        say("delete before yesterday yes")
-        read_until("is not a time")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        for pipe in (proc.stdin, proc.stdout):
-            if pipe and not pipe.closed:
-                pipe.close()
+def test_console_label_and_delete(console_socklab, tcp_device):
+    lab = console_socklab()
+    say, read_until = lab.say, lab.read_until
+    dev = tcp_device(lab.tcp_port)
+    sid = read_until(" online ").split("#", 1)[1].split()[0]
+    dev.send(b"one\n")
+    read_until(" up ")
+    say(f"label {sid} meter 12")
+    read_until(f'#{sid} is now labelled "meter 12"')
+    dev.send(b"two\n")
+    assert f"#{sid} [meter 12] tcp" in read_until(" up ")
+    say("list")
+    read_until(f"#{sid} [meter 12] tcp")
+    say(f"delete {sid}")
+    read_until(f"this deletes the 2 stored message(s) of #{sid}")
+    say(f"history {sid}")
+    read_until('"two\\n"')  # nothing was deleted yet
+    say(f"delete {sid} yes")
+    read_until("deleted 2 message(s) and 0 session(s)")
+    say(f"history {sid}")
+    read_until(f"#{sid}: no messages")
+    say("delete before 2000-01-01T00:00:00Z")
+    read_until("this deletes 0 message(s) older than 2000-01-01T00:00:00.000Z")
+    say(f"label {sid} -")
+    read_until(f"#{sid} has no label")
+    say("delete before yesterday yes")
+    read_until("is not a time")

@@ -5,11 +5,8 @@ errors are clear, and ids stay unique across a restart on the same history."""
 from __future__ import annotations
 
 import socket
-import subprocess
-import time
-from pathlib import Path
 
-from conftest import SOCKLAB_BIN, recv_exactly
+from conftest import recv_exactly
 
 
 def _port(addr: str) -> int:
@@ -99,45 +96,13 @@ def test_listener_ids_unique_across_restarts(socklab) -> None:
     assert second["id"] > first["id"]
 
 
-def test_console_listen_listeners_unlisten(tmp_path: Path) -> None:
+def test_console_listen_listeners_unlisten(console_socklab) -> None:
     """The console adds a listener, lists it and removes it."""
-    out_path = tmp_path / "console.txt"
-    with open(out_path, "wb") as out:
-        proc = subprocess.Popen(
-            [
-                SOCKLAB_BIN,
-                "--tcp",
-                "127.0.0.1:0",
-                "--http",
-                "127.0.0.1:0",
-                "--db",
-                str(tmp_path / "x.db"),
-                "--quiet",
-            ],
-            stdin=subprocess.PIPE,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-    def wait_text(text: str) -> str:
-        deadline = time.monotonic() + 20
-        while text not in out_path.read_text():
-            assert time.monotonic() < deadline, out_path.read_text()
-            time.sleep(0.05)
-        return out_path.read_text()
-
-    try:
-        assert proc.stdin is not None
-        proc.stdin.write(b"listen udp 127.0.0.1:0\nlisteners\nunlisten 1\nunlisten 1\nlisten x\n")
-        proc.stdin.flush()
-        text = wait_text("usage: listen tcp|udp ADDR")
-        assert "added listener 1 udp 127.0.0.1:" in text
-        assert "2 listener(s)" in text
-        assert "removed listener 1 udp 127.0.0.1:" in text
-        assert "(0 session(s) ended)" in text
-        assert "error: no listener 1" in text
-    finally:
-        if proc.stdin is not None:
-            proc.stdin.close()
-        proc.terminate()
-        proc.wait(timeout=30)
+    lab = console_socklab("--quiet")
+    for line in ("listen udp 127.0.0.1:0", "listeners", "unlisten 1", "unlisten 1", "listen x"):
+        lab.say(line)
+    lab.read_until("added listener 1 udp 127.0.0.1:")
+    lab.read_until("2 listener(s)")
+    assert "(0 session(s) ended)" in lab.read_until("removed listener 1 udp 127.0.0.1:")
+    lab.read_until("error: no listener 1")
+    lab.read_until("usage: listen tcp|udp ADDR")
