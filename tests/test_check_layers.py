@@ -65,14 +65,15 @@ def test_cycles_are_refused(tmp_path):
         {
             "console.rs": "use crate::web::AppState as _A;",
             "web/mod.rs": "use crate::console::execute as _e;",
-            "listener/tcp_write.rs": "use super::tcp_link::Ctx as _C;",
+            "listener/tcp.rs": "use super::udp::UdpLimits as _U;",
+            "listener/udp.rs": "use super::tcp::DeviceStream as _D;",
         },
     )
     result = run_check(src)
     assert result.returncode == 1
     assert "import cycle between modules: console -> web -> console" in result.stdout
     assert "import cycle between files:" in result.stdout
-    assert "listener::tcp_write" in result.stdout
+    assert "listener::tcp" in result.stdout and "listener::udp" in result.stdout
 
 
 def test_front_ends_do_not_reach_sockets(tmp_path):
