@@ -4,6 +4,7 @@ across restarts, failed handshakes reported as events, and bad --cert/--key flag
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import json
@@ -43,6 +44,33 @@ def cert_pem(lab: Any) -> str:
 def der_sha256(pem: str) -> str:
     digest = hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).hexdigest().upper()
     return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+
+
+@contextlib.contextmanager
+def tls_listener_dashboard(lab: Any) -> Iterator[tuple[Any, Any]]:
+    """Headless Chromium on `lab`'s dashboard with its event stream live; yields the page and
+    the TLS listener's row. Skips when Chromium is missing (outside CI)."""
+    import shutil
+
+    from playwright import sync_api
+    from playwright.sync_api import expect
+    from test_dashboard import CHROMIUM, CHROMIUM_ARGS
+
+    if shutil.which(CHROMIUM) is None and not os.environ.get("CI"):
+        pytest.skip(f"Chromium not installed at {CHROMIUM}")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(lab.http_url + "/")
+            row = page.locator('[data-testid="listener-row"]', has_text="tls")
+            expect(row).to_have_count(1, timeout=20_000)
+            expect(page.locator('[data-testid="stream-state"]')).to_have_attribute(
+                "data-state", "live", timeout=20_000
+            )
+            yield page, row
+        finally:
+            browser.close()
 
 
 def cpython_client(lab: Any, host: str = "localhost", **ctx_attrs: Any) -> ssl.SSLSocket:
@@ -277,47 +305,30 @@ def test_given_certificate_and_bad_flags(tmp_path: Path, socklab_factory) -> Non
 def test_dashboard_shows_tls_sessions_and_failed_handshakes(socklab_factory) -> None:
     """The dashboard's session detail names the TLS version and SNI, and the TLS listener's
     row counts failed handshakes with the last reason (live, from the event stream)."""
-    import shutil
-
-    from playwright import sync_api
     from playwright.sync_api import expect
-    from test_dashboard import CHROMIUM, CHROMIUM_ARGS
 
-    if shutil.which(CHROMIUM) is None and not os.environ.get("CI"):
-        pytest.skip(f"Chromium not installed at {CHROMIUM}")
     lab = socklab_factory(tls_tcp="127.0.0.1:0")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.goto(lab.http_url + "/")
-            row = page.locator('[data-testid="listener-row"]', has_text="tls")
-            expect(row).to_have_count(1, timeout=20_000)
-            expect(page.locator('[data-testid="stream-state"]')).to_have_attribute(
-                "data-state", "live", timeout=20_000
+    with tls_listener_dashboard(lab) as (page, row):
+        with cpython_client(lab) as dev:
+            dev.sendall(b"hello over tls")
+            session = page.locator('[data-testid="session-row"]')
+            expect(session).to_have_count(1, timeout=20_000)
+            expect(session.locator(".proto")).to_have_text("tls")
+            session.click()
+            expect(page.locator('[data-testid="detail-peer"]')).to_contain_text(
+                "tls TLSv1.3 sni=localhost", timeout=20_000
             )
-            with cpython_client(lab) as dev:
-                dev.sendall(b"hello over tls")
-                session = page.locator('[data-testid="session-row"]')
-                expect(session).to_have_count(1, timeout=20_000)
-                expect(session.locator(".proto")).to_have_text("tls")
-                session.click()
-                expect(page.locator('[data-testid="detail-peer"]')).to_contain_text(
-                    "tls TLSv1.3 sni=localhost", timeout=20_000
-                )
-                expect(page.locator('[data-testid="log"]')).to_contain_text(
-                    "hello over tls", timeout=20_000
-                )
-            with socket.create_connection(("127.0.0.1", tls_port(lab)), timeout=TIMEOUT_S) as s:
-                s.sendall(b"GET / HTTP/1.0\r\n\r\n")
-                s.recv(100)
-            meta = row.locator(".listener-meta")
-            expect(meta).to_contain_text("1 failed TLS handshake", timeout=20_000)
-            expect(meta).to_have_attribute(
-                "title", re.compile("Last failed TLS handshake: 127.0.0.1:.*not a TLS handshake")
+            expect(page.locator('[data-testid="log"]')).to_contain_text(
+                "hello over tls", timeout=20_000
             )
-        finally:
-            browser.close()
+        with socket.create_connection(("127.0.0.1", tls_port(lab)), timeout=TIMEOUT_S) as s:
+            s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            s.recv(100)
+        meta = row.locator(".listener-meta")
+        expect(meta).to_contain_text("1 failed TLS handshake", timeout=20_000)
+        expect(meta).to_have_attribute(
+            "title", re.compile("Last failed TLS handshake: 127.0.0.1:.*not a TLS handshake")
+        )
 
 
 def test_client_that_closes_without_reading_is_closed_by_device(socklab_factory) -> None:

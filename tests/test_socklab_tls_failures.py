@@ -5,14 +5,12 @@ listener's row in the dashboard (headless Chromium)."""
 from __future__ import annotations
 
 import re
-import shutil
 import socket
 import ssl
 from typing import Any
 
 import pytest
-from test_dashboard import CHROMIUM, CHROMIUM_ARGS
-from test_socklab_tls import Events, tls_port
+from test_socklab_tls import Events, tls_listener_dashboard, tls_port
 
 TIMEOUT_S = 20
 METRIC = "socklab_tls_handshake_failures_total"
@@ -76,42 +74,28 @@ def test_failed_handshakes_are_counted_by_reason_in_metrics(socklab_factory) -> 
 def test_dashboard_lists_failed_handshakes_with_peer_and_reason(socklab_factory) -> None:
     """The TLS listener's row lists its latest failed handshakes, newest first, each with the
     device's address and the reason, live from the event stream and again after a reload."""
-    if shutil.which(CHROMIUM) is None:
-        pytest.skip(f"Chromium not installed at {CHROMIUM}")
-    from playwright import sync_api
     from playwright.sync_api import expect
 
     lab = socklab_factory(tls_tcp="127.0.0.1:0", tls_handshake_timeout="0.5")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.goto(lab.http_url + "/")
-            row = page.locator('[data-testid="listener-row"]', has_text="tls")
-            expect(row).to_have_count(1, timeout=20_000)
-            expect(page.locator('[data-testid="stream-state"]')).to_have_attribute(
-                "data-state", "live", timeout=20_000
-            )
-            failures = row.locator('[data-testid="tls-failure"]')
-            expect(failures).to_have_count(0)
-            first = plain_tcp_client(lab)
-            expect(failures).to_have_count(1, timeout=20_000)
-            expect(failures.first).to_have_attribute("data-peer", first)
-            expect(failures.first).to_have_attribute("data-kind", "not_tls")
-            expect(failures.first).to_contain_text(first)
-            expect(failures.first).to_contain_text("not a TLS handshake")
-            with socket.create_connection(("127.0.0.1", tls_port(lab)), timeout=TIMEOUT_S) as s:
-                host, port = s.getsockname()[:2]
-                second = f"{host}:{port}"
-                assert s.recv(100) == b""  # silent: timed out
-            expect(failures).to_have_count(2, timeout=20_000)
-            expect(failures.first).to_have_attribute("data-peer", second)
-            expect(failures.first).to_contain_text("no TLS handshake within 0.5 s")
-            expect(failures.nth(1)).to_have_attribute("data-peer", first)
-            # After a reload the listing still names the newest one (from the API).
-            page.reload()
-            expect(failures).to_have_count(1, timeout=20_000)
-            expect(failures.first).to_have_attribute("data-peer", second)
-            expect(failures.first).to_have_attribute("data-kind", "timeout")
-        finally:
-            browser.close()
+    with tls_listener_dashboard(lab) as (page, row):
+        failures = row.locator('[data-testid="tls-failure"]')
+        expect(failures).to_have_count(0)
+        first = plain_tcp_client(lab)
+        expect(failures).to_have_count(1, timeout=20_000)
+        expect(failures.first).to_have_attribute("data-peer", first)
+        expect(failures.first).to_have_attribute("data-kind", "not_tls")
+        expect(failures.first).to_contain_text(first)
+        expect(failures.first).to_contain_text("not a TLS handshake")
+        with socket.create_connection(("127.0.0.1", tls_port(lab)), timeout=TIMEOUT_S) as s:
+            host, port = s.getsockname()[:2]
+            second = f"{host}:{port}"
+            assert s.recv(100) == b""  # silent: timed out
+        expect(failures).to_have_count(2, timeout=20_000)
+        expect(failures.first).to_have_attribute("data-peer", second)
+        expect(failures.first).to_contain_text("no TLS handshake within 0.5 s")
+        expect(failures.nth(1)).to_have_attribute("data-peer", first)
+        # After a reload the listing still names the newest one (from the API).
+        page.reload()
+        expect(failures).to_have_count(1, timeout=20_000)
+        expect(failures.first).to_have_attribute("data-peer", second)
+        expect(failures.first).to_have_attribute("data-kind", "timeout")
