@@ -5,6 +5,11 @@
 //! commands; the server and the live view keep running. Output goes through tokio's
 //! stdout so a slow terminal blocks no worker thread; the console is an ordinary hub
 //! subscriber and skips events when it falls behind.
+//!
+//! Layout: this file (the loop, events, the core commands), [`snippets`] (saved snippets
+//! and periodic sends).
+
+pub mod snippets;
 
 mod history;
 
@@ -18,6 +23,8 @@ use crate::clock;
 use crate::framing::Framing;
 use crate::hub::connect::ConnectRequest;
 use crate::hub::listeners::{ListenRequest, ListenerSettings, OpenError, parse_bind_addr};
+use crate::hub::periodic::PeriodicError;
+use crate::hub::snippets::SnippetError;
 use crate::hub::{ActionError, Hub};
 use crate::link::{Fault, FaultParseError, LinkParseError, LinkSpec};
 use crate::model::{Event, LinkAction, LinkEvent, MessageInfo, MessageStatus, Proto, SessionInfo};
@@ -47,6 +54,12 @@ pub enum CommandError {
     /// A listener could not be added or removed, or a connection not opened.
     #[error(transparent)]
     Open(#[from] OpenError),
+    /// A snippet could not be saved, found or deleted.
+    #[error(transparent)]
+    Snippet(#[from] SnippetError),
+    /// A periodic send could not be started or stopped.
+    #[error(transparent)]
+    Periodic(#[from] PeriodicError),
     /// The command was not used as documented.
     #[error("{0}")]
     Usage(String),
@@ -251,6 +264,7 @@ pub fn render_event(event: &Event) -> String {
             f.local,
             f.reason
         ),
+        Event::Periodic(e) => snippets::render_periodic(e),
         Event::Offline(s) => format!(
             "{} offline: {} (up {} B / {} msgs, down {} B / {} msgs)",
             header(s.ended_ms.unwrap_or(s.started_ms), s),
@@ -323,7 +337,7 @@ fn render_message(m: &MessageInfo) -> String {
     )
 }
 
-fn parse_id(s: &str) -> Result<u64, CommandError> {
+pub(crate) fn parse_id(s: &str) -> Result<u64, CommandError> {
     s.trim_start_matches('#')
         .parse()
         .map_err(|_| CommandError::Usage(format!("invalid session id {s:?}")))
@@ -331,23 +345,27 @@ fn parse_id(s: &str) -> Result<u64, CommandError> {
 
 /// Executes one command line and returns what to print. Errors print as `error: ` and
 /// the message the API would give for the same failure.
-pub async fn execute(hub: &Hub, line: &str) -> String {
+pub async fn execute(hub: &Arc<Hub>, line: &str) -> String {
     match run_command(hub, line).await {
         Ok(text) => text,
-        Err(CommandError::Action(e)) | Err(CommandError::Open(OpenError::Action(e))) => {
+        Err(
+            CommandError::Action(e)
+            | CommandError::Open(OpenError::Action(e))
+            | CommandError::Periodic(PeriodicError::Action(e)),
+        ) => {
             format!("error: {}", hub.explain(e).await)
         }
         Err(e) => format!("error: {e}"),
     }
 }
 
-async fn run_command(hub: &Hub, line: &str) -> Result<String, CommandError> {
+async fn run_command(hub: &Arc<Hub>, line: &str) -> Result<String, CommandError> {
     let (cmd, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
     let rest = rest.trim_start();
     let (arg, tail) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
     match cmd {
         "" => Ok(String::new()),
-        "help" | "?" => Ok(HELP.to_string()),
+        "help" | "?" => Ok(format!("{HELP}\n{}", snippets::HELP)),
         "list" => {
             let sessions = hub.online_sessions();
             let mut text = format!("{} online", sessions.len());
@@ -441,6 +459,9 @@ async fn run_command(hub: &Hub, line: &str) -> Result<String, CommandError> {
         }
         "label" => history::label(hub, arg, tail).await,
         "delete" => history::delete(hub, rest).await,
+        "snippets" | "snippet" | "every" | "periodic" | "stop" => {
+            snippets::command(hub, cmd, rest).await
+        }
         other => Err(CommandError::Usage(format!(
             "unknown command {other:?}; type help"
         ))),

@@ -408,6 +408,7 @@ impl Server {
         tracing::info!("socklab shutting down");
         trigger.fire();
         sockets.disarm();
+        hub.stop_all_periodic().await;
         while all_done.recv().await.is_some() {}
         match http_done.await {
             Ok(Err(e)) => tracing::warn!("http server: {e}"),

@@ -13,7 +13,8 @@
 //! echo, auto-replies), `link` (set a link, inject a fault), [`listeners`] (listeners
 //! added and removed at run time, the [`listeners::Sockets`] seam to the listener layer),
 //! [`connect`] (client mode: sessions socklab opens to a device), [`history`] (delete
-//! history), [`labels`] (device labels, `--label-from`), [`error`] ([`ActionError`]).
+//! history), [`labels`] (device labels, `--label-from`), [`error`] ([`ActionError`]),
+//! [`snippets`] (saved send snippets), [`periodic`] (send every N ms).
 
 pub mod actions;
 pub mod connect;
@@ -23,6 +24,8 @@ pub mod labels;
 mod link;
 pub mod listeners;
 mod tls;
+pub mod periodic;
+pub mod snippets;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -95,6 +98,8 @@ pub struct Hub {
     link_dropped: AtomicU64,
     /// `--label-from`: takes a label from a device's first upload.
     label_from: std::sync::OnceLock<regex::bytes::Regex>,
+    /// Periodic sends running.
+    periodic: periodic::Periodics,
 }
 
 impl Hub {
@@ -120,6 +125,7 @@ impl Hub {
             totals: Totals::default(),
             link_dropped: AtomicU64::new(0),
             label_from: std::sync::OnceLock::new(),
+            periodic: periodic::Periodics::default(),
         }
     }
 

@@ -5,11 +5,13 @@
 //! It is the bottom of socklab's layers: it imports only [`crate::clock`] and
 //! [`crate::rules`]. [`SessionMeta`] is a session's identity, written once and shared by
 //! the live handle and every snapshot; [`Counters`] and [`LiveCounters`] are the one
-//! definition of traffic counts; [`link`] holds the link's view and event shapes.
+//! definition of traffic counts; [`link`] holds the link's view and event shapes;
+//! [`periodic`] those of periodic sends.
 
 pub mod link;
 pub mod rates;
 pub mod tls;
+pub mod periodic;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -27,6 +29,7 @@ use crate::rules::RuleSpec;
 pub use link::{LinkAction, LinkEvent, LinkView};
 pub use rates::{RATE_WINDOW_SECONDS, SessionRates};
 pub use tls::{ListenerTls, TlsFailure, TlsFailureCounts, TlsFailureKind, TlsInfo};
+pub use periodic::{PeriodicEnd, PeriodicEvent, PeriodicInfo, PeriodicTarget};
 
 /// Transport of a listener and of the sessions it accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -470,6 +473,8 @@ pub enum Event {
     Link(Arc<LinkEvent>),
     /// A TLS handshake failed: no session was opened.
     TlsFailed(Arc<TlsFailure>),
+    /// A periodic send started, began skipping, or stopped.
+    Periodic(Arc<PeriodicEvent>),
 }
 
 impl Serialize for Event {
@@ -499,6 +504,7 @@ impl Serialize for Event {
             }
             Event::Link(event) => event.serialize(s),
             Event::TlsFailed(failure) => failure.serialize(s),
+            Event::Periodic(event) => event.serialize(s),
             Event::Listener(listener) | Event::ListenerRemoved(listener) => {
                 let kind = if matches!(self, Event::Listener(_)) {
                     "listener"

@@ -11,7 +11,7 @@
 //! (WAL lets it read while the writer writes), run on tokio's blocking pool.
 //!
 //! Layout: `mod.rs` (handle, schema, open), `writer` (the thread, retention),
-//! `query` (reads and export).
+//! `query` (reads and export), `snippets` (saved send snippets).
 
 mod housekeeping;
 mod labels;
@@ -19,6 +19,7 @@ mod lock;
 mod query;
 mod rates;
 mod search;
+mod snippets;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -37,6 +38,7 @@ pub use query::export_jsonl;
 pub use query::rows as query_rows;
 pub use rates::SecondRate;
 pub use search::{Search, SearchPage};
+pub use snippets::{SaveOutcome, Snippet};
 
 /// How many operations may wait for the writer.
 pub const STORE_QUEUE_OPS: usize = 512;
@@ -403,6 +405,7 @@ pub(super) fn init_schema(conn: &Connection) -> rusqlite::Result<()> {
     if !has_label {
         conn.execute_batch("ALTER TABLE sessions ADD COLUMN label TEXT")?;
     }
+    snippets::init(conn)?;
     Ok(())
 }
 

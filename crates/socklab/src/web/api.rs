@@ -19,7 +19,7 @@ use super::{AppError, AppState};
 use crate::framing::FramingSpec;
 use crate::hub::ActionError;
 use crate::model::SessionInfo;
-use crate::rules::{Rule, RuleSpec, decode_hex};
+use crate::rules::{Rule, RuleSpec};
 
 /// Largest page the list routes return.
 pub const MAX_PAGE: u64 = 1000;
@@ -87,31 +87,26 @@ fn json_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, AppError> {
         .map_err(|e| AppError::BadRequest(format!("invalid JSON body: {e}")))
 }
 
-/// Body of send and broadcast: exactly one of `text` and `hex`.
+/// Body of send and broadcast: exactly one of `text`, `hex` and `snippet` (a saved
+/// snippet's name).
 #[derive(Debug, Deserialize)]
 struct Payload {
     text: Option<String>,
     hex: Option<String>,
+    snippet: Option<String>,
     listener_id: Option<u32>,
 }
 
 impl Payload {
-    fn data(&self) -> Result<Bytes, AppError> {
-        let data = match (&self.text, &self.hex) {
-            (Some(t), None) => t.clone().into_bytes(),
-            (None, Some(h)) => decode_hex(h).map_err(|e| AppError::BadRequest(e.to_string()))?,
-            _ => {
-                return Err(AppError::BadRequest(
-                    "give exactly one of \"text\" and \"hex\"".into(),
-                ));
-            }
-        };
-        if data.is_empty() {
-            return Err(AppError::BadRequest(
-                "nothing to send: payload is empty".into(),
-            ));
-        }
-        Ok(Bytes::from(data))
+    async fn data(&self, st: &AppState) -> Result<Bytes, AppError> {
+        let (text, hex, snippet) = (
+            self.text.as_deref(),
+            self.hex.as_deref(),
+            self.snippet.as_deref(),
+        );
+        Ok(super::snippets::payload_bytes(&st.hub, text, hex, snippet)
+            .await?
+            .0)
     }
 }
 
@@ -228,7 +223,7 @@ pub async fn send(
     body: Bytes,
 ) -> Result<Json<Value>, AppError> {
     let id = session_id(&id)?;
-    let data = json_body::<Payload>(&body)?.data()?;
+    let data = json_body::<Payload>(&body)?.data(&st).await?;
     match st.hub.send(id, data).await {
         Ok(n) => Ok(Json(json!({ "bytes": n }))),
         Err(e) => Err(action_error(&st, e).await),
@@ -250,7 +245,7 @@ pub async fn close(
 /// `POST /api/broadcast` with `{"text"|"hex", "listener_id"?}`.
 pub async fn broadcast(State(st): State<AppState>, body: Bytes) -> Result<Json<Value>, AppError> {
     let payload = json_body::<Payload>(&body)?;
-    let data = payload.data()?;
+    let data = payload.data(&st).await?;
     match st.hub.broadcast(payload.listener_id, data).await {
         Ok((sessions, bytes)) => Ok(Json(json!({ "sessions": sessions, "bytes": bytes }))),
         Err(e) => Err(action_error(&st, e).await),

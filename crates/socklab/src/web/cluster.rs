@@ -67,6 +67,8 @@ pub fn router(cluster: Cluster, app: AppState, single: Router) -> Router {
         .route("/api/sessions/{id}/fault", post(fault))
         .route("/api/sessions/{id}/link", put(link))
         .route("/api/broadcast", post(broadcast))
+        .route("/api/sessions/{id}/periodic", post(periodic))
+        .route("/api/periodic/{id}", axum::routing::delete(stop_periodic))
         .route("/api/events", get(events))
         .route("/metrics", get(metrics))
         .route_layer(from_fn_with_state(app, auth::check))
@@ -186,6 +188,10 @@ async fn label(State(st): State<ClusterState>, Path(id): Path<String>, body: Byt
 
 /// `POST /api/sessions/{id}/send`.
 async fn send(State(st): State<ClusterState>, Path(id): Path<String>, body: Bytes) -> Response {
+    let body = match inline_snippet(&st, body).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
     to_owner(&st, Method::POST, &id, "/send", None, body).await
 }
 
@@ -260,6 +266,10 @@ async fn list_sessions(
 
 /// `POST /api/broadcast` with `{"text"|"hex", "listener_id"?}`: every node's devices.
 async fn broadcast(State(st): State<ClusterState>, body: Bytes) -> Response {
+    let body = match inline_snippet(&st, body).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
     let body: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => return bad_request(format!("invalid JSON body: {e}")),
@@ -406,4 +416,82 @@ async fn events(
         .take_until(async move { shutdown.wait().await })
         .map(|data| Ok(SseEvent::default().data(data)));
     Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// Replaces a send body's `"snippet": NAME` with the snippet's bytes (`"hex"`) from this
+/// node's database, so the node that sends need not have the snippet. Bodies without a
+/// snippet, or malformed ones, pass unchanged (the sending node answers for them).
+async fn inline_snippet(st: &ClusterState, body: Bytes) -> Result<Bytes, Response> {
+    let Ok(Value::Object(mut map)) = serde_json::from_slice::<Value>(&body) else {
+        return Ok(body);
+    };
+    let Some(Value::String(name)) = map.get("snippet").cloned() else {
+        return Ok(body);
+    };
+    if map.contains_key("text") || map.contains_key("hex") {
+        return Ok(body);
+    }
+    match st.app.hub.snippet_data(&name).await {
+        Ok(data) => {
+            map.remove("snippet");
+            map.insert("hex".into(), Value::String(hex::encode(&data)));
+            Ok(Bytes::from(serde_json::to_vec(&map).unwrap_or_default()))
+        }
+        Err(e) => Err(super::snippets::snippet_error(e).into_response()),
+    }
+}
+
+/// `POST /api/sessions/{id}/periodic`: the periodic send runs on the node holding the
+/// session (the snippet, if any, is read here); its id comes back as `NODE:ID` when that
+/// is another node, which `DELETE /api/periodic/NODE:ID` stops.
+async fn periodic(State(st): State<ClusterState>, Path(id): Path<String>, body: Bytes) -> Response {
+    let r = match parse_session_ref(&id) {
+        Ok(r) => r,
+        Err(e) => return bad_request(e),
+    };
+    let body = match inline_snippet(&st, body).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
+    let Ok(body) = String::from_utf8(body.to_vec()) else {
+        return bad_request("invalid JSON body: not UTF-8");
+    };
+    let node = r.node.unwrap_or_else(|| st.cluster.node().to_string());
+    let req = ApiRequest {
+        method: Method::POST.to_string(),
+        path: format!("/api/sessions/{}/periodic", r.id),
+        query: String::new(),
+        body,
+    };
+    let mut answer = st.cluster.call(&node, req).await;
+    if node != st.cluster.node()
+        && let Some(pid) = answer.body.get("id").and_then(Value::as_u64)
+    {
+        answer.body["id"] = Value::String(format!("{node}:{pid}"));
+    }
+    reply(answer)
+}
+
+/// `DELETE /api/periodic/{id}`: `NODE:ID` stops a periodic send running on that node, a
+/// bare id one running here.
+async fn stop_periodic(State(st): State<ClusterState>, Path(id): Path<String>) -> Response {
+    let Ok(r) = parse_session_ref(&id) else {
+        return bad_request(format!(
+            "invalid periodic send id {id:?}: use NODE:ID or ID"
+        ));
+    };
+    let node = r.node.unwrap_or_else(|| st.cluster.node().to_string());
+    let req = ApiRequest {
+        method: Method::DELETE.to_string(),
+        path: format!("/api/periodic/{}", r.id),
+        query: String::new(),
+        body: String::new(),
+    };
+    let mut answer = st.cluster.call(&node, req).await;
+    if node != st.cluster.node()
+        && let Some(pid) = answer.body.get("id").and_then(Value::as_u64)
+    {
+        answer.body["id"] = Value::String(format!("{node}:{pid}"));
+    }
+    reply(answer)
 }

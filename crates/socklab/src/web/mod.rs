@@ -4,7 +4,8 @@
 //!
 //! Layout: [`api`] (session and listener routes), [`link`] (link emulation routes),
 //! [`auth`] (token and Origin checks), [`error`] (the one [`AppError`] and its JSON body),
-//! [`sse`] (live events), [`openapi`] (the document), [`metrics`], [`assets`], and
+//! [`sse`] (live events), [`openapi`] (the document), [`metrics`], [`assets`],
+//! [`snippets`] (saved snippets, send bodies), [`periodic`] (send every N ms), and
 //! [`serve`] (the HTTP server loop with its limits: header timeout, connection cap,
 //! shutdown grace).
 
@@ -25,7 +26,9 @@ pub mod metrics;
 pub mod openapi;
 pub mod page;
 pub mod search;
+pub mod periodic;
 pub mod serve;
+pub mod snippets;
 pub mod sse;
 pub mod tls;
 
@@ -91,6 +94,12 @@ pub fn app(state: AppState) -> Router {
         .route("/api/listeners", get(api::listeners).post(listeners::add))
         .route("/api/listeners/{id}", delete(listeners::remove))
         .route("/api/connect", post(connect::connect))
+        .route("/api/snippets", get(snippets::list).post(snippets::save))
+        .route("/api/snippets/{name}", delete(snippets::delete))
+        .route("/api/sessions/{id}/periodic", post(periodic::start_session))
+        .route("/api/broadcast/periodic", post(periodic::start_broadcast))
+        .route("/api/periodic", get(periodic::list))
+        .route("/api/periodic/{id}", delete(periodic::stop))
         .route("/api/listeners/{id}/echo", put(api::set_echo))
         .route(
             "/api/listeners/{id}/auto-replies",

@@ -105,15 +105,17 @@ pub fn spec() -> Value {
                     "properties": {
                         "kind": { "type": "string", "enum": ["read", "line", "delimiter"] },
                         "delimiter_hex": { "type": "string", "pattern": "^([0-9a-fA-F]{2}){1,16}$" } } },
-                "Payload": { "type": "object", "description": "exactly one of text and hex",
+                "Payload": { "type": "object", "description": "exactly one of text, hex and snippet",
                     "oneOf": [
-                        { "required": ["text"], "not": { "required": ["hex"] } },
-                        { "required": ["hex"], "not": { "required": ["text"] } }
+                        { "required": ["text"], "not": { "anyOf": [{ "required": ["hex"] }, { "required": ["snippet"] }] } },
+                        { "required": ["hex"], "not": { "anyOf": [{ "required": ["text"] }, { "required": ["snippet"] }] } },
+                        { "required": ["snippet"], "not": { "anyOf": [{ "required": ["text"] }, { "required": ["hex"] }] } }
                     ],
                     "properties": {
                       "text": { "type": "string", "minLength": 1 },
                       "hex": { "type": "string", "pattern": HEX_PATTERN,
                                "description": "hex digits (spaces and colons between bytes are also taken)" },
+                      "snippet": { "type": "string", "description": "the name of a saved snippet" },
                       "listener_id": { "type": "integer", "minimum": 0,
                         "maximum": u32::MAX, "description": "broadcast only" } } }
             }
@@ -188,5 +190,7 @@ pub fn spec() -> Value {
     super::export::extend_openapi(&mut doc);
     super::housekeeping::extend_openapi(&mut doc);
     super::labels::extend_openapi(&mut doc);
+    super::snippets::extend_openapi(&mut doc);
+    super::periodic::extend_openapi(&mut doc);
     doc
 }
