@@ -24,7 +24,8 @@ struct StartBody {
     text: Option<String>,
     hex: Option<String>,
     snippet: Option<String>,
-    every_ms: u64,
+    /// Checked by hand, so a missing or negative value gets the same clear message.
+    every_ms: Option<Value>,
     /// Broadcast only: one listener's sessions.
     listener_id: Option<u32>,
 }
@@ -46,6 +47,15 @@ async fn start(
 ) -> Result<(StatusCode, Json<Value>), AppError> {
     let body: StartBody = serde_json::from_slice(body)
         .map_err(|e| AppError::BadRequest(format!("invalid JSON body: {e}")))?;
+    let every_ms = body
+        .every_ms
+        .as_ref()
+        .and_then(Value::as_u64)
+        .ok_or_else(|| {
+            AppError::BadRequest(format!(
+                "every_ms must be a whole number of milliseconds, {MIN_PERIODIC_MS}..={MAX_PERIODIC_MS}"
+            ))
+        })?;
     let target = target(&body)?;
     let (data, snippet) = payload_bytes(
         &st.hub,
@@ -54,7 +64,7 @@ async fn start(
         body.snippet.as_deref(),
     )
     .await?;
-    match Arc::clone(&st.hub).start_periodic(target, data, body.every_ms, snippet) {
+    match Arc::clone(&st.hub).start_periodic(target, data, every_ms, snippet) {
         Ok(info) => Ok((StatusCode::CREATED, Json(json!(info)))),
         Err(e) => Err(periodic_error(st, e).await),
     }
