@@ -32,6 +32,7 @@ LAYERS: list[tuple[str, ...]] = [
         "search.js",
         "clientmode.js",
         "devices.js",
+        "snippets.js",
     ),
     ("events.js",),
     ("main.js",),

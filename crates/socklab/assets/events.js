@@ -16,6 +16,7 @@ import {
   slim,
   spread,
 } from './model.js';
+import { loadPeriodic, onPeriodicEvent } from './snippets.js';
 import { $, PAYLOAD_SHOW_MAX, TLS_FAILURES_SHOWN, dirty, log, model } from './state.js';
 
 export const RETRY_MIN_MS = 1000;
@@ -114,6 +115,9 @@ export function onEvent(raw) {
       dirty.listeners = true;
       break;
     }
+    case 'periodic':
+      onPeriodicEvent(ev);
+      break;
     case 'lagged':
     case 'resync':
       // The server dropped events for us: reload what is on screen.
@@ -238,6 +242,7 @@ export function resync() {
     loadCounts();
     loadListeners();
     loadTotals();
+    loadPeriodic();
     if (log.sid != null) {
       const sid = log.sid;
       log.sid = null;

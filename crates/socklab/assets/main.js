@@ -12,6 +12,7 @@ import { loadOlder, renderLog, rerenderPayloads, rerenderTimes } from './log.js'
 import { loadCounts, loadListeners, loadRecentRates, loadSessions, loadTotals, select, sessionIdOf } from './model.js';
 import { broadcast, injectFault, previewPayload, sendToSelected, setSessionLink, submitOnEnter } from './send.js';
 import { deleteBefore, runSearch, updateSearchExport } from './search.js';
+import { initSnippets } from './snippets.js';
 import { closeSession, moveSelection, renderDetail, renderDetailAndTotals, renderSessions, setFilter } from './sessions.js';
 import { $, dirty, log, model } from './state.js';
 
@@ -119,6 +120,7 @@ function init() {
     if (!document.hidden) flushIfQueued();
   });
 
+  initSnippets();
   connect();
   loadSessions(true);
   loadCounts();

@@ -54,6 +54,7 @@ pub const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../assets/clientmode.js"),
         JS,
     ),
+    ("snippets.js", include_str!("../../assets/snippets.js"), JS),
     ("style.css", include_str!("../../assets/style.css"), CSS),
 ];
 
