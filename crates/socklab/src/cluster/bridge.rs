@@ -231,6 +231,10 @@ fn answer_api(
 
 /// The API calls other nodes may make here: session lookups and operator actions.
 pub(super) fn allowed(req: &ApiRequest) -> bool {
+    // Stopping a periodic send this node runs (started through another node).
+    if let Some(id) = req.path.strip_prefix("/api/periodic/") {
+        return req.method == "DELETE" && !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit());
+    }
     let Some(rest) = req.path.strip_prefix("/api/sessions/") else {
         return false;
     };
@@ -241,7 +245,7 @@ pub(super) fn allowed(req: &ApiRequest) -> bool {
     matches!(
         (req.method.as_str(), action),
         ("GET", "" | "messages")
-            | ("POST", "send" | "close" | "fault")
+            | ("POST", "send" | "close" | "fault" | "periodic")
             | ("PUT", "link" | "label")
             | ("DELETE", "" | "messages")
     )
@@ -595,6 +599,11 @@ mod tests {
         assert!(!allowed(&req("DELETE", "/api/sessions/3/send")));
         assert!(!allowed(&req("DELETE", "/api/messages")));
         assert!(!allowed(&req("POST", "/api/sessions/x/send")));
+        assert!(allowed(&req("POST", "/api/sessions/3/periodic")));
+        assert!(allowed(&req("DELETE", "/api/periodic/7")));
+        assert!(!allowed(&req("GET", "/api/periodic/7")));
+        assert!(!allowed(&req("DELETE", "/api/periodic/")));
+        assert!(!allowed(&req("DELETE", "/api/snippets/x")));
         assert!(!allowed(&req("PUT", "/api/listeners/0/echo")));
     }
 }
