@@ -5,7 +5,8 @@ with a NODE:ID id, and stops through B."""
 from __future__ import annotations
 
 import cluster_support
-from cluster_support import cluster_sessions, recv_exactly, sees_nodes, wait_until
+from cluster_support import cluster_sessions, sees_nodes, wait_until
+from conftest import recv_exactly
 
 nats = cluster_support.nats  # fixtures
 node_factory = cluster_support.node_factory

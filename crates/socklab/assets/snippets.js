@@ -210,7 +210,9 @@ export async function stopPeriodic(id) {
 export async function loadPeriodic() {
   try {
     const r = await api('GET', 'api/periodic');
-    snip.periodic.clear();
+    // This node's list; on a cluster, ones running on other nodes (NODE:ID, known from
+    // their events) stay until their stop event comes.
+    for (const id of [...snip.periodic.keys()]) if (!id.includes(':')) snip.periodic.delete(id);
     for (const p of (r && r.periodic) || []) snip.periodic.set(String(p.id), p);
     renderPeriodic();
   } catch (e) {
@@ -226,8 +228,10 @@ function putPeriodic(p) {
 
 /** A live `periodic` event: started and skipping update the list, stopped removes. */
 export function onPeriodicEvent(ev) {
-  const p = ev && ev.periodic;
+  let p = ev && ev.periodic;
   if (!p || p.id == null) return;
+  // Another node's periodic send (cluster): stopped through this node as NODE:ID.
+  if (ev.node && !String(p.id).includes(':')) p = { ...p, id: ev.node + ':' + p.id };
   if (ev.action === 'stopped') {
     snip.periodic.delete(String(p.id));
     const why = String(ev.reason || 'stopped').replace(/_/g, ' ');
