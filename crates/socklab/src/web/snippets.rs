@@ -24,7 +24,10 @@ pub(super) fn snippet_error(e: SnippetError) -> AppError {
         }
         SnippetError::Exists(_) | SnippetError::TooMany(_) => AppError::Conflict(e.to_string()),
         SnippetError::NotFound(_) => AppError::NotFound(e.to_string()),
-        SnippetError::Store(_) => AppError::Internal(e.to_string()),
+        SnippetError::Store(_) => {
+            tracing::error!("api: {e}");
+            AppError::Internal
+        }
     }
 }
 
