@@ -115,7 +115,7 @@ pub fn spec() -> Value {
                       "text": { "type": "string", "minLength": 1 },
                       "hex": { "type": "string", "pattern": HEX_PATTERN,
                                "description": "hex digits (spaces and colons between bytes are also taken)" },
-                      "snippet": { "type": "string", "description": "the name of a saved snippet" },
+                      "snippet": { "type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$", "description": "the name of a saved snippet" },
                       "listener_id": { "type": "integer", "minimum": 0,
                         "maximum": u32::MAX, "description": "broadcast only" } } }
             }

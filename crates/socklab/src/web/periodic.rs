@@ -150,14 +150,20 @@ pub fn extend_openapi(doc: &mut Value) {
             "failed": { "type": "integer", "description": "sends the socket refused" } } });
     let start_body = |broadcast: bool| {
         let mut props = json!({
-            "text": { "type": "string" }, "hex": { "type": "string" },
-            "snippet": { "type": "string", "description": "the name of a saved snippet" },
+            "text": { "type": "string", "minLength": 1 },
+            "hex": { "type": "string", "pattern": super::doc::HEX_PATTERN },
+            "snippet": { "type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$", "description": "the name of a saved snippet" },
             "every_ms": { "type": "integer", "minimum": MIN_PERIODIC_MS, "maximum": MAX_PERIODIC_MS } });
         if broadcast {
             props["listener_id"] = json!({ "type": "integer", "minimum": 0, "maximum": u32::MAX });
         }
         json!({ "required": true, "content": { "application/json": { "schema": {
             "type": "object", "required": ["every_ms"], "additionalProperties": false,
+            "oneOf": [
+                { "required": ["text"], "not": { "anyOf": [{ "required": ["hex"] }, { "required": ["snippet"] }] } },
+                { "required": ["hex"], "not": { "anyOf": [{ "required": ["text"] }, { "required": ["snippet"] }] } },
+                { "required": ["snippet"], "not": { "anyOf": [{ "required": ["text"] }, { "required": ["hex"] }] } }
+            ],
             "description": "exactly one of text, hex and snippet", "properties": props } } } })
     };
     let started = |codes: &[&str]| {

@@ -158,10 +158,15 @@ pub fn extend_openapi(doc: &mut Value) {
             "summary": format!("Save a snippet (at most {MAX_SNIPPETS}, {MAX_SNIPPET_BYTES} bytes each). A taken name answers 409 unless replace is true"),
             "requestBody": { "required": true, "content": { "application/json": { "schema": {
                 "type": "object", "required": ["name"], "additionalProperties": false,
+                "oneOf": [
+                    { "required": ["text"], "not": { "required": ["hex"] } },
+                    { "required": ["hex"], "not": { "required": ["text"] } }
+                ],
                 "description": "exactly one of text and hex",
                 "properties": {
-                    "name": { "type": "string", "pattern": name_pattern },
-                    "text": { "type": "string" }, "hex": { "type": "string" },
+                    "name": { "type": "string", "pattern": name_pattern.clone() },
+                    "text": { "type": "string", "minLength": 1 },
+                    "hex": { "type": "string", "pattern": super::doc::HEX_PATTERN },
                     "replace": { "type": "boolean", "default": false } } } } } },
             "responses": save } });
     let mut del = err(&["400", "401", "403", "404", "500"]);
@@ -172,6 +177,6 @@ pub fn extend_openapi(doc: &mut Value) {
     );
     paths["/api/snippets/{name}"] = json!({ "delete": {
         "summary": "Delete a snippet (periodic sends started from it keep their copy)",
-        "parameters": [{ "name": "name", "in": "path", "required": true, "schema": { "type": "string" } }],
+        "parameters": [{ "name": "name", "in": "path", "required": true, "schema": { "type": "string", "pattern": name_pattern } }],
         "responses": del } });
 }
