@@ -23,9 +23,9 @@ pub mod history;
 pub mod labels;
 mod link;
 pub mod listeners;
-mod tls;
 pub mod periodic;
 pub mod snippets;
+mod tls;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};

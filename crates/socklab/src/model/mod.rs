@@ -9,9 +9,9 @@
 //! [`periodic`] those of periodic sends.
 
 pub mod link;
+pub mod periodic;
 pub mod rates;
 pub mod tls;
-pub mod periodic;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -27,9 +27,9 @@ use crate::framing::FramingSpec;
 use crate::rules::RuleSpec;
 
 pub use link::{LinkAction, LinkEvent, LinkView};
+pub use periodic::{PeriodicEnd, PeriodicEvent, PeriodicInfo, PeriodicTarget};
 pub use rates::{RATE_WINDOW_SECONDS, SessionRates};
 pub use tls::{ListenerTls, TlsFailure, TlsFailureCounts, TlsFailureKind, TlsInfo};
-pub use periodic::{PeriodicEnd, PeriodicEvent, PeriodicInfo, PeriodicTarget};
 
 /// Transport of a listener and of the sessions it accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

@@ -72,15 +72,17 @@ impl Serialize for PeriodicInfo {
         let mut st = s.serialize_struct("Periodic", 14)?;
         st.serialize_field("id", &self.id)?;
         match self.target {
+            // An id that does not apply is left out rather than null: a field holds an id
+            // whenever it is there.
             PeriodicTarget::Session(id) => {
                 st.serialize_field("target", "session")?;
                 st.serialize_field("session_id", &id)?;
-                st.serialize_field("listener_id", &None::<u32>)?;
             }
             PeriodicTarget::Broadcast(listener) => {
                 st.serialize_field("target", "broadcast")?;
-                st.serialize_field("session_id", &None::<u64>)?;
-                st.serialize_field("listener_id", &listener)?;
+                if let Some(listener) = listener {
+                    st.serialize_field("listener_id", &listener)?;
+                }
             }
         }
         st.serialize_field("every_ms", &self.every_ms)?;
@@ -170,6 +172,7 @@ mod tests {
         let v = serde_json::to_value(&info).unwrap();
         assert_eq!(v["target"], "session");
         assert_eq!(v["session_id"], 3);
+        assert!(v.get("listener_id").is_none());
         assert_eq!(v["hex"], "50494e470d0a");
         assert_eq!(v["started_at"], "1970-01-01T00:00:00.000Z");
         let e = PeriodicEvent {
@@ -191,6 +194,7 @@ mod tests {
             (Some("periodic"), Some("stopped"), Some("session_offline"))
         );
         assert_eq!(v["periodic"]["target"], "broadcast");
-        assert_eq!(v["periodic"]["session_id"], serde_json::Value::Null);
+        assert!(v["periodic"].get("session_id").is_none());
+        assert!(v["periodic"].get("listener_id").is_none());
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! Layout: [`api`] (session and listener routes), [`link`] (link emulation routes),
 //! [`auth`] (token and Origin checks), [`error`] (the one [`AppError`] and its JSON body),
-//! [`sse`] (live events), [`openapi`] (the document), [`metrics`], [`assets`],
+//! [`sse`] (live events), [`openapi`] (the document, its `links` from [`links`]), [`metrics`], [`assets`],
 //! [`snippets`] (saved snippets, send bodies), [`periodic`] (send every N ms), and
 //! [`serve`] (the HTTP server loop with its limits: header timeout, connection cap,
 //! shutdown grace).
@@ -22,6 +22,7 @@ pub mod housekeeping;
 pub mod labels;
 pub mod link;
 pub mod listeners;
+mod links;
 pub mod metrics;
 pub mod openapi;
 pub mod page;

@@ -192,5 +192,6 @@ pub fn spec() -> Value {
     super::labels::extend_openapi(&mut doc);
     super::snippets::extend_openapi(&mut doc);
     super::periodic::extend_openapi(&mut doc);
+    super::links::add(&mut doc);
     doc
 }

@@ -133,11 +133,16 @@ pub fn extend_openapi(doc: &mut Value) {
     let periodic = json!({ "$ref": "#/components/schemas/Periodic" });
     doc["components"]["schemas"]["Periodic"] = json!({ "type": "object",
         "required": ["id", "target", "every_ms", "len", "hex", "text", "started_at", "started_at_ms", "sent", "skipped", "failed"],
+        "oneOf": [
+            { "required": ["session_id"], "not": { "required": ["listener_id"] },
+              "properties": { "target": { "enum": ["session"] } } },
+            { "not": { "required": ["session_id"] },
+              "properties": { "target": { "enum": ["broadcast"] } } } ],
         "properties": {
             "id": { "type": "integer" },
             "target": { "type": "string", "enum": ["session", "broadcast"] },
-            "session_id": { "type": "integer", "nullable": true },
-            "listener_id": { "type": "integer", "nullable": true },
+            "session_id": { "type": "integer", "description": "a session's periodic send only" },
+            "listener_id": { "type": "integer", "description": "a broadcast to one listener's sessions only" },
             "every_ms": { "type": "integer" },
             "len": { "type": "integer" },
             "hex": { "type": "string", "description": "the first 256 bytes" },
@@ -174,7 +179,7 @@ pub fn extend_openapi(doc: &mut Value) {
     let paths = &mut doc["paths"];
     paths["/api/sessions/{id}/periodic"] = json!({ "post": {
         "summary": format!("Send to an online session every every_ms ms until stopped or the session goes offline (at most {MAX_PERIODIC} periodic sends at once). A tick finding the device's outbox full is skipped and counted"),
-        "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } }],
+        "parameters": [super::doc::session_id_param()],
         "requestBody": start_body(false),
         "responses": started(&["400", "401", "403", "404", "409"]) } });
     paths["/api/broadcast/periodic"] = json!({ "post": {
@@ -193,6 +198,7 @@ pub fn extend_openapi(doc: &mut Value) {
     stop.insert("200".into(), json!({ "description": "stopped: its final counts", "content": { "application/json": { "schema": periodic } } }));
     paths["/api/periodic/{id}"] = json!({ "delete": {
         "summary": "Stop a periodic send",
-        "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } }],
+        "parameters": [{ "name": "id", "in": "path", "required": true,
+            "schema": { "type": "integer", "format": "int64", "minimum": 0, "maximum": i64::MAX } }],
         "responses": stop } });
 }
