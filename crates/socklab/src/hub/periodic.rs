@@ -161,7 +161,7 @@ impl Hub {
             PeriodicTarget::Broadcast(listener) => {
                 let udp = match listener {
                     Some(l) => self.listener(l)?.proto == Proto::Udp,
-                    None => self.listeners.iter().any(|l| l.proto == Proto::Udp),
+                    None => self.listener_map().values().any(|l| l.proto == Proto::Udp),
                 };
                 if udp && data.len() > MAX_UDP_PAYLOAD {
                     return Err(too_large.into());
