@@ -45,6 +45,30 @@ const PRODUCERS: &[Producer] = &[
         param: "id",
     },
     Producer {
+        method: "put",
+        path: "/api/sessions/{id}/label",
+        status: "200",
+        pointer: "/id",
+        target_prefix: "/api/sessions/{id}",
+        param: "id",
+    },
+    Producer {
+        method: "post",
+        path: "/api/connect",
+        status: "200",
+        pointer: "/id",
+        target_prefix: "/api/sessions/{id}",
+        param: "id",
+    },
+    Producer {
+        method: "post",
+        path: "/api/listeners",
+        status: "200",
+        pointer: "/id",
+        target_prefix: "/api/listeners/{id}",
+        param: "id",
+    },
+    Producer {
         method: "post",
         path: "/api/sessions/{id}/periodic",
         status: "201",
@@ -207,5 +231,18 @@ mod tests {
             ["delete_periodic_id"];
         assert_eq!(stop["parameters"]["id"], "$response.body#/id");
         assert_eq!(stop["operationRef"], "#/paths/~1api~1periodic~1{id}/delete");
+        // Routes described by any module are linked, the ones added at run time included.
+        let added = &doc["paths"]["/api/listeners"]["post"]["responses"]["200"]["links"];
+        assert_eq!(
+            added["delete_listeners_id"]["operationRef"],
+            "#/paths/~1api~1listeners~1{id}/delete"
+        );
+        let listed = &doc["paths"]["/api/sessions"]["get"]["responses"]["200"]["links"];
+        assert_eq!(
+            listed["put_sessions_id_label"]["parameters"]["id"],
+            "$response.body#/sessions/0/id"
+        );
+        let connected = &doc["paths"]["/api/connect"]["post"]["responses"]["200"]["links"];
+        assert!(connected["post_sessions_id_send"].is_object());
     }
 }
