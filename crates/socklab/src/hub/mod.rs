@@ -213,7 +213,9 @@ impl Hub {
         self.registry().insert(id, handle.clone());
         self.totals.sessions.fetch_add(1, Ordering::Relaxed);
         let info = handle.info(None);
-        self.store.submit(StoreOp::SessionStart(info.clone())).await;
+        self.store
+            .submit(StoreOp::SessionStart(Box::new(info.clone())))
+            .await;
         self.publish(Event::Online(info));
         handle
     }
@@ -282,7 +284,9 @@ impl Hub {
             return;
         }
         let info = handle.info(Some((clock::now_ms(), reason)));
-        self.store.submit(StoreOp::SessionEnd(info.clone())).await;
+        self.store
+            .submit(StoreOp::SessionEnd(Box::new(info.clone())))
+            .await;
         self.registry().remove(&handle.id());
         self.publish(Event::Offline(info));
         handle.mark_ended();

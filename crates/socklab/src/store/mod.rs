@@ -91,12 +91,13 @@ pub enum StoreError {
 /// One unit of work for the writer thread.
 #[derive(Debug)]
 pub(crate) enum StoreOp {
-    /// Insert a new session row.
-    SessionStart(SessionInfo),
+    /// Insert a new session row (boxed: every queued operation, and every future that
+    /// submits one, is as big as the largest variant).
+    SessionStart(Box<SessionInfo>),
     /// Insert one message.
     Message(Arc<MessageInfo>),
-    /// Record the end and final counters of a session.
-    SessionEnd(SessionInfo),
+    /// Record the end and final counters of a session (boxed, as [`StoreOp::SessionStart`]).
+    SessionEnd(Box<SessionInfo>),
     /// Set or remove a session's label.
     Label(u64, Option<Arc<str>>),
     /// Delete history; answered with what was deleted once committed.
@@ -251,7 +252,14 @@ impl Store {
             StoreOp::Forget(..) | StoreOp::Barrier(_) | StoreOp::Close => false,
         };
         let queue = if control { &self.control_tx } else { &self.tx };
-        if queue.send(op).await.is_err() {
+        // Room now (the usual case): queued without a wait. Only a full queue waits, in a
+        // boxed future, so every connection task that may submit stays small while idle.
+        let sent = match queue.try_send(op) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(op)) => Box::pin(queue.send(op)).await,
+            Err(mpsc::error::TrySendError::Closed(op)) => Err(mpsc::error::SendError(op)),
+        };
+        if sent.is_err() {
             tracing::error!("store writer is gone; an operation was not saved");
         }
     }
@@ -449,4 +457,17 @@ pub(super) fn init_tables(conn: &Connection) -> rusqlite::Result<()> {
                           WHERE m.session_id = sessions.id AND direction = 1)
          WHERE ended_ms IS NULL;",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An operation stays a few words long: every connection task holds one in its future
+    /// while it submits, and socklab holds tens of thousands of idle connections.
+    #[cfg(target_pointer_width = "64")]
+    #[test]
+    fn store_operations_stay_small() {
+        assert!(std::mem::size_of::<StoreOp>() <= 32);
+    }
 }
