@@ -2,9 +2,7 @@
 nats-server runs with certificates generated here (trustme) and its own authorization, the
 nodes join with --cluster-ca / --cluster-token (or credentials in the URL), and a wrong
 token, a missing CA or a wrong password stops socklab with a clear error.
-
-(NATS credentials files, --cluster-creds, need an operator and account JWT set up with
-`nsc`; they are not exercised here.)"""
+(Credentials files, --cluster-creds: test_cluster_creds.py.)"""
 
 from __future__ import annotations
 
