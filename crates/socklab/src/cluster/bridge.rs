@@ -12,6 +12,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use super::burst::{self, Deliveries};
 use super::names;
 use super::peers::{PeerChange, Peers};
 use super::wire::{
@@ -201,9 +202,17 @@ async fn respond(inner: &Inner, msg: &Message, body: &impl serde::Serialize) {
 type Handler =
     fn(Arc<Inner>, Bytes) -> std::pin::Pin<Box<dyn std::future::Future<Output = Value> + Send>>;
 
-/// Answers each request on `sub` in a task of its own (a slow one holds up no other).
+/// Answers each request on `sub` in a task of its own (a slow one holds up no other),
+/// except this node's own scatter-gather requests ([`names::ORIGIN_HEADER`]).
 async fn serve(inner: Arc<Inner>, mut sub: Subscriber, handler: Handler) {
     while let Some(msg) = sub.next().await {
+        let from_here = msg.headers.as_ref().is_some_and(|h| {
+            h.get(names::ORIGIN_HEADER)
+                .is_some_and(|origin| origin.as_str() == inner.node)
+        });
+        if from_here {
+            continue;
+        }
         let inner = inner.clone();
         tokio::spawn(async move {
             let body = handler(inner.clone(), msg.payload.clone()).await;
@@ -326,53 +335,111 @@ struct Batch {
 
 /// Publishes this node's events, ids made global. It is an ordinary hub subscriber: when
 /// it falls behind (or NATS is down) it skips events and counts them; they are in the
-/// local store, and peers' dashboards resync when it is back.
+/// local store, and it sends a `resync` line so that peers' dashboards reload.
 ///
 /// Events already waiting when one is published go with it, one JSON object per line in
 /// one NATS message: a broadcast to thousands of devices makes thousands of data events at
 /// once, and one message per event would make NATS and every other node carry each alone.
-/// A lone event still leaves at once.
+/// Deliveries of one payload among them go as one `deliveries` line ([`burst`]). A lone
+/// event still leaves at once.
 async fn publish_events(inner: Arc<Inner>, mut events: broadcast::Receiver<Arc<Event>>) {
     let subject = names::events(&inner.node);
     let mut batch = Batch::default();
+    let mut group = Deliveries::default();
     loop {
         let first = match events.recv().await {
             Ok(event) => event,
             Err(broadcast::error::RecvError::Lagged(n)) => {
-                inner.events_skipped.fetch_add(n, Ordering::Relaxed);
+                skipped(&inner, &mut batch, n);
                 continue;
             }
             Err(broadcast::error::RecvError::Closed) => return,
         };
         let mut next = Some(first);
         while let Some(event) = next.take() {
-            if let Some(line) = encode_event(&inner, &event) {
-                if batch.count > 0 && batch.lines.len() + line.len() >= EVENT_BATCH_BYTES {
-                    publish_batch(&inner, &subject, &mut batch).await;
+            if group.matches(&event) {
+                group.push(event);
+            } else {
+                flush_group(&inner, &subject, &mut batch, &mut group).await;
+                if Deliveries::candidate(&event) {
+                    group.push(event);
+                } else {
+                    add_event(&inner, &subject, &mut batch, &event).await;
                 }
-                if batch.count > 0 {
-                    batch.lines.push(b'\n');
-                }
-                batch.lines.extend_from_slice(&line);
-                batch.count += 1;
-                batch.sessions_changed |= matches!(&*event, Event::Online(_) | Event::Offline(_));
             }
             next = match events.try_recv() {
                 Ok(event) => Some(event),
                 Err(broadcast::error::TryRecvError::Lagged(n)) => {
-                    inner.events_skipped.fetch_add(n, Ordering::Relaxed);
+                    skipped(&inner, &mut batch, n);
                     events.try_recv().ok()
                 }
                 Err(_) => None,
             };
         }
+        flush_group(&inner, &subject, &mut batch, &mut group).await;
         publish_batch(&inner, &subject, &mut batch).await;
+    }
+}
+
+/// Counts `n` events this node could not send (the bridge fell behind) and tells the
+/// other nodes, whose dashboards then reload what they show.
+fn skipped(inner: &Inner, batch: &mut Batch, n: u64) {
+    inner.events_skipped.fetch_add(n, Ordering::Relaxed);
+    let line = json!({ "type": "resync", "node": inner.node, "skipped": n });
+    push_line(batch, &line.to_string().into_bytes(), 0);
+}
+
+/// Adds one line to the batch (publishing the batch first when it would grow too big).
+async fn add_line(inner: &Inner, subject: &str, batch: &mut Batch, line: &[u8], events: u64) {
+    if batch.count > 0 && batch.lines.len() + line.len() >= EVENT_BATCH_BYTES {
+        publish_batch(inner, subject, batch).await;
+    }
+    push_line(batch, line, events);
+}
+
+fn push_line(batch: &mut Batch, line: &[u8], events: u64) {
+    if !batch.lines.is_empty() {
+        batch.lines.push(b'\n');
+    }
+    batch.lines.extend_from_slice(line);
+    batch.count += events;
+}
+
+/// Adds one event to the batch as its own line.
+async fn add_event(inner: &Inner, subject: &str, batch: &mut Batch, event: &Event) {
+    if let Some(line) = encode_event(inner, event) {
+        add_line(inner, subject, batch, &line, 1).await;
+        batch.sessions_changed |= matches!(event, Event::Online(_) | Event::Offline(_));
+    }
+}
+
+/// Adds the waiting deliveries of one payload: one `deliveries` line when there are
+/// enough of them, else one data event each.
+async fn flush_group(inner: &Inner, subject: &str, batch: &mut Batch, group: &mut Deliveries) {
+    if group.is_empty() {
+        return;
+    }
+    let events = group.take();
+    if events.len() >= burst::GROUP_MIN
+        && let Some(first) = encode_value(inner, &events[0])
+        && let Some(line) = burst::encode_group(&inner.node, &first, &events)
+    {
+        add_line(inner, subject, batch, &line, events.len() as u64).await;
+        return;
+    }
+    for event in &events {
+        add_event(inner, subject, batch, event).await;
     }
 }
 
 /// One event as it crosses NATS (`None`: it stays local): JSON, ids global, with its node
 /// and the time it left.
 fn encode_event(inner: &Inner, event: &Event) -> Option<Vec<u8>> {
+    serde_json::to_vec(&encode_value(inner, event)?).ok()
+}
+
+/// [`encode_event`] before it is written out.
+fn encode_value(inner: &Inner, event: &Event) -> Option<Value> {
     // Per-piece link reports (delayed, throttled) stay local: they carry no session.
     if let Event::Link(link) = event
         && link.session.is_none()
@@ -383,13 +450,13 @@ fn encode_event(inner: &Inner, event: &Event) -> Option<Vec<u8>> {
     super::wire::globalize(&mut value, &inner.node);
     value["node"] = Value::String(inner.node.clone());
     value["sent_ms"] = json!(crate::clock::now_ms());
-    serde_json::to_vec(&value).ok()
+    Some(value)
 }
 
 /// Publishes the events in `batch` (or counts them skipped while NATS is down) and
 /// empties it.
 async fn publish_batch(inner: &Inner, subject: &str, batch: &mut Batch) {
-    if batch.count == 0 {
+    if batch.lines.is_empty() {
         return;
     }
     let Batch {
@@ -442,10 +509,17 @@ async fn take_events(inner: Arc<Inner>, mut sub: Subscriber) {
         if inner.notices.receiver_count() == 0 {
             continue;
         }
+        let mut grouped = false;
         for line in lines {
+            grouped |= burst::is_group_line(line);
             if let Ok(text) = std::str::from_utf8(line) {
                 let _ = inner.notices.send(Arc::from(text));
             }
+        }
+        // A `deliveries` line stands for many data events a dashboard does not get one by
+        // one: it reloads what it shows instead.
+        if grouped {
+            notice(&inner, json!({ "type": "resync", "node": node }));
         }
     }
 }

@@ -149,9 +149,11 @@ async fn scatter<T: DeserializeOwned + HasNode>(
     if inner.connected.load(Ordering::Relaxed) {
         let client = &inner.client;
         let inbox = client.new_inbox();
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(names::ORIGIN_HEADER, inner.node.as_str());
         if let Ok(mut sub) = client.subscribe(inbox.clone()).await
             && client
-                .publish_with_reply(subject, inbox, payload)
+                .publish_with_reply_and_headers(subject, inbox, headers, payload)
                 .await
                 .is_ok()
         {

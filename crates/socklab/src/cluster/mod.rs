@@ -18,6 +18,7 @@
 //! * [`view`]: the other nodes' events on the console (`--cluster-view`).
 
 mod bridge;
+mod burst;
 mod gather;
 pub mod names;
 pub mod peers;

@@ -148,6 +148,11 @@ pub fn default_node_name(http_port: u16) -> String {
     format!("{host}-{http_port}")
 }
 
+/// NATS header naming the node that scatters a request to every node: that node answers
+/// for itself directly, so it leaves its own request alone (NATS hands a connection its
+/// own messages too; answered, a broadcast would reach its devices twice).
+pub const ORIGIN_HEADER: &str = "Socklab-Origin";
+
 /// A global session id: `NODE:ID`.
 pub fn global_id(node: &str, id: u64) -> String {
     format!("{node}:{id}")
