@@ -5,7 +5,8 @@
 //! (`missing_nodes`), and actions on another node's session go to that node.
 //!
 //! [`router`] wraps the single-node router: the routes here take precedence and
-//! everything else (listeners, link profiles, OpenAPI, assets) falls through to it.
+//! everything else (listeners, link profiles, assets) falls through to it. The OpenAPI
+//! document of a cluster node is [`super::cluster_doc`]'s.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -71,6 +72,7 @@ pub fn router(cluster: Cluster, app: AppState, single: Router) -> Router {
         .route("/api/periodic/{id}", axum::routing::delete(stop_periodic))
         .route("/api/events", get(events))
         .route("/metrics", get(metrics))
+        .route("/api/openapi.json", get(openapi))
         .route_layer(from_fn_with_state(app, auth::check))
         .with_state(state)
         .fallback_service(single)
@@ -249,6 +251,9 @@ async fn list_sessions(
             "offset + limit must be at most {MAX_CLUSTER_DEPTH} on a cluster"
         ));
     }
+    if params.contains_key("label") {
+        return bad_request("filtering by label is not available on a cluster listing");
+    }
     let state = params.get("state").map_or("all", String::as_str);
     if state != "online" && state != "all" {
         return bad_request(format!("state must be online or all, not {state:?}"));
@@ -302,6 +307,11 @@ async fn broadcast(State(st): State<ClusterState>, body: Bytes) -> Response {
         "missing_nodes": got.missing,
     }))
     .into_response()
+}
+
+/// `GET /api/openapi.json`: the API as a cluster node answers it.
+async fn openapi() -> Json<Value> {
+    Json(super::cluster_doc::spec(MAX_CLUSTER_DEPTH))
 }
 
 /// `GET /api/cluster`: this node, the others, and whether each answers.

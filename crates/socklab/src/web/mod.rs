@@ -13,6 +13,7 @@ pub mod api;
 pub mod assets;
 pub mod auth;
 pub mod cluster;
+pub mod cluster_doc;
 pub mod connect;
 mod doc;
 pub mod error;
