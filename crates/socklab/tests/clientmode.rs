@@ -6,18 +6,15 @@ mod common;
 
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
+use axum::http::StatusCode;
 use bytes::Bytes;
-use common::{TestServer, WAIT, next_event};
-use http_body_util::BodyExt;
+use common::{TestServer, WAIT, next_event, request};
 use serde_json::{Value, json};
 use socklab::hub::connect::ConnectRequest;
 use socklab::hub::listeners::{ListenRequest, ListenerSettings, OpenError};
 use socklab::model::{EndReason, Event, ListenerKind, Proto};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tower::ServiceExt;
 
 async fn read_exactly(stream: &mut TcpStream, n: usize) -> Vec<u8> {
     let mut buf = vec![0u8; n];
@@ -28,29 +25,17 @@ async fn read_exactly(stream: &mut TcpStream, n: usize) -> Vec<u8> {
     buf
 }
 
+/// One JSON request through the router; returns the status and the body.
 async fn call(
     server: &TestServer,
     method: &str,
     uri: &str,
     body: Option<Value>,
 ) -> (StatusCode, Value) {
-    let req = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header(header::HOST, "127.0.0.1:8080")
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(
-            body.map(|b| Body::from(b.to_string()))
-                .unwrap_or_else(Body::empty),
-        )
-        .unwrap();
-    let resp = server.router.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    let body = body.map(|b| b.to_string().into_bytes());
+    let json = [("content-type", "application/json")];
+    let (status, _, value) = request(server, method, uri, body, &json).await;
+    (status, value)
 }
 
 /// An outgoing TCP session carries data both ways with echo, shows as outgoing, and an

@@ -4,16 +4,10 @@ mod common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use common::{TestServer, next_event};
-use http_body_util::BodyExt;
+use common::{HOST, TestServer, online_device, request};
 use serde_json::{Value, json};
-use socklab::model::Event;
 use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
 use tower::ServiceExt;
-
-/// The Host header of every request (a loopback address, as a browser on the machine sends).
-const HOST: &str = "127.0.0.1:8080";
 
 /// One request; returns the status, the content type and the body (JSON when it parses).
 async fn call(
@@ -23,44 +17,8 @@ async fn call(
     body: Option<&str>,
     headers: &[(&str, &str)],
 ) -> (StatusCode, String, Value) {
-    let mut req = Request::builder().method(method).uri(uri);
-    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
-        req = req.header(header::HOST, HOST);
-    }
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let req = req
-        .body(
-            body.map(|b| Body::from(b.to_string()))
-                .unwrap_or_else(Body::empty),
-        )
-        .unwrap();
-    let resp = server.router.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let ctype = resp
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
-    if ctype.starts_with("text/event-stream") {
-        return (status, ctype, Value::Null);
-    }
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    let value = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-    (status, ctype, value)
-}
-
-async fn online_device(server: &TestServer) -> (TcpStream, u64) {
-    let mut events = server.hub.subscribe();
-    let device = TcpStream::connect(server.tcp()).await.unwrap();
-    let id = next_event(&mut events, |e| match e {
-        Event::Online(s) => Some(s.id),
-        _ => None,
-    })
-    .await;
-    (device, id)
+    let body = body.map(|b| b.as_bytes().to_vec());
+    request(server, method, uri, body, headers).await
 }
 
 /// Session routes: list, one, messages, send, close, with their errors.

@@ -96,6 +96,21 @@ async fn tls_session_moves_data_and_shows_version_and_sni() {
     server.stop().await;
 }
 
+/// Waits for the next failed handshake and checks its device and the start of its reason.
+async fn expect_tls_failure(
+    events: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<Event>>,
+    device: &TcpStream,
+    reason: &str,
+) {
+    let failure = next_event(events, |e| match e {
+        Event::TlsFailed(f) => Some(f.clone()),
+        _ => None,
+    })
+    .await;
+    assert!(failure.reason.starts_with(reason), "{failure:?}");
+    assert_eq!(failure.peer, device.local_addr().unwrap());
+}
+
 /// Plain TCP on the TLS port and a client that never speaks are failed handshakes with
 /// their reasons, counted on the listener; neither opens a session.
 #[tokio::test]
@@ -104,27 +119,9 @@ async fn failed_handshakes_are_events() {
     let mut events = server.hub.subscribe();
     let mut plain = TcpStream::connect(server.addrs.tls[0]).await.unwrap();
     plain.write_all(b"HELLO\r\n").await.unwrap();
-    let failure = next_event(&mut events, |e| match e {
-        Event::TlsFailed(f) => Some(f.clone()),
-        _ => None,
-    })
-    .await;
-    assert!(
-        failure.reason.starts_with("not a TLS handshake"),
-        "{failure:?}"
-    );
-    assert_eq!(failure.peer, plain.local_addr().unwrap());
+    expect_tls_failure(&mut events, &plain, "not a TLS handshake").await;
     let mut silent = TcpStream::connect(server.addrs.tls[0]).await.unwrap();
-    let failure = next_event(&mut events, |e| match e {
-        Event::TlsFailed(f) => Some(f.clone()),
-        _ => None,
-    })
-    .await;
-    assert!(
-        failure.reason.starts_with("no TLS handshake within"),
-        "{failure:?}"
-    );
-    assert_eq!(failure.peer, silent.local_addr().unwrap());
+    expect_tls_failure(&mut events, &silent, "no TLS handshake within").await;
     // socklab hung up on the silent client.
     let mut rest = Vec::new();
     let _ = tokio::time::timeout(WAIT, silent.read_to_end(&mut rest))

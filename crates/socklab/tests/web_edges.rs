@@ -6,18 +6,12 @@ mod common;
 
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
-use common::{TestServer, WAIT, next_event};
-use http_body_util::BodyExt;
+use axum::http::StatusCode;
+use common::{TestServer, WAIT, online_device, request};
 use serde_json::Value;
-use socklab::model::Event;
 use socklab::store::{Store, StoreError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream, UdpSocket};
-use tower::ServiceExt;
-
-const HOST: &str = "127.0.0.1:8080";
 
 /// One request through the router; returns the status, the content type and the body
 /// (JSON when it parses, else a JSON string).
@@ -27,26 +21,7 @@ async fn call(
     uri: &str,
     body: Option<Vec<u8>>,
 ) -> (StatusCode, String, Value) {
-    let req = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header(header::HOST, HOST)
-        .body(body.map(Body::from).unwrap_or_else(Body::empty))
-        .unwrap();
-    let resp = tokio::time::timeout(WAIT, server.router.clone().oneshot(req))
-        .await
-        .expect("the API did not answer")
-        .unwrap();
-    let status = resp.status();
-    let ctype = resp
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    let value = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-    (status, ctype, value)
+    request(server, method, uri, body, &[]).await
 }
 
 /// Asserts the documented error body: JSON `{"error": "<non-empty message>"}`.
@@ -57,17 +32,6 @@ fn assert_error_body(what: &str, ctype: &str, body: &Value) {
     );
     let message = body["error"].as_str().unwrap_or("");
     assert!(!message.is_empty(), "{what}: body {body}");
-}
-
-async fn online_device(server: &TestServer) -> (TcpStream, u64) {
-    let mut events = server.hub.subscribe();
-    let device = TcpStream::connect(server.tcp()).await.unwrap();
-    let id = next_event(&mut events, |e| match e {
-        Event::Online(s) => Some(s.id),
-        _ => None,
-    })
-    .await;
-    (device, id)
 }
 
 /// A symlink or a hard link to a database in use is the same database: refused.

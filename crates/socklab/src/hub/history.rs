@@ -49,16 +49,7 @@ impl Hub {
 
     /// Deletes the stored messages of one session (online or not); the session stays.
     pub async fn forget_messages(&self, id: u64) -> Result<Forgotten, HistoryError> {
-        if !self.session_exists(id).await? {
-            return Err(HistoryError::NoSession(id));
-        }
-        let up_to = self.newest_message_id();
-        self.forget(Forget::Session {
-            id,
-            up_to,
-            session: false,
-        })
-        .await
+        self.forget_one(id, false).await
     }
 
     /// Deletes an ended session and its messages. An online session is refused.
@@ -66,6 +57,11 @@ impl Hub {
         if self.online(id).is_some() {
             return Err(HistoryError::Online(id));
         }
+        self.forget_one(id, true).await
+    }
+
+    /// Deletes one existing session's messages, and with `with_session` its row too.
+    async fn forget_one(&self, id: u64, with_session: bool) -> Result<Forgotten, HistoryError> {
         if !self.session_exists(id).await? {
             return Err(HistoryError::NoSession(id));
         }
@@ -73,7 +69,7 @@ impl Hub {
         self.forget(Forget::Session {
             id,
             up_to,
-            session: true,
+            session: with_session,
         })
         .await
     }

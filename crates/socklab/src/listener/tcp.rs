@@ -95,11 +95,40 @@ pub(crate) async fn accept_loop(
     state: Arc<ListenerState>,
     keepalive: Option<Duration>,
     hub: Arc<Hub>,
-    mut shutdown: Shutdown,
+    shutdown: Shutdown,
     guard: TaskGuard,
 ) {
-    // Removing the listener at run time stops accepting; its connections end on their own
-    // terms (the hub closes them with `listener_removed`).
+    let serve_state = state.clone();
+    let conn_shutdown = shutdown.clone();
+    accept_each(listener, state, keepalive, shutdown, move |stream, peer| {
+        serve_connection(
+            stream,
+            peer,
+            None,
+            serve_state.clone(),
+            hub.clone(),
+            conn_shutdown.clone(),
+            guard.clone(),
+        )
+    })
+    .await;
+}
+
+/// The accept loop of every TCP-based listener (plain and TLS): accepts until shutdown or
+/// until the listener is removed at run time, gives each connection the device socket
+/// options ([`prepare`]) and spawns `serve` for it. Removing the listener stops accepting
+/// only; its connections end on their own terms (the hub closes them with
+/// `listener_removed`).
+pub(crate) async fn accept_each<F, Fut>(
+    listener: TcpListener,
+    state: Arc<ListenerState>,
+    keepalive: Option<Duration>,
+    mut shutdown: Shutdown,
+    mut serve: F,
+) where
+    F: FnMut(TcpStream, SocketAddr) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let mut stopped = state.stopped();
     loop {
         let accepted = tokio::select! {
@@ -110,20 +139,16 @@ pub(crate) async fn accept_loop(
         match accepted {
             Ok((stream, peer)) => {
                 prepare(&stream, keepalive, &state, peer);
-                tokio::spawn(serve_connection(
-                    stream,
-                    peer,
-                    None,
-                    state.clone(),
-                    hub.clone(),
-                    shutdown.clone(),
-                    guard.clone(),
-                ));
+                tokio::spawn(serve(stream, peer));
             }
             Err(e) => {
                 // Usually EMFILE/ENFILE: back off instead of spinning; the pending
                 // connections stay in the kernel's backlog.
-                tracing::warn!("tcp {}: accept failed: {e}", state.addr);
+                tracing::warn!(
+                    "{} {}: accept failed: {e}",
+                    state.proto.as_str(),
+                    state.addr
+                );
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }

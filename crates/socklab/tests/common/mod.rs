@@ -6,11 +6,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::Value;
 use socklab::hub::Hub;
 use socklab::model::Event;
 use socklab::{BoundAddrs, Config, Server};
+use tokio::net::TcpStream;
 use tokio::sync::{broadcast, oneshot};
 use tokio::task::JoinHandle;
+use tower::ServiceExt;
 
 /// Upper bound for any single wait, so a bug fails the test instead of hanging it.
 pub const WAIT: Duration = Duration::from_secs(20);
@@ -105,4 +111,60 @@ pub async fn next_event<T>(
     })
     .await
     .expect("event did not come")
+}
+
+/// The Host header of every request unless a test gives its own (a loopback address, as a
+/// browser on the machine sends).
+pub const HOST: &str = "127.0.0.1:8080";
+
+/// One request through the router, answered within [`WAIT`]: the status, the content type
+/// and the body (JSON when it parses, else a JSON string; `Null` for an event stream, whose
+/// body never ends).
+pub async fn request(
+    server: &TestServer,
+    method: &str,
+    uri: &str,
+    body: Option<Vec<u8>>,
+    headers: &[(&str, &str)],
+) -> (StatusCode, String, Value) {
+    let mut req = Request::builder().method(method).uri(uri);
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req = req.header(header::HOST, HOST);
+    }
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req
+        .body(body.map(Body::from).unwrap_or_else(Body::empty))
+        .unwrap();
+    let resp = tokio::time::timeout(WAIT, server.router.clone().oneshot(req))
+        .await
+        .expect("the API did not answer")
+        .unwrap();
+    let status = resp.status();
+    let ctype = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    if ctype.starts_with("text/event-stream") {
+        return (status, ctype, Value::Null);
+    }
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    (status, ctype, value)
+}
+
+/// Connects a TCP device to the server's first listener; returns it with its session id
+/// once the session is online.
+pub async fn online_device(server: &TestServer) -> (TcpStream, u64) {
+    let mut events = server.hub.subscribe();
+    let device = TcpStream::connect(server.tcp()).await.unwrap();
+    let id = next_event(&mut events, |e| match e {
+        Event::Online(s) => Some(s.id),
+        _ => None,
+    })
+    .await;
+    (device, id)
 }

@@ -48,42 +48,24 @@ pub(crate) async fn accept_loop(
     state: Arc<ListenerState>,
     settings: TlsSettings,
     hub: Arc<Hub>,
-    mut shutdown: Shutdown,
+    shutdown: Shutdown,
     guard: TaskGuard,
 ) {
-    // Removing the listener at run time stops accepting (its sessions are closed by the hub).
-    let mut stopped = state.stopped();
-    loop {
-        let accepted = tokio::select! {
-            _ = shutdown.wait() => break,
-            _ = stopped.wait() => break,
-            r = listener.accept() => r,
-        };
-        match accepted {
-            Ok((stream, peer)) => {
-                let _ = stream.set_nodelay(true);
-                if let Some(idle) = settings.keepalive
-                    && let Err(e) = super::tcp::set_keepalive(&stream, idle)
-                {
-                    tracing::warn!("tls {}: keepalive on {peer}: {e}", state.addr);
-                }
-                tokio::spawn(handshake_then_serve(
-                    stream,
-                    peer,
-                    settings.clone(),
-                    state.clone(),
-                    hub.clone(),
-                    shutdown.clone(),
-                    guard.clone(),
-                ));
-            }
-            Err(e) => {
-                // Usually EMFILE/ENFILE: back off instead of spinning.
-                tracing::warn!("tls {}: accept failed: {e}", state.addr);
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
+    let keepalive = settings.keepalive;
+    let serve_state = state.clone();
+    let conn_shutdown = shutdown.clone();
+    super::tcp::accept_each(listener, state, keepalive, shutdown, move |stream, peer| {
+        handshake_then_serve(
+            stream,
+            peer,
+            settings.clone(),
+            serve_state.clone(),
+            hub.clone(),
+            conn_shutdown.clone(),
+            guard.clone(),
+        )
+    })
+    .await;
 }
 
 /// One device connection: the handshake (bounded, interrupted by shutdown), then the
