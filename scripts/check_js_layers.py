@@ -33,6 +33,7 @@ LAYERS: list[tuple[str, ...]] = [
         "clientmode.js",
         "devices.js",
         "snippets.js",
+        "sessionchart.js",
     ),
     ("events.js",),
     ("main.js",),

@@ -16,6 +16,7 @@ import {
   slim,
   spread,
 } from './model.js';
+import { sessionChartAdd } from './sessionchart.js';
 import { loadPeriodic, onPeriodicEvent } from './snippets.js';
 import { $, PAYLOAD_SHOW_MAX, TLS_FAILURES_SHOWN, dirty, log, model } from './state.js';
 
@@ -159,6 +160,7 @@ export function onData(ev) {
       }
     }
   }
+  sessionChartAdd(m);
   rememberRecent(m);
 }
 

@@ -6,12 +6,13 @@ import { drawChart } from './chart.js';
 import { initClientMode } from './clientmode.js';
 import { deleteHistory, pollSelectedRates, renderDeviceExtras, saveLabel } from './devices.js';
 import { connect } from './events.js';
-import { flushIfQueued, onFrame } from './frame.js';
+import { flushIfQueued, onFrame, schedule } from './frame.js';
 import { renderListenersIfDirty } from './listeners.js';
 import { loadOlder, renderLog, rerenderPayloads, rerenderTimes } from './log.js';
 import { loadCounts, loadListeners, loadRecentRates, loadSessions, loadTotals, select, sessionIdOf } from './model.js';
 import { broadcast, injectFault, previewPayload, sendToSelected, setSessionLink, submitOnEnter } from './send.js';
 import { deleteBefore, runSearch, updateSearchExport } from './search.js';
+import { renderSessionChart } from './sessionchart.js';
 import { initSnippets } from './snippets.js';
 import { closeSession, moveSelection, renderDetail, renderDetailAndTotals, renderSessions, setFilter } from './sessions.js';
 import { $, dirty, log, model } from './state.js';
@@ -21,6 +22,7 @@ onFrame(renderSessions);
 onFrame(renderLog);
 onFrame(renderDeviceExtras);
 onFrame(renderDetailAndTotals);
+onFrame(renderSessionChart);
 onFrame(renderListenersIfDirty);
 
 /** Reads a saved preference, if storage allows. */
@@ -131,7 +133,9 @@ function init() {
   if (m) select(sessionIdOf(m[1]));
   else renderDetail();
   setInterval(() => {
-    if (!document.hidden) drawChart();
+    if (document.hidden) return;
+    drawChart();
+    schedule(); // the selected session's chart moves on by a second
   }, 1000);
   window.addEventListener('resize', drawChart);
   drawChart();

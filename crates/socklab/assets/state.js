@@ -9,7 +9,7 @@
 //
 // Modules import only downwards, in this order (checked by scripts/check_js_layers.py):
 //   state, bytes  <- frame (scheduler, renderer registry) <- api (HTTP, error banner)
-//   <- model (session bookkeeping) <- views (sessions, log, listeners, chart, send, search)
+//   <- model (session bookkeeping) <- views (sessions, log, listeners, charts, send, search)
 //   <- events (live stream) <- main (wiring). Nothing imports main.
 //
 // This module holds the shared state and the small formatting helpers; it imports nothing.

@@ -55,6 +55,11 @@ pub const ASSETS: &[(&str, &str, &str)] = &[
         JS,
     ),
     ("snippets.js", include_str!("../../assets/snippets.js"), JS),
+    (
+        "sessionchart.js",
+        include_str!("../../assets/sessionchart.js"),
+        JS,
+    ),
     ("style.css", include_str!("../../assets/style.css"), CSS),
 ];
 
