@@ -130,9 +130,14 @@ def test_console_commands(console_socklab, tcp_device):
     leaves the server running."""
     lab = console_socklab()
     read_until = lab.read_until
+    http = read_until("dashboard http://").split("dashboard ", 1)[1].strip()
     dev = tcp_device(lab.tcp_port)
     online = read_until(" online ")
     sid = online.split("#", 1)[1].split()[0]
+    # The console's times are UTC and say so: the clock of the API's started_at, then Z.
+    with urllib.request.urlopen(f"{http}api/sessions/{sid}", timeout=10) as r:
+        started_at = json.load(r)["started_at"]
+    assert online.startswith(started_at.split("T", 1)[1] + f" #{sid} "), (online, started_at)
     dev.send(b"hi\r\n")
     assert '"hi\\r\\n" [68690d0a]' in read_until(" up ")
     lab.say(f"send {sid} hello\\r\\n")
