@@ -224,6 +224,7 @@ impl Server {
                     allowed: config.allow_net.clone(),
                 },
                 link_seed: config.link_seed,
+                reply_framing: config.reply_framing.clone(),
             },
         );
         hub.set_sockets(sockets.clone());

@@ -5,8 +5,9 @@ mod common;
 
 use bytes::Bytes;
 use common::{TestServer, next_event};
-use socklab::framing::Framing;
-use socklab::model::{Direction, Event};
+use socklab::framing::{Framing, FramingSpec};
+use socklab::hub::listeners::{ListenRequest, ListenerSettings};
+use socklab::model::{Direction, Event, Proto};
 use socklab::rules::Rule;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
@@ -135,5 +136,50 @@ async fn a_datagram_with_several_lines_gets_a_reply_per_line() {
         .unwrap()
         .unwrap();
     assert_eq!(&buf[..n], b"OK;");
+    server.stop().await;
+}
+
+/// A listener added at run time starts with `--reply-framing`, as the command line's do;
+/// replacing rules and framing together is one change, announced once.
+#[tokio::test]
+async fn run_time_listeners_start_with_the_reply_framing() {
+    let server = TestServer::start(|c| c.reply_framing = Framing::Line).await;
+    let added = server
+        .hub
+        .add_listener(ListenRequest {
+            proto: Proto::Tcp,
+            addr: "127.0.0.1:0".parse().unwrap(),
+            settings: ListenerSettings {
+                rules: rules(),
+                ..Default::default()
+            },
+        })
+        .await
+        .unwrap();
+    let mut events = server.hub.subscribe();
+    let mut device = TcpStream::connect(&added.addr).await.unwrap();
+    write_read_alone(&mut device, &mut events, b"PI").await;
+    write_read_alone(&mut device, &mut events, b"NG\n").await;
+    expect(&mut device, b"PONG;").await;
+
+    let mut events = server.hub.subscribe();
+    let changed = server
+        .hub
+        .set_auto_replies(added.id, rules(), Some(Framing::Read))
+        .unwrap();
+    assert_eq!(changed.framing, FramingSpec::of(&Framing::Read));
+    server.hub.set_echo(added.id, true).unwrap();
+    let mut announced = Vec::new();
+    while announced.len() < 2 {
+        announced.push(
+            next_event(&mut events, |e| match e {
+                Event::Listener(l) if l.id == added.id => Some(l.echo),
+                _ => None,
+            })
+            .await,
+        );
+    }
+    // The auto-replies change, then the echo change: nothing in between.
+    assert_eq!(announced, [false, true]);
     server.stop().await;
 }

@@ -178,6 +178,22 @@ impl Hub {
         Ok(self.listener_changed(&listener))
     }
 
+    /// Replaces a listener's auto-reply rules and, when given, its framing, as one change
+    /// (one listener event).
+    pub fn set_auto_replies(
+        &self,
+        id: u32,
+        rules: Vec<Rule>,
+        framing: Option<Framing>,
+    ) -> Result<ListenerInfo, ActionError> {
+        let listener = self.listener(id)?;
+        if let Some(framing) = framing {
+            listener.set_framing(framing);
+        }
+        listener.set_rules(rules);
+        Ok(self.listener_changed(&listener))
+    }
+
     /// Sets how a listener cuts incoming data into frames for its rules.
     pub fn set_framing(&self, id: u32, framing: Framing) -> Result<ListenerInfo, ActionError> {
         let listener = self.listener(id)?;

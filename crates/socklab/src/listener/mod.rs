@@ -40,6 +40,8 @@ pub struct RuntimeConfig {
     pub policy: crate::hub::listeners::NetPolicy,
     /// `--seed` for the links' jitter and loss.
     pub link_seed: Option<u64>,
+    /// `--reply-framing`: how a new listener's auto-reply rules see incoming data.
+    pub reply_framing: crate::framing::Framing,
 }
 
 /// What a task started for a run-time change needs.

@@ -57,6 +57,7 @@ fn entry(
     let id = started.hub.allocate_listener_id();
     Arc::new(
         ListenerState::new(id, req.proto, local, s.echo, s.rules.clone())
+            .with_framing(started.config.reply_framing.clone())
             .with_link(s.link.clone(), started.config.link_seed)
             .outgoing_to(remote),
     )

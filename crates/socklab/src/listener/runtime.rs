@@ -113,6 +113,7 @@ async fn listen(started: Started, req: ListenRequest) -> Result<Arc<ListenerStat
                 req.settings.echo,
                 req.settings.rules.clone(),
             )
+            .with_framing(config.reply_framing.clone())
             .with_link(req.settings.link.clone(), config.link_seed)
             .added_at_run_time(),
         )

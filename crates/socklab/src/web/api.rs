@@ -305,12 +305,7 @@ pub async fn set_auto_replies(
         .map(|f| f.to_framing())
         .transpose()
         .map_err(|e| AppError::BadRequest(format!("framing: {e}")))?;
-    if let Some(framing) = framing
-        && let Err(e) = st.hub.set_framing(id, framing)
-    {
-        return Err(action_error(&st, e).await);
-    }
-    match st.hub.set_rules(id, rules) {
+    match st.hub.set_auto_replies(id, rules, framing) {
         Ok(info) => Ok(Json(json!(info))),
         Err(e) => Err(action_error(&st, e).await),
     }
