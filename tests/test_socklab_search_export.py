@@ -116,6 +116,19 @@ def test_export_jsonl_csv_and_raw(socklab, traffic):
     assert export(socklab, "--all").stdout == both.stdout
     newest = lines[-1]["ts_ms"]
     assert export(socklab, "--since", str(newest + 1)).stdout == b""
+    # A time range: --until alone keeps what came before it, and with --since the window
+    # between (from --since on, before --until).
+    first, second = lines[0]["ts_ms"], lines[1]["ts_ms"]
+    before = export(socklab, "--until", str(second))
+    assert before.returncode == 0, before.stderr
+    assert [json.loads(line)["id"] for line in before.stdout.decode().splitlines()] == [
+        m["id"] for m in lines if m["ts_ms"] < second
+    ]
+    window = export(socklab, "--since", str(first), "--until", str(newest))
+    assert [json.loads(line)["id"] for line in window.stdout.decode().splitlines()] == [
+        m["id"] for m in lines if first <= m["ts_ms"] < newest
+    ]
+    assert export(socklab, "--until", str(first)).stdout == b""
     table = export(socklab, "--all", "--format", "csv")
     assert table.returncode == 0, table.stderr
     rows = list(csv.DictReader(io.StringIO(table.stdout.decode())))
