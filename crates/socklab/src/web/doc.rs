@@ -3,7 +3,8 @@
 
 use serde_json::{Value, json};
 
-fn error_responses(codes: &[&str]) -> Value {
+/// The listed error responses, each with the `Error` body (a route adds its own successes).
+pub(super) fn error_responses(codes: &[&str]) -> Value {
     let mut out = serde_json::Map::new();
     for code in codes {
         out.insert(

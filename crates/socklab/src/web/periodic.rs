@@ -119,17 +119,7 @@ pub async fn stop(
 
 /// Adds this module's routes and schemas to the OpenAPI document.
 pub fn extend_openapi(doc: &mut Value) {
-    let err = |codes: &[&str]| {
-        let mut out = serde_json::Map::new();
-        for c in codes {
-            out.insert(
-                (*c).into(),
-                json!({ "description": "error", "content": { "application/json": {
-                "schema": { "$ref": "#/components/schemas/Error" } } } }),
-            );
-        }
-        out
-    };
+    let err = super::doc::error_responses;
     let periodic = json!({ "$ref": "#/components/schemas/Periodic" });
     doc["components"]["schemas"]["Periodic"] = json!({ "type": "object",
         "required": ["id", "target", "every_ms", "len", "hex", "text", "started_at", "started_at_ms", "sent", "skipped", "failed"],
@@ -173,7 +163,7 @@ pub fn extend_openapi(doc: &mut Value) {
     };
     let started = |codes: &[&str]| {
         let mut r = err(codes);
-        r.insert("201".into(), json!({ "description": "started", "content": { "application/json": { "schema": periodic } } }));
+        r["201"] = json!({ "description": "started", "content": { "application/json": { "schema": periodic } } });
         r
     };
     let paths = &mut doc["paths"];
@@ -187,15 +177,12 @@ pub fn extend_openapi(doc: &mut Value) {
         "requestBody": start_body(true),
         "responses": started(&["400", "401", "403", "404", "409"]) } });
     let mut list = err(&["401"]);
-    list.insert(
-        "200".into(),
-        json!({ "description": "ok", "content": { "application/json": { "schema": {
+    list["200"] = json!({ "description": "ok", "content": { "application/json": { "schema": {
         "type": "object", "required": ["periodic"], "properties": {
-            "periodic": { "type": "array", "items": periodic } } } } } }),
-    );
+            "periodic": { "type": "array", "items": periodic } } } } } });
     paths["/api/periodic"] = json!({ "get": { "summary": "The running periodic sends, oldest first", "responses": list } });
     let mut stop = err(&["400", "401", "403", "404"]);
-    stop.insert("200".into(), json!({ "description": "stopped: its final counts", "content": { "application/json": { "schema": periodic } } }));
+    stop["200"] = json!({ "description": "stopped: its final counts", "content": { "application/json": { "schema": periodic } } });
     paths["/api/periodic/{id}"] = json!({ "delete": {
         "summary": "Stop a periodic send",
         "parameters": [{ "name": "id", "in": "path", "required": true,

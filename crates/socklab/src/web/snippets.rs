@@ -117,17 +117,7 @@ pub async fn delete(
 
 /// Adds this module's routes and schemas to the OpenAPI document.
 pub fn extend_openapi(doc: &mut Value) {
-    let err = |codes: &[&str]| {
-        let mut out = serde_json::Map::new();
-        for c in codes {
-            out.insert(
-                (*c).into(),
-                json!({ "description": "error", "content": { "application/json": {
-                "schema": { "$ref": "#/components/schemas/Error" } } } }),
-            );
-        }
-        out
-    };
+    let err = super::doc::error_responses;
     let snippet = json!({ "$ref": "#/components/schemas/Snippet" });
     let name_pattern = format!("^[A-Za-z0-9._-]{{1,{MAX_SNIPPET_NAME}}}$");
     doc["components"]["schemas"]["Snippet"] = json!({ "type": "object",
@@ -140,18 +130,13 @@ pub fn extend_openapi(doc: &mut Value) {
             "updated_at_ms": { "type": "integer" } } });
     let paths = &mut doc["paths"];
     let mut list = err(&["401", "500"]);
-    list.insert(
-        "200".into(),
-        json!({ "description": "ok", "content": { "application/json": {
+    list["200"] = json!({ "description": "ok", "content": { "application/json": {
         "schema": { "type": "object", "required": ["snippets"], "properties": {
-            "snippets": { "type": "array", "items": snippet } } } } } }),
-    );
+            "snippets": { "type": "array", "items": snippet } } } } } });
     let mut save = err(&["400", "401", "403", "409", "500"]);
-    save.insert(
-        "201".into(),
-        json!({ "description": "saved", "content": { "application/json": { "schema": snippet } } }),
-    );
-    save.insert("200".into(), json!({ "description": "replaced an existing snippet", "content": { "application/json": { "schema": snippet } } }));
+    save["201"] =
+        json!({ "description": "saved", "content": { "application/json": { "schema": snippet } } });
+    save["200"] = json!({ "description": "replaced an existing snippet", "content": { "application/json": { "schema": snippet } } });
     paths["/api/snippets"] = json!({
         "get": { "summary": "Saved send snippets, by name", "responses": list },
         "post": {
@@ -170,11 +155,8 @@ pub fn extend_openapi(doc: &mut Value) {
                     "replace": { "type": "boolean", "default": false } } } } } },
             "responses": save } });
     let mut del = err(&["400", "401", "403", "404", "500"]);
-    del.insert(
-        "200".into(),
-        json!({ "description": "deleted", "content": { "application/json": {
-        "schema": { "type": "object", "properties": { "deleted": { "type": "string" } } } } } }),
-    );
+    del["200"] = json!({ "description": "deleted", "content": { "application/json": {
+        "schema": { "type": "object", "properties": { "deleted": { "type": "string" } } } } } });
     paths["/api/snippets/{name}"] = json!({ "delete": {
         "summary": "Delete a snippet (periodic sends started from it keep their copy)",
         "parameters": [{ "name": "name", "in": "path", "required": true, "schema": { "type": "string", "pattern": name_pattern } }],
