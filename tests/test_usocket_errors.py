@@ -11,7 +11,8 @@ from usocket_peers import (
     Peer,
     full_backlog,
     hold_open,
-    open_fds,
+    open_descriptors,
+    opened_since,
     refused_port,
     send_then_close,
     usocket_pair,
@@ -266,7 +267,7 @@ def test_wrong_types_and_sizes():
 
 def test_no_descriptor_leaks_on_error_paths():
     """Failed connects, binds, timeouts, closes and dropped sockets leave no fd behind."""
-    before = open_fds()
+    before = open_descriptors()
     for _ in range(20):
         s = usocket.socket()
         with pytest.raises(OSError):
@@ -289,4 +290,4 @@ def test_no_descriptor_leaks_on_error_paths():
     import gc
 
     gc.collect()
-    assert open_fds() == before
+    assert opened_since(before) == set()

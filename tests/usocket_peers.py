@@ -20,9 +20,22 @@ REPO = Path(__file__).resolve().parent.parent
 PEER_TIMEOUT_S = 10.0
 
 
-def open_fds() -> int:
-    """How many descriptors this process has open."""
-    return len(os.listdir("/proc/self/fd"))
+def open_descriptors() -> set[tuple[int, str]]:
+    """The descriptors this process has open, each as (number, what it points at)."""
+    found = set()
+    for name in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # the listing's own descriptor is gone by now
+            found.add((int(name), os.readlink(f"/proc/self/fd/{name}")))
+    return found
+
+
+def opened_since(before: set[tuple[int, str]]) -> set[tuple[int, str]]:
+    """Descriptors open now that were not open at `before`.
+
+    Descriptors that other threads closed meanwhile (a finished peer, a collected
+    socket from an earlier test) do not count, so only what was opened since shows.
+    """
+    return open_descriptors() - before
 
 
 class Peer:
