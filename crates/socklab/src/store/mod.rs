@@ -11,8 +11,10 @@
 //! (WAL lets it read while the writer writes), run on tokio's blocking pool.
 //!
 //! Layout: `mod.rs` (handle, schema, open), `writer` (the thread, retention),
+//! `checkpoint` (copying the write-ahead log into the database beside the writer),
 //! `query` (reads and export), `snippets` (saved send snippets).
 
+mod checkpoint;
 mod housekeeping;
 mod labels;
 mod lock;
@@ -177,9 +179,20 @@ impl Store {
         let committed = session_ops_committed.clone();
         let write_retries = Arc::new(AtomicU64::new(0));
         let retries = write_retries.clone();
+        let checkpointer = checkpoint::Checkpointer::start(path)?;
         let writer = std::thread::Builder::new()
             .name("socklab-store".into())
-            .spawn(move || writer::run(conn, rx, control_rx, max_db_bytes, committed, retries))
+            .spawn(move || {
+                writer::run(
+                    conn,
+                    rx,
+                    control_rx,
+                    max_db_bytes,
+                    committed,
+                    retries,
+                    Some(checkpointer),
+                )
+            })
             .map_err(|source| StoreError::Io {
                 path: path.to_path_buf(),
                 source,

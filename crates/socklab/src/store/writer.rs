@@ -8,6 +8,7 @@ use std::time::Duration;
 use rusqlite::{Connection, ErrorCode, Transaction, params};
 use tokio::sync::mpsc;
 
+use super::checkpoint::{self, Checkpointer};
 use super::housekeeping::{self, Forgotten};
 use super::{STORE_BATCH_OPS, StoreOp};
 use crate::model::{Direction, SessionInfo};
@@ -23,7 +24,9 @@ pub(super) fn run(
     max_db_bytes: Option<u64>,
     session_ops_committed: Arc<AtomicU64>,
     write_retries: Arc<AtomicU64>,
+    checkpointer: Option<Checkpointer>,
 ) {
+    checkpoint::watch_wal(&conn);
     // Waiting on two queues at once needs an executor; a minimal one serves this thread.
     let waiter = match tokio::runtime::Builder::new_current_thread().build() {
         Ok(rt) => rt,
@@ -57,6 +60,7 @@ pub(super) fn run(
             }
         }
         let (_, mut forgotten) = commit_with_retry(&mut conn, &batch, &write_retries);
+        checkpoint::after_commit(&conn, checkpointer.as_ref());
         if !forgotten.is_empty()
             && let Err(e) = conn.execute_batch("PRAGMA incremental_vacuum")
         {
@@ -99,6 +103,9 @@ pub(super) fn run(
         if closing {
             break;
         }
+    }
+    if let Some(thread) = checkpointer {
+        thread.stop();
     }
     if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
         tracing::debug!("store: final checkpoint: {e}");
@@ -362,7 +369,15 @@ mod tests {
         let retries = Arc::new(AtomicU64::new(0));
         let writer_retries = retries.clone();
         let writer = std::thread::spawn(move || {
-            run(conn, data_rx, control_rx, None, committed, writer_retries)
+            run(
+                conn,
+                data_rx,
+                control_rx,
+                None,
+                committed,
+                writer_retries,
+                None,
+            )
         });
         for id in 1..=10u64 {
             let message = MessageInfo::new(
