@@ -138,17 +138,13 @@ impl Checkpointer {
 pub fn after_commit(conn: &Connection, checkpointer: Option<&Checkpointer>) {
     let frames = wal_frames();
     match checkpointer {
-        Some(thread) if frames < WRITER_FRAMES => {
-            if frames >= NUDGE_FRAMES {
-                thread.nudge();
-            }
-        }
-        Some(thread) => {
+        Some(thread) if frames >= WRITER_FRAMES => {
             let _turn = thread.turn.lock().unwrap_or_else(|e| e.into_inner());
             writer_pass(conn);
         }
+        Some(thread) if frames >= NUDGE_FRAMES => thread.nudge(),
         None if frames >= NUDGE_FRAMES => writer_pass(conn),
-        None => {}
+        _ => {}
     }
 }
 
