@@ -115,7 +115,7 @@ mod tests {
     use super::*;
 
     /// A change wakes a waiting reader; an old version returns at once.
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn changes_wake_the_reader() {
         let cell = Arc::new(LinkCell::default());
         let seen = cell.version();

@@ -153,7 +153,7 @@ mod tests {
 
     /// The outbox keeps order, refuses a send when full after the wait, lets a waiting
     /// sender in once the reader makes room, and fails waiting senders on close.
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn outbox_bounded_ordered_closable() {
         // Room for two one-byte entries.
         let outbox = Arc::new(Outbox::new(2 * (1 + ENTRY_OVERHEAD_BYTES)));
@@ -207,7 +207,7 @@ mod byte_tests {
 
     /// The bound is in bytes: one big entry fits an empty outbox, then a full one refuses
     /// at once (no waiting with a zero wait) and gives the data back.
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn bounded_in_bytes() {
         let outbox: Outbox = Outbox::new(1000);
         let big = Bytes::from(vec![0u8; 5000]);

@@ -1,6 +1,6 @@
 //! Every HTTP route through `oneshot`, with every error status: 400, 401, 403, 404, 409.
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};

@@ -3,7 +3,7 @@
 //! and keepalive end sessions with their own reasons; queries answer while the disk is
 //! stalled; history keeps a session's link.
 
-mod common;
+use crate::common;
 
 use std::io::ErrorKind;
 use std::time::Duration;

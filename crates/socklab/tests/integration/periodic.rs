@@ -2,7 +2,7 @@
 //! makes ticks skip (counted and announced) instead of piling up, a session going offline
 //! stops its periodic send with an event, and shutdown stops the rest.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

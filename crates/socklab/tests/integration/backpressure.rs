@@ -1,7 +1,7 @@
 //! The store's back-pressure: when the database cannot keep up, socklab stops reading the
 //! device (so its TCP window closes) and loses nothing once the database catches up.
 
-mod common;
+use crate::common;
 
 use std::io::ErrorKind;
 use std::time::Duration;

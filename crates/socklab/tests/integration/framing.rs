@@ -1,7 +1,7 @@
 //! Auto-reply framing over real loopback sockets: with `line` or `delim:` framing a rule
 //! answers a frame however TCP split it; with `read` framing it sees each read alone.
 
-mod common;
+use crate::common;
 
 use bytes::Bytes;
 use common::{TestServer, next_event};

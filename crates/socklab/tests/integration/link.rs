@@ -1,7 +1,7 @@
 //! Link emulation end to end on loopback, driving `run`'s server directly: link events,
 //! live link changes through the hub, NAT drop and reset, UDP loss, and the link routes.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! a device that is the server (TCP and UDP), listeners added and removed while it runs,
 //! their errors, the HTTP routes, and listener ids across a restart.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -2,7 +2,7 @@
 //! JSON error body of every failure, page offsets past SQLite's range, a stalled database,
 //! slow HTTP clients and stalled event-stream subscribers.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

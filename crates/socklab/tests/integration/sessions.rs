@@ -1,6 +1,6 @@
 //! Sessions end to end on loopback: events, data both ways, end reasons, operator modes.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! History: crash recovery, retention and export.
 
-mod common;
+use crate::common;
 
 use common::{TestServer, next_event};
 use socklab::model::{EndReason, Event};

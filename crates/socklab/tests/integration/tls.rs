@@ -2,7 +2,7 @@
 //! negotiated version and SNI and moves data like a TCP one; a plain-TCP client and a
 //! silent one become `tls_failed` events; a link applies to a TLS session too.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;
