@@ -1,5 +1,6 @@
 //! Sending, receiving, accepting and connecting, all through one wait driver ([`Socket::io`]).
 
+use super::spin::{SPIN_BUDGET, SPIN_MAX_BYTES};
 use super::{Mode, Socket};
 use crate::addr;
 use crate::error::{Error, Result, errno};
@@ -11,6 +12,7 @@ use crate::sys::{self, Errno};
 use socket2::SockAddr;
 use std::mem::MaybeUninit;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 impl Socket {
     /// Runs `op` until it completes, in the socket's mode (or non-blocking when `dontwait`).
@@ -227,17 +229,74 @@ impl Socket {
         if buf.is_empty() && self.is_stream() {
             return Ok((0, None));
         }
-        let (n, from) = self.io(&g, w, libc::POLLIN, dontwait, check, |f| {
-            if self.is_stream() {
+        let stream = self.is_stream();
+        let small = buf.len() <= SPIN_MAX_BYTES;
+        let mut op = |f: i32| {
+            if stream {
                 sys::recv(g.fd(), buf, f | flags).map(|n| (n, None))
             } else {
                 sys::recvfrom(g.fd(), buf, f | flags)
             }
-        })?;
+        };
+        let spins = small && !dontwait && self.mode() != Mode::NonBlocking;
+        let spun = if spins {
+            self.spin_recv(&g, w, &mut op)
+        } else {
+            None
+        };
+        let (n, from) = match spun {
+            Some(r) => r?,
+            None if spins => {
+                let started = Instant::now();
+                let r = self.io(&g, w, libc::POLLIN, dontwait, check, &mut op)?;
+                self.recv_spin.waited(started.elapsed());
+                r
+            }
+            None => self.io(&g, w, libc::POLLIN, dontwait, check, &mut op)?,
+        };
         if n == 0 {
             self.on_eof()?;
         }
         Ok((n, from))
+    }
+
+    /// The spin before a blocking receive sleeps (see [`super::spin`]): retries `op` with
+    /// `MSG_DONTWAIT`, yielding the CPU between tries, for up to the spin budget (less if the deadline is
+    /// nearer) when recent receives on this socket found their data that soon. `Some` is
+    /// the receive's result (data, end of stream, an error, or `OSError(9)` once `close()`
+    /// ran); `None`: nothing came, or this receive does not spin; the caller waits.
+    fn spin_recv<T>(
+        &self,
+        g: &Guard<'_>,
+        w: &Waiter,
+        op: &mut impl FnMut(i32) -> std::result::Result<T, Errno>,
+    ) -> Option<Result<T>> {
+        if !self.recv_spin.should_spin() {
+            return None;
+        }
+        let budget = w.next_slice().ok()?.min(SPIN_BUDGET);
+        interrupt::check_thread_stop().ok()?; // the wait after returns the error
+        let started = Instant::now();
+        loop {
+            match op(libc::MSG_DONTWAIT) {
+                Err(libc::EAGAIN) => {}
+                Err(libc::EINTR) => return None,
+                Err(_) if g.closed() => return Some(Err(Error::Os(errno::EBADF))),
+                r => {
+                    self.recv_spin.hit();
+                    return Some(r.map_err(Error::os));
+                }
+            }
+            if g.closed() {
+                return Some(Err(Error::Os(errno::EBADF)));
+            }
+            if started.elapsed() >= budget {
+                self.recv_spin.missed();
+                return None;
+            }
+            // Let a runnable peer (or another thread of this program) have the CPU.
+            std::thread::yield_now();
+        }
     }
 
     /// `accept()`: the new connection (blocking, no timeout, whatever the listener's mode)

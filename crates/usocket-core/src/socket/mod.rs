@@ -6,13 +6,15 @@
 //! kernel ends after at most 100 ms to let the checkpoint run. The I/O methods live in
 //! `io` (send, recv, accept, connect) and `reads` (the stream reads); `fast` holds the
 //! attempts that never wait (run by the binding with the GIL held), `gate` the read turn
-//! (one stream reader at a time) and [`ready`] the wait for the readable callback.
+//! (one stream reader at a time), `spin` the short spin of a small blocking receive before
+//! it sleeps, and [`ready`] the wait for the readable callback.
 
 mod fast;
 mod gate;
 mod io;
 mod reads;
 pub mod ready;
+mod spin;
 
 pub use gate::ReadTurn;
 pub use reads::ReadOutcome;
@@ -119,6 +121,8 @@ pub struct Socket {
     recv_probe_skips: AtomicU8,
     /// How many receives the last failed try skipped (0 after a try that found data).
     recv_probe_window: AtomicU8,
+    /// Whether a blocking receive spins a little before it sleeps (see `spin`).
+    recv_spin: spin::RecvSpin,
 }
 
 impl Socket {
@@ -159,6 +163,7 @@ impl Socket {
             read_gate: ReadGate::default(),
             recv_probe_skips: AtomicU8::new(0),
             recv_probe_window: AtomicU8::new(0),
+            recv_spin: spin::RecvSpin::default(),
         })
     }
 
