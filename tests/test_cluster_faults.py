@@ -198,7 +198,11 @@ def test_subscribers_that_never_read_do_not_stall_devices(node_factory, nats, de
     b = node_factory("b")
     wait_until("b sees a", lambda: sees_nodes(b, {"a", "b"}))
     stuck_nats = devices(nats.port)
-    stuck_nats.sendall(b'CONNECT {"verbose":false}\r\nSUB socklab.node.*.events 1\r\nPING\r\n')
+    # Every node's events and data events (published while B's stream below watches).
+    stuck_nats.sendall(
+        b'CONNECT {"verbose":false}\r\nSUB socklab.node.*.events 1\r\n'
+        b"SUB socklab.node.*.data 2\r\nPING\r\n"
+    )
     stuck_sse = devices(int(b.http_url.rsplit(":", 1)[1]))
     stuck_sse.sendall(b"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     dev = devices(a.tcp_port)

@@ -30,7 +30,7 @@ def test_periodic_send_to_another_nodes_device(node_factory, tcp_device):
     assert p["id"].startswith("a:") and p["session_id"] == sid
     assert recv_exactly(dev, 6) == b"HB\nHB\n"
     running = a.get("/api/periodic")[1]["periodic"]
-    assert [f"a:{r['id']}" for r in running] == [p["id"]]
+    assert [r["id"] for r in running] == [p["id"]]
     status, final = b.request("DELETE", f"/api/periodic/{p['id']}")
     assert status == 200 and final["id"] == p["id"] and final["sent"] >= 2, final
     assert a.get("/api/periodic")[1]["periodic"] == []

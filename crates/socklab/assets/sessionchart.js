@@ -67,9 +67,10 @@ export function sessionChartAdd(m) {
 async function refill() {
   const sid = ring.sid;
   const request = ++ring.request;
-  if (typeof sid !== 'number') return; // a session of another cluster node: live only
+  if (sid == null) return;
   try {
-    const r = await api('GET', 'api/rates?seconds=' + CHART_SECONDS + '&session=' + sid);
+    // On a cluster `sid` is NODE:ID: the node holding the session answers.
+    const r = await api('GET', 'api/rates?seconds=' + CHART_SECONDS + '&session=' + encodeURIComponent(sid));
     if (request !== ring.request || sid !== ring.sid) return;
     const nowMs = typeof r.now_ms === 'number' ? r.now_ms : Date.now();
     ring.skewMs = nowMs - Date.now();

@@ -2,7 +2,7 @@
 //! this node's events and heartbeats, take in the other nodes', and answer their requests.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -27,6 +27,14 @@ use crate::model::Event;
 /// How often a node says it is there.
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 
+/// How long a node publishes its data events after another node last said it watches
+/// them (in a heartbeat, each second, or a watch request).
+pub const WATCH_TTL: Duration = Duration::from_secs(3);
+
+/// How long a node keeps the other nodes' data events subscribed once nobody here shows
+/// them (a dashboard reloading comes back within that).
+pub const WATCH_LINGER: Duration = Duration::from_secs(5);
+
 /// Connects, checks the name, subscribes and spawns every task on the current runtime.
 pub(super) async fn start(
     config: ClusterConfig,
@@ -36,6 +44,7 @@ pub(super) async fn start(
 ) -> Result<Cluster, ClusterError> {
     let node = config.node.clone().unwrap_or_default();
     let (conn_tx, conn_rx) = mpsc::unbounded_channel();
+    let (watch_tx, watch_rx) = mpsc::unbounded_channel();
     let client = connect(&config, &node, conn_tx).await?;
     check_name(&client, &node).await?;
     let (notices, _) = broadcast::channel(NOTICE_BUFFER);
@@ -48,11 +57,14 @@ pub(super) async fn start(
         peers: Mutex::new(Peers::default()),
         notices,
         local_api: OnceLock::new(),
+        local_api_ready: tokio::sync::Notify::new(),
         runtime: tokio::runtime::Handle::current(),
         connected: AtomicBool::new(true),
         events_published: AtomicU64::new(0),
         events_skipped: AtomicU64::new(0),
         view: config.view,
+        watched_until_ms: AtomicI64::new(0),
+        watch_tx,
         stop: Mutex::new(Some(stop)),
     });
     let sub = |subject: String| {
@@ -71,6 +83,7 @@ pub(super) async fn start(
     let sessions = sub(names::all("sessions")).await?;
     let metrics = sub(names::all("metrics")).await?;
     let broadcasts = sub(names::all("broadcast")).await?;
+    let watches = sub(names::all("watch")).await?;
     // Subscribed before the listeners run: no event of this node is missed.
     let hub_events = hub.subscribe();
     tokio::spawn(answer_pings(inner.clone(), ping));
@@ -78,8 +91,9 @@ pub(super) async fn start(
     tokio::spawn(serve(inner.clone(), sessions, answer_sessions));
     tokio::spawn(serve(inner.clone(), metrics, answer_metrics));
     tokio::spawn(serve(inner.clone(), broadcasts, answer_broadcast));
+    tokio::spawn(serve(inner.clone(), watches, answer_watch));
     tokio::spawn(take_presence(inner.clone(), presence));
-    tokio::spawn(take_events(inner.clone(), events));
+    tokio::spawn(take_events(inner.clone(), events, watch_rx));
     tokio::spawn(publish_events(inner.clone(), hub_events));
     tokio::spawn(heartbeat(inner.clone()));
     tokio::spawn(watch_connection(inner.clone(), conn_rx));
@@ -240,6 +254,13 @@ fn answer_api(
 
 /// The API calls other nodes may make here: session lookups and operator actions.
 pub(super) fn allowed(req: &ApiRequest) -> bool {
+    // The routes a cluster answers for every node, each node for itself.
+    if matches!(
+        (req.method.as_str(), req.path.as_str()),
+        ("GET", "/api/rates" | "/api/periodic") | ("POST", "/api/broadcast/periodic")
+    ) {
+        return true;
+    }
     // Stopping a periodic send this node runs (started through another node).
     if let Some(id) = req.path.strip_prefix("/api/periodic/") {
         return req.method == "DELETE" && !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit());
@@ -315,6 +336,44 @@ fn answer_broadcast(
     })
 }
 
+/// Another node starts showing events: publish data events from now on (for
+/// [`WATCH_TTL`], renewed by its heartbeats).
+fn answer_watch(
+    inner: Arc<Inner>,
+    _payload: Bytes,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Value> + Send>> {
+    Box::pin(async move {
+        extend_watch(&inner);
+        json!({ "node": inner.node })
+    })
+}
+
+/// Another node watches this node's data events: publish them for [`WATCH_TTL`] more.
+fn extend_watch(inner: &Inner) {
+    let until = crate::clock::now_ms() + WATCH_TTL.as_millis() as i64;
+    inner.watched_until_ms.fetch_max(until, Ordering::Relaxed);
+}
+
+/// Whether another node watches this node's data events.
+fn watched(inner: &Inner) -> bool {
+    crate::clock::now_ms() < inner.watched_until_ms.load(Ordering::Relaxed)
+}
+
+/// Whether this node shows other nodes' events (an event stream or console view open).
+fn watching(inner: &Inner) -> bool {
+    inner.notices.receiver_count() > 0
+}
+
+/// Holds the data subscription and asks every live node to publish its data events;
+/// returns once they answered or the gather deadline passed.
+pub(super) async fn start_watching(inner: &Arc<Inner>) {
+    let (done_tx, done_rx) = oneshot::channel();
+    if inner.watch_tx.send(done_tx).is_ok() {
+        let _ = done_rx.await;
+    }
+    super::gather::ask_to_watch(inner).await;
+}
+
 /// Most bytes of events put in one NATS message (well under NATS's default 1 MiB limit).
 pub const EVENT_BATCH_BYTES: usize = 256 * 1024;
 
@@ -331,6 +390,9 @@ struct Batch {
     count: u64,
     /// Whether one is an online or offline event.
     sessions_changed: bool,
+    /// Whether they are data events (published on the data subject); a batch holds one
+    /// kind, so that events keep their order across the two subjects.
+    data: bool,
 }
 
 /// Publishes this node's events, ids made global. It is an ordinary hub subscriber: when
@@ -342,58 +404,99 @@ struct Batch {
 /// once, and one message per event would make NATS and every other node carry each alone.
 /// Deliveries of one payload among them go as one `deliveries` line ([`burst`]). A lone
 /// event still leaves at once.
+///
+/// Data events (what devices send and get, most of the traffic under load) go on a
+/// subject of their own and only while another node watches them ([`WATCH_TTL`]):
+/// nobody showing them, nothing is encoded or sent.
 async fn publish_events(inner: Arc<Inner>, mut events: broadcast::Receiver<Arc<Event>>) {
-    let subject = names::events(&inner.node);
+    let subjects = Subjects {
+        events: names::events(&inner.node),
+        data: names::data(&inner.node),
+    };
+    let subject = &subjects;
     let mut batch = Batch::default();
     let mut group = Deliveries::default();
     loop {
         let first = match events.recv().await {
             Ok(event) => event,
             Err(broadcast::error::RecvError::Lagged(n)) => {
-                skipped(&inner, &mut batch, n);
+                skipped(&inner, subject, &mut batch, n).await;
                 continue;
             }
             Err(broadcast::error::RecvError::Closed) => return,
         };
+        let publish_data = watched(&inner);
         let mut next = Some(first);
         while let Some(event) = next.take() {
-            if group.matches(&event) {
+            if matches!(&*event, Event::Data(..)) && !publish_data {
+                // Nobody watches: not encoded, not sent (it is in the local store).
+            } else if group.matches(&event) {
                 group.push(event);
             } else {
-                flush_group(&inner, &subject, &mut batch, &mut group).await;
+                flush_group(&inner, subject, &mut batch, &mut group).await;
                 if Deliveries::candidate(&event) {
                     group.push(event);
                 } else {
-                    add_event(&inner, &subject, &mut batch, &event).await;
+                    add_event(&inner, subject, &mut batch, &event).await;
                 }
             }
             next = match events.try_recv() {
                 Ok(event) => Some(event),
                 Err(broadcast::error::TryRecvError::Lagged(n)) => {
-                    skipped(&inner, &mut batch, n);
+                    skipped(&inner, subject, &mut batch, n).await;
                     events.try_recv().ok()
                 }
                 Err(_) => None,
             };
         }
-        flush_group(&inner, &subject, &mut batch, &mut group).await;
-        publish_batch(&inner, &subject, &mut batch).await;
+        flush_group(&inner, subject, &mut batch, &mut group).await;
+        publish_batch(&inner, subject, &mut batch).await;
+        // A steady stream of events must not keep the heartbeat (same thread) waiting:
+        // three missed seconds and the other nodes think this one is gone.
+        tokio::task::yield_now().await;
     }
+}
+
+/// The two subjects a node publishes its events on.
+struct Subjects {
+    /// Every event but data ([`names::events`]).
+    events: String,
+    /// Data events ([`names::data`]).
+    data: String,
 }
 
 /// Counts `n` events this node could not send (the bridge fell behind) and tells the
 /// other nodes, whose dashboards then reload what they show.
-fn skipped(inner: &Inner, batch: &mut Batch, n: u64) {
+async fn skipped(inner: &Inner, subject: &Subjects, batch: &mut Batch, n: u64) {
     inner.events_skipped.fetch_add(n, Ordering::Relaxed);
     let line = json!({ "type": "resync", "node": inner.node, "skipped": n });
-    push_line(batch, &line.to_string().into_bytes(), 0);
+    add_line(
+        inner,
+        subject,
+        batch,
+        &line.to_string().into_bytes(),
+        0,
+        false,
+    )
+    .await;
 }
 
-/// Adds one line to the batch (publishing the batch first when it would grow too big).
-async fn add_line(inner: &Inner, subject: &str, batch: &mut Batch, line: &[u8], events: u64) {
-    if batch.count > 0 && batch.lines.len() + line.len() >= EVENT_BATCH_BYTES {
+/// Adds one line to the batch (publishing the batch first when it would grow too big or
+/// holds the other kind of event).
+async fn add_line(
+    inner: &Inner,
+    subject: &Subjects,
+    batch: &mut Batch,
+    line: &[u8],
+    events: u64,
+    data: bool,
+) {
+    if !batch.lines.is_empty()
+        && (batch.data != data || batch.lines.len() + line.len() >= EVENT_BATCH_BYTES)
+    {
         publish_batch(inner, subject, batch).await;
     }
+    batch.data = data;
     push_line(batch, line, events);
 }
 
@@ -406,16 +509,17 @@ fn push_line(batch: &mut Batch, line: &[u8], events: u64) {
 }
 
 /// Adds one event to the batch as its own line.
-async fn add_event(inner: &Inner, subject: &str, batch: &mut Batch, event: &Event) {
+async fn add_event(inner: &Inner, subject: &Subjects, batch: &mut Batch, event: &Event) {
     if let Some(line) = encode_event(inner, event) {
-        add_line(inner, subject, batch, &line, 1).await;
+        let data = matches!(event, Event::Data(..));
+        add_line(inner, subject, batch, &line, 1, data).await;
         batch.sessions_changed |= matches!(event, Event::Online(_) | Event::Offline(_));
     }
 }
 
 /// Adds the waiting deliveries of one payload: one `deliveries` line when there are
 /// enough of them, else one data event each.
-async fn flush_group(inner: &Inner, subject: &str, batch: &mut Batch, group: &mut Deliveries) {
+async fn flush_group(inner: &Inner, subject: &Subjects, batch: &mut Batch, group: &mut Deliveries) {
     if group.is_empty() {
         return;
     }
@@ -424,7 +528,7 @@ async fn flush_group(inner: &Inner, subject: &str, batch: &mut Batch, group: &mu
         && let Some(first) = encode_value(inner, &events[0])
         && let Some(line) = burst::encode_group(&inner.node, &first, &events)
     {
-        add_line(inner, subject, batch, &line, events.len() as u64).await;
+        add_line(inner, subject, batch, &line, events.len() as u64, true).await;
         return;
     }
     for event in &events {
@@ -455,7 +559,7 @@ fn encode_value(inner: &Inner, event: &Event) -> Option<Value> {
 
 /// Publishes the events in `batch` (or counts them skipped while NATS is down) and
 /// empties it.
-async fn publish_batch(inner: &Inner, subject: &str, batch: &mut Batch) {
+async fn publish_batch(inner: &Inner, subject: &Subjects, batch: &mut Batch) {
     if batch.lines.is_empty() {
         return;
     }
@@ -463,8 +567,9 @@ async fn publish_batch(inner: &Inner, subject: &str, batch: &mut Batch) {
         lines,
         count,
         sessions_changed,
+        data,
     } = std::mem::take(batch);
-    let subject = subject.to_string();
+    let subject = if data { &subject.data } else { &subject.events }.clone();
     let sent = inner.connected.load(Ordering::Relaxed)
         && if sessions_changed {
             let mut headers = async_nats::HeaderMap::new();
@@ -485,42 +590,91 @@ async fn publish_batch(inner: &Inner, subject: &str, batch: &mut Batch) {
 }
 
 /// Takes in the other nodes' events (one or more per message, one per line): updates the
-/// session cache and passes each on.
-async fn take_events(inner: Arc<Inner>, mut sub: Subscriber) {
-    while let Some(msg) = sub.next().await {
-        let Some(node) = names::node_of_events_subject(msg.subject.as_str()) else {
-            continue;
+/// session cache and passes each on. Their data events come on a second subscription,
+/// held while this node shows events ([`Cluster::watch`]) and for [`WATCH_LINGER`] after
+/// the last viewer left; both are read here, in the order NATS delivered them.
+async fn take_events(
+    inner: Arc<Inner>,
+    mut sub: Subscriber,
+    mut watch_rx: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
+) {
+    let mut data: Option<Subscriber> = None;
+    let mut unwatched_since: Option<tokio::time::Instant> = None;
+    let mut ticker = tokio::time::interval(HEARTBEAT_EVERY);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        let next_data = async {
+            match data.as_mut() {
+                Some(data) => data.next().await,
+                None => std::future::pending().await,
+            }
         };
-        if node == inner.node {
-            continue;
-        }
-        let lines = msg.payload.split(|&b| b == b'\n').filter(|l| !l.is_empty());
-        let sessions_changed = msg
-            .headers
-            .as_ref()
-            .is_some_and(|h| h.get(SESSIONS_HEADER).is_some());
-        if sessions_changed {
-            let mut peers = inner.peers.lock().unwrap_or_else(|e| e.into_inner());
-            for line in lines.clone() {
-                peers.apply_event(node, line);
+        tokio::select! {
+            biased;
+            Some(done) = watch_rx.recv() => {
+                if data.is_none() {
+                    data = inner.client.subscribe(names::all_data()).await.ok();
+                    let _ = inner.client.flush().await;
+                }
+                unwatched_since = None;
+                let _ = done.send(());
+            }
+            msg = sub.next() => match msg {
+                Some(msg) => take_message(&inner, msg),
+                None => return,
+            },
+            Some(msg) = next_data => take_message(&inner, msg),
+            _ = ticker.tick() => {
+                if data.is_some() && !watching(&inner) {
+                    let since = *unwatched_since.get_or_insert_with(tokio::time::Instant::now);
+                    if since.elapsed() >= WATCH_LINGER
+                        && let Some(mut gone) = data.take()
+                    {
+                        let _ = gone.unsubscribe().await;
+                        unwatched_since = None;
+                    }
+                } else {
+                    unwatched_since = None;
+                }
             }
         }
-        // Nobody listening (no dashboard, no console view): nothing to copy.
-        if inner.notices.receiver_count() == 0 {
-            continue;
+    }
+}
+
+/// One message of another node's events.
+fn take_message(inner: &Arc<Inner>, msg: Message) {
+    let Some(node) = names::node_of_events_subject(msg.subject.as_str()) else {
+        return;
+    };
+    if node == inner.node {
+        return;
+    }
+    let lines = msg.payload.split(|&b| b == b'\n').filter(|l| !l.is_empty());
+    let sessions_changed = msg
+        .headers
+        .as_ref()
+        .is_some_and(|h| h.get(SESSIONS_HEADER).is_some());
+    if sessions_changed {
+        let mut peers = inner.peers.lock().unwrap_or_else(|e| e.into_inner());
+        for line in lines.clone() {
+            peers.apply_event(node, line);
         }
-        let mut grouped = false;
-        for line in lines {
-            grouped |= burst::is_group_line(line);
-            if let Ok(text) = std::str::from_utf8(line) {
-                let _ = inner.notices.send(Arc::from(text));
-            }
+    }
+    // Nobody listening (no dashboard, no console view): nothing to copy.
+    if inner.notices.receiver_count() == 0 {
+        return;
+    }
+    let mut grouped = false;
+    for line in lines {
+        grouped |= burst::is_group_line(line);
+        if let Ok(text) = std::str::from_utf8(line) {
+            let _ = inner.notices.send(Arc::from(text));
         }
-        // A `deliveries` line stands for many data events a dashboard does not get one by
-        // one: it reloads what it shows instead.
-        if grouped {
-            notice(&inner, json!({ "type": "resync", "node": node }));
-        }
+    }
+    // A `deliveries` line stands for many data events a dashboard does not get one by
+    // one: it reloads what it shows instead.
+    if grouped {
+        notice(inner, json!({ "type": "resync", "node": node }));
     }
 }
 
@@ -529,6 +683,9 @@ async fn take_presence(inner: Arc<Inner>, mut sub: Subscriber) {
         let Ok(p) = serde_json::from_slice::<Presence>(&msg.payload) else {
             continue;
         };
+        if p.watching && p.node != inner.node {
+            extend_watch(&inner);
+        }
         if p.node == inner.node {
             if p.instance != inner.instance {
                 tracing::error!(
@@ -572,6 +729,7 @@ pub(super) async fn publish_presence(inner: &Inner, state: &str) {
         online: inner.hub.online_count() as u64,
         bytes_up: t.bytes_up.load(Ordering::Relaxed),
         bytes_down: t.bytes_down.load(Ordering::Relaxed),
+        watching: state != "bye" && watching(inner),
     };
     let payload = serde_json::to_vec(&p).unwrap_or_default();
     let _ = inner
@@ -679,5 +837,10 @@ mod tests {
         assert!(!allowed(&req("DELETE", "/api/periodic/")));
         assert!(!allowed(&req("DELETE", "/api/snippets/x")));
         assert!(!allowed(&req("PUT", "/api/listeners/0/echo")));
+        assert!(allowed(&req("GET", "/api/rates")));
+        assert!(allowed(&req("GET", "/api/periodic")));
+        assert!(allowed(&req("POST", "/api/broadcast/periodic")));
+        assert!(!allowed(&req("POST", "/api/periodic")));
+        assert!(!allowed(&req("DELETE", "/api/rates")));
     }
 }

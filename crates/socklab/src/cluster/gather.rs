@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::wire::{
-    ApiReply, ApiRequest, BroadcastReply, BroadcastRequest, MetricsReply, SessionsQuery,
+    ApiReply, ApiRequest, BroadcastReply, BroadcastRequest, MetricsReply, NodeReply, SessionsQuery,
     SessionsReply, globalize,
 };
 use super::{Cluster, GATHER_DEADLINE, Inner, names};
@@ -42,8 +42,14 @@ pub struct SessionPage {
     pub missing: Vec<String>,
 }
 
-/// Runs an API call on this node and makes the ids in its answer global.
+/// Runs an API call on this node and makes the ids in its answer global. A call that
+/// comes while the node is still starting (it announces itself before its API routes
+/// exist) waits for them, at most the gather deadline.
 pub(super) async fn call_local(inner: &Inner, req: ApiRequest) -> ApiReply {
+    let ready = inner.local_api_ready.notified();
+    if inner.local_api.get().is_none() {
+        let _ = tokio::time::timeout(GATHER_DEADLINE, ready).await;
+    }
     let Some(api) = inner.local_api.get() else {
         return ApiReply::error(503, format!("node {} is starting", inner.node));
     };
@@ -140,6 +146,16 @@ async fn scatter<T: DeserializeOwned + HasNode>(
     subject: String,
     payload: Bytes,
 ) -> Gathered<T> {
+    scatter_within(inner, subject, payload, GATHER_DEADLINE).await
+}
+
+/// [`scatter`] with a deadline of its own.
+async fn scatter_within<T: DeserializeOwned + HasNode>(
+    inner: &Inner,
+    subject: String,
+    payload: Bytes,
+    wait: Duration,
+) -> Gathered<T> {
     let (alive, known) = {
         let peers = inner.peers.lock().unwrap_or_else(|e| e.into_inner());
         (peers.alive(), peers.known())
@@ -157,7 +173,7 @@ async fn scatter<T: DeserializeOwned + HasNode>(
                 .await
                 .is_ok()
         {
-            let deadline = tokio::time::Instant::now() + GATHER_DEADLINE;
+            let deadline = tokio::time::Instant::now() + wait;
             while !alive.iter().all(|n| answered.contains(n)) {
                 match tokio::time::timeout_at(deadline, sub.next()).await {
                     Ok(Some(msg)) => {
@@ -196,6 +212,23 @@ impl HasNode for MetricsReply {
     fn node(&self) -> &str {
         &self.node
     }
+}
+
+impl HasNode for NodeReply {
+    fn node(&self) -> &str {
+        &self.node
+    }
+}
+
+/// How long a node that starts showing events waits for the others to say they publish
+/// their data events (one that answers later publishes them from then on).
+pub const WATCH_ASK_DEADLINE: Duration = Duration::from_millis(500);
+
+/// Asks every live node to publish its data events (this node shows them now); returns
+/// once each answered or the deadline passed.
+pub(super) async fn ask_to_watch(inner: &Inner) {
+    let _: Gathered<NodeReply> =
+        scatter_within(inner, names::all("watch"), Bytes::new(), WATCH_ASK_DEADLINE).await;
 }
 
 impl HasNode for BroadcastReply {
@@ -287,6 +320,40 @@ impl Cluster {
             }
             Ok(Err(_)) | Err(_) => unreachable(),
         }
+    }
+
+    /// Runs an API call on every node at once: this one directly, each other live node by
+    /// request/reply. Answers come this node's first, each with its node; nodes that did
+    /// not answer (or are known but silent) are missing.
+    pub async fn call_every(&self, req: ApiRequest) -> Gathered<(String, ApiReply)> {
+        let inner = &self.inner;
+        let (alive, known) = {
+            let peers = inner.peers.lock().unwrap_or_else(|e| e.into_inner());
+            (peers.alive(), peers.known())
+        };
+        let remote = alive.iter().map(|node| {
+            let req = req.clone();
+            async move { (node.clone(), self.call(node, req).await) }
+        });
+        let (local, remote) = tokio::join!(
+            call_local(inner, req.clone()),
+            futures_util::future::join_all(remote)
+        );
+        let mut replies = vec![(inner.node.clone(), local)];
+        let mut answered = BTreeSet::new();
+        for (node, reply) in remote {
+            // `call` marks a node that did not answer: 503 naming it in missing_nodes.
+            if reply.status == 503 && reply.body.get("missing_nodes").is_some() {
+                continue;
+            }
+            answered.insert(node.clone());
+            replies.push((node, reply));
+        }
+        let missing = known
+            .into_iter()
+            .filter(|n| !answered.contains(n))
+            .collect();
+        Gathered { replies, missing }
     }
 
     /// A page of sessions in `state` across the cluster: each node gives its newest

@@ -29,11 +29,11 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::hub::Hub;
 pub use gather::{Gathered, SessionPage};
@@ -135,6 +135,8 @@ struct Inner {
     notices: broadcast::Sender<Arc<str>>,
     /// How API calls from other nodes run here; set once the router exists.
     local_api: OnceLock<LocalApi>,
+    /// Woken when `local_api` is set (calls that came earlier wait for it).
+    local_api_ready: tokio::sync::Notify,
     /// The bridge's runtime (its own thread), where its tasks run.
     runtime: tokio::runtime::Handle,
     /// Whether NATS is connected right now.
@@ -145,6 +147,12 @@ struct Inner {
     events_skipped: AtomicU64,
     /// Print other nodes' events on the console.
     view: bool,
+    /// Until when (ms since the epoch) another node watches this node's data events: they
+    /// are published only until then ([`bridge::WATCH_TTL`] after the last word).
+    watched_until_ms: AtomicI64,
+    /// Asks the task taking in other nodes' events to hold the data subscription; the
+    /// answer comes once the subscription is in place.
+    watch_tx: mpsc::UnboundedSender<oneshot::Sender<()>>,
     /// Fired to end the bridge thread.
     stop: Mutex<Option<oneshot::Sender<()>>>,
 }
@@ -205,12 +213,30 @@ impl Cluster {
     /// Lets other nodes' API calls run here, through `api`.
     pub fn serve_api(&self, api: LocalApi) {
         let _ = self.inner.local_api.set(api);
+        self.inner.local_api_ready.notify_waiters();
     }
 
     /// Other nodes' events (ids global) and node notices (`{"type": "node", ...}`,
-    /// `{"type": "resync"}`), as JSON, from now on.
+    /// `{"type": "resync"}`), as JSON, from now on. Other nodes send their data events
+    /// only while some node watches: use [`Cluster::watch`] to get them too.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<str>> {
         self.inner.notices.subscribe()
+    }
+
+    /// [`Cluster::subscribe`], data events included: subscribes to the other nodes' data
+    /// events and asks every live node to publish them, and returns once they answered
+    /// (or the gather deadline passed), so every data event produced from then on
+    /// arrives. While no receiver is left, the subscription ends after a few seconds and
+    /// the other nodes stop publishing data events (they are in their histories).
+    pub async fn watch(&self) -> broadcast::Receiver<Arc<str>> {
+        let receiver = self.inner.notices.subscribe();
+        let inner = self.inner.clone();
+        let asked = self
+            .inner
+            .runtime
+            .spawn(async move { bridge::start_watching(&inner).await });
+        let _ = asked.await;
+        receiver
     }
 
     /// Whether NATS is connected.

@@ -6,12 +6,14 @@
 //! | subject | who publishes | what |
 //! |---|---|---|
 //! | `socklab.presence` | every node, each second | name, instance, HTTP address, totals |
-//! | `socklab.node.NAME.events` | node NAME | its live events (online, data, offline, link, listener) |
+//! | `socklab.node.NAME.events` | node NAME | its live events but data (online, offline, link, listener) |
+//! | `socklab.node.NAME.data` | node NAME, while a node watches | its data events (what devices sent and got) |
 //! | `socklab.node.NAME.api` | any node (request) | an operator action or lookup on NAME's sessions |
 //! | `socklab.node.NAME.ping` | a starting node (request) | "is NAME taken?" |
 //! | `socklab.all.sessions` | any node (request, many replies) | session listings for scatter-gather |
 //! | `socklab.all.metrics` | any node (request, many replies) | counters for scatter-gather |
 //! | `socklab.all.broadcast` | any node (request, many replies) | data for every node's devices |
+//! | `socklab.all.watch` | a node that starts showing events (request, many replies) | "send me your data events" |
 
 /// The first token of every subject socklab uses.
 pub const PREFIX: &str = "socklab";
@@ -34,6 +36,16 @@ pub fn all_events() -> String {
     format!("{PREFIX}.node.*.events")
 }
 
+/// The data events of one node (published only while another node watches).
+pub fn data(node: &str) -> String {
+    format!("{PREFIX}.node.{node}.data")
+}
+
+/// The data events of every node (a subscription, held while this node watches).
+pub fn all_data() -> String {
+    format!("{PREFIX}.node.*.data")
+}
+
 /// Requests for one node's API.
 pub fn api(node: &str) -> String {
     format!("{PREFIX}.node.{node}.api")
@@ -49,12 +61,12 @@ pub fn all(what: &str) -> String {
     format!("{PREFIX}.all.{what}")
 }
 
-/// The node named in an events subject (`socklab.node.NAME.events`).
+/// The node named in an events or data subject (`socklab.node.NAME.events`,
+/// `socklab.node.NAME.data`).
 pub fn node_of_events_subject(subject: &str) -> Option<&str> {
-    subject
-        .strip_prefix(PREFIX)?
-        .strip_prefix(".node.")?
-        .strip_suffix(".events")
+    let rest = subject.strip_prefix(PREFIX)?.strip_prefix(".node.")?;
+    rest.strip_suffix(".events")
+        .or_else(|| rest.strip_suffix(".data"))
 }
 
 /// Checks a node name: 1 to [`MAX_NODE_NAME`] letters, digits, `-` or `_` (it becomes a

@@ -303,6 +303,7 @@ mod tests {
             online: 0,
             bytes_up: 0,
             bytes_down: 0,
+            watching: false,
         }
     }
 

@@ -13,7 +13,7 @@ const SHOW_BYTES: usize = 64;
 
 /// Prints other nodes' events until the bridge stops.
 pub async fn run(cluster: Cluster) {
-    let mut notices = cluster.subscribe();
+    let mut notices = cluster.watch().await;
     let mut out = tokio::io::stdout();
     loop {
         let line = match notices.recv().await {

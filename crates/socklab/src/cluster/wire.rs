@@ -23,6 +23,10 @@ pub struct Presence {
     pub bytes_up: u64,
     /// Bytes to its devices.
     pub bytes_down: u64,
+    /// Whether it shows other nodes' events (a dashboard or console view is open), so
+    /// they publish their data events.
+    #[serde(default)]
+    pub watching: bool,
 }
 
 /// The answer to a name-clash probe.
@@ -113,6 +117,13 @@ pub struct MetricsReply {
     pub msgs_down: u64,
     /// Events it could not publish to the cluster (its bridge fell behind).
     pub events_skipped: u64,
+}
+
+/// A node's answer that carries nothing but its name (a watch request's).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NodeReply {
+    /// The node.
+    pub node: String,
 }
 
 /// A broadcast to every node's devices.

@@ -70,6 +70,12 @@ pub fn router(cluster: Cluster, app: AppState, single: Router) -> Router {
         .route("/api/broadcast", post(broadcast))
         .route("/api/sessions/{id}/periodic", post(periodic))
         .route("/api/periodic/{id}", axum::routing::delete(stop_periodic))
+        .route("/api/periodic", get(super::cluster_ops::list_periodic))
+        .route(
+            "/api/broadcast/periodic",
+            post(super::cluster_ops::broadcast_periodic),
+        )
+        .route("/api/rates", get(super::cluster_ops::rates))
         .route("/api/events", get(events))
         .route("/metrics", get(metrics))
         .route("/api/openapi.json", get(openapi))
@@ -406,7 +412,9 @@ async fn events(
         }
         Err(BroadcastStreamRecvError::Lagged(n)) => lagged(n),
     });
-    let remote = BroadcastStream::new(st.cluster.subscribe()).map(move |item| match item {
+    // Other nodes publish their data events once asked: asked before the stream starts,
+    // so that what a device sends after it started shows.
+    let remote = BroadcastStream::new(st.cluster.watch().await).map(move |item| match item {
         Ok(text) => text.to_string(),
         Err(BroadcastStreamRecvError::Lagged(n)) => lagged(n),
     });
@@ -431,7 +439,7 @@ async fn events(
 /// Replaces a send body's `"snippet": NAME` with the snippet's bytes (`"hex"`) from this
 /// node's database, so the node that sends need not have the snippet. Bodies without a
 /// snippet, or malformed ones, pass unchanged (the sending node answers for them).
-async fn inline_snippet(st: &ClusterState, body: Bytes) -> Result<Bytes, Response> {
+pub(super) async fn inline_snippet(st: &ClusterState, body: Bytes) -> Result<Bytes, Response> {
     let Ok(Value::Object(mut map)) = serde_json::from_slice::<Value>(&body) else {
         return Ok(body);
     };
@@ -452,8 +460,8 @@ async fn inline_snippet(st: &ClusterState, body: Bytes) -> Result<Bytes, Respons
 }
 
 /// `POST /api/sessions/{id}/periodic`: the periodic send runs on the node holding the
-/// session (the snippet, if any, is read here); its id comes back as `NODE:ID` when that
-/// is another node, which `DELETE /api/periodic/NODE:ID` stops.
+/// session (the snippet, if any, is read here); its id comes back as `NODE:ID`, which
+/// `DELETE /api/periodic/NODE:ID` stops.
 async fn periodic(State(st): State<ClusterState>, Path(id): Path<String>, body: Bytes) -> Response {
     let r = match parse_session_ref(&id) {
         Ok(r) => r,
@@ -474,9 +482,7 @@ async fn periodic(State(st): State<ClusterState>, Path(id): Path<String>, body: 
         body,
     };
     let mut answer = st.cluster.call(&node, req).await;
-    if node != st.cluster.node()
-        && let Some(pid) = answer.body.get("id").and_then(Value::as_u64)
-    {
+    if let Some(pid) = answer.body.get("id").and_then(Value::as_u64) {
         answer.body["id"] = Value::String(format!("{node}:{pid}"));
     }
     reply(answer)
@@ -498,9 +504,7 @@ async fn stop_periodic(State(st): State<ClusterState>, Path(id): Path<String>) -
         body: String::new(),
     };
     let mut answer = st.cluster.call(&node, req).await;
-    if node != st.cluster.node()
-        && let Some(pid) = answer.body.get("id").and_then(Value::as_u64)
-    {
+    if let Some(pid) = answer.body.get("id").and_then(Value::as_u64) {
         answer.body["id"] = Value::String(format!("{node}:{pid}"));
     }
     reply(answer)

@@ -47,9 +47,11 @@ pub fn spec(max_depth: u64) -> Value {
         let mut periodic = schemas["Periodic"].clone();
         periodic["properties"]["session_id"] = global;
         periodic["properties"]["id"] = json!({
-            "description": "this node's own periodic sends: a number; another node's: NODE:ID",
+            "description": "NODE:ID: the node that runs it and its id there",
             "anyOf": [{ "type": "integer" },
                       { "type": "string", "pattern": global_id_pattern() }] });
+        periodic["properties"]["node"] =
+            json!({ "type": "string", "description": "the node that runs it" });
         schemas["ClusterPeriodic"] = periodic;
     }
 
@@ -83,6 +85,7 @@ pub fn spec(max_depth: u64) -> Value {
                     "error": { "type": "string", "nullable": true } } } },
                 "missing_nodes": missing } });
     }
+    cluster_wide_ops(paths, &missing);
     if let Some(get) = paths.get_mut("/api/events").and_then(|p| p.get_mut("get")) {
         get["summary"] = json!(
             "Live events of every node (Server-Sent Events, ids global, each with its node): online, data, offline, listener, stats, lagged, node, cluster, resync, deliveries"
@@ -147,6 +150,71 @@ fn cluster_listing(get: &mut Value, missing: &Value, max_depth: u64) {
     get["summary"] = json!("List the sessions of every node, newest first");
     let schema = &mut get["responses"]["200"]["content"]["application/json"]["schema"];
     schema["properties"]["missing_nodes"] = missing.clone();
+}
+
+/// The operator routes every node answers for itself, gathered on a cluster: traffic
+/// history (a session's from its node, else every node's added up), the periodic sends of
+/// every node (global ids), and periodic broadcasts started on every node.
+fn cluster_wide_ops(paths: &mut Map<String, Value>, missing: &Value) {
+    if let Some(get) = paths.get_mut("/api/rates").and_then(|p| p.get_mut("get")) {
+        get["summary"] = json!(
+            "Traffic per second over the last seconds, from history: one session's (from the node holding it), or every node's added up"
+        );
+        if let Some(Value::Array(params)) = get.get_mut("parameters") {
+            for p in params.iter_mut().filter(|p| p["name"] == "session") {
+                p["schema"] = json!({ "type": "string", "pattern": session_ref_pattern() });
+                p["description"] =
+                    json!("only this session: NODE:ID, or a bare ID for the answering node's own");
+            }
+        }
+        if let Some(schema) = ok_schema(get) {
+            schema["properties"]["missing_nodes"] = missing.clone();
+        }
+    }
+    if let Some(get) = paths
+        .get_mut("/api/periodic")
+        .and_then(|p| p.get_mut("get"))
+    {
+        get["summary"] =
+            json!("The periodic sends running on every node, oldest first (ids NODE:ID)");
+        retarget(get);
+        if let Some(schema) = ok_schema(get) {
+            schema["properties"]["missing_nodes"] = missing.clone();
+        }
+    }
+    if let Some(post) = paths
+        .get_mut("/api/broadcast/periodic")
+        .and_then(|p| p.get_mut("post"))
+    {
+        post["summary"] = json!(
+            "Start a periodic broadcast on every node, each to its own online sessions (optionally of one listener number on each); the answer is the first started one, with every started one in periodic, refusals in errors"
+        );
+        retarget(post);
+        if let Some(created) = post
+            .get_mut("responses")
+            .and_then(|r| r.get_mut("201"))
+            .and_then(|r| r.get_mut("content"))
+            .and_then(|c| c.get_mut("application/json"))
+        {
+            created["schema"] = json!({ "allOf": [
+                { "$ref": "#/components/schemas/ClusterPeriodic" },
+                { "type": "object", "properties": {
+                    "periodic": { "type": "array", "items": { "$ref": "#/components/schemas/ClusterPeriodic" } },
+                    "errors": { "type": "array", "items": { "type": "object", "properties": {
+                        "node": { "type": "string" }, "status": { "type": "integer" },
+                        "error": { "type": "string", "nullable": true } } } },
+                    "missing_nodes": missing } } ] });
+        }
+    }
+}
+
+/// The schema of an operation's 200 answer.
+fn ok_schema(op: &mut Value) -> Option<&mut Value> {
+    op.get_mut("responses")?
+        .get_mut("200")?
+        .get_mut("content")?
+        .get_mut("application/json")?
+        .get_mut("schema")
 }
 
 /// `GET /api/cluster`.

@@ -14,6 +14,7 @@ pub mod assets;
 pub mod auth;
 pub mod cluster;
 pub mod cluster_doc;
+pub mod cluster_ops;
 pub mod connect;
 mod doc;
 pub mod error;
