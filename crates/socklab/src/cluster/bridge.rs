@@ -31,6 +31,10 @@ pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 /// them (in a heartbeat, each second, or a watch request).
 pub const WATCH_TTL: Duration = Duration::from_secs(3);
 
+/// How long a node waits for NATS to confirm its data subscription before it asks the
+/// others to publish (NATS down: not at all longer than this).
+const WATCH_FLUSH_WAIT: Duration = Duration::from_millis(500);
+
 /// How long a node keeps the other nodes' data events subscribed once nobody here shows
 /// them (a dashboard reloading comes back within that).
 pub const WATCH_LINGER: Duration = Duration::from_secs(5);
@@ -614,7 +618,8 @@ async fn take_events(
             Some(done) = watch_rx.recv() => {
                 if data.is_none() {
                     data = inner.client.subscribe(names::all_data()).await.ok();
-                    let _ = inner.client.flush().await;
+                    // Bounded: while NATS is down a flush would wait for its return.
+                    let _ = tokio::time::timeout(WATCH_FLUSH_WAIT, inner.client.flush()).await;
                 }
                 unwatched_since = None;
                 let _ = done.send(());

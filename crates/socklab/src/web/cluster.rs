@@ -26,6 +26,8 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::{BroadcastStream, IntervalStream};
 use tower::ServiceExt;
 
+pub use super::cluster_state::ClusterState;
+use super::cluster_state::inline_snippet;
 use super::{AppState, auth};
 use crate::cluster::names::parse_session_ref;
 use crate::cluster::wire::{ApiReply, ApiRequest, MetricsReply, globalize};
@@ -35,15 +37,6 @@ use crate::rules::decode_hex;
 /// Deepest page a cluster listing serves (`offset + limit`): each node sends that many
 /// sessions, and one NATS message must hold them.
 pub const MAX_CLUSTER_DEPTH: u64 = 2000;
-
-/// What the cluster handlers get.
-#[derive(Clone, Debug)]
-pub struct ClusterState {
-    /// The bridge.
-    pub cluster: Cluster,
-    /// The single-node state (hub, token, shutdown).
-    pub app: AppState,
-}
 
 /// The cluster routes over `single` (the single-node router), behind the same checks.
 pub fn router(cluster: Cluster, app: AppState, single: Router) -> Router {
@@ -434,29 +427,6 @@ async fn events(
         .take_until(async move { shutdown.wait().await })
         .map(|data| Ok(SseEvent::default().data(data)));
     Sse::new(stream).keep_alive(KeepAlive::default())
-}
-
-/// Replaces a send body's `"snippet": NAME` with the snippet's bytes (`"hex"`) from this
-/// node's database, so the node that sends need not have the snippet. Bodies without a
-/// snippet, or malformed ones, pass unchanged (the sending node answers for them).
-pub(super) async fn inline_snippet(st: &ClusterState, body: Bytes) -> Result<Bytes, Response> {
-    let Ok(Value::Object(mut map)) = serde_json::from_slice::<Value>(&body) else {
-        return Ok(body);
-    };
-    let Some(Value::String(name)) = map.get("snippet").cloned() else {
-        return Ok(body);
-    };
-    if map.contains_key("text") || map.contains_key("hex") {
-        return Ok(body);
-    }
-    match st.app.hub.snippet_data(&name).await {
-        Ok(data) => {
-            map.remove("snippet");
-            map.insert("hex".into(), Value::String(hex::encode(&data)));
-            Ok(Bytes::from(serde_json::to_vec(&map).unwrap_or_default()))
-        }
-        Err(e) => Err(super::snippets::snippet_error(e).into_response()),
-    }
 }
 
 /// `POST /api/sessions/{id}/periodic`: the periodic send runs on the node holding the

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Value, json};
 
-use super::cluster::{ClusterState, inline_snippet};
+use super::cluster_state::{ClusterState, inline_snippet};
 use crate::cluster::names::{global_id, parse_session_ref};
 use crate::cluster::wire::{ApiReply, ApiRequest};
 

@@ -15,6 +15,7 @@ pub mod auth;
 pub mod cluster;
 pub mod cluster_doc;
 pub mod cluster_ops;
+pub mod cluster_state;
 pub mod connect;
 mod doc;
 pub mod error;
