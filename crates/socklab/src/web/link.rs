@@ -126,12 +126,6 @@ pub fn extend_openapi(doc: &mut Value) {
         "description": "the emulated link of a live session",
         "properties": { "spec": { "type": "string", "example": "nbiot,nat_idle=270s" },
             "state": { "type": "string", "enum": ["ok", "outage", "nat_dropped"] } } });
-    if let Some(reasons) = schemas["Session"]["properties"]["end_reason"]["enum"].as_array_mut() {
-        reasons.insert(reasons.len() - 1, json!("link_reset"));
-        reasons.insert(reasons.len() - 1, json!("nat_dropped"));
-        reasons.insert(reasons.len() - 1, json!("keepalive_timeout"));
-        reasons.insert(reasons.len() - 1, json!("evicted"));
-    }
     schemas["Message"]["properties"]["dropped"] = json!({ "type": "boolean",
         "description": "it never reached the other side (status says why)" });
     schemas["Message"]["properties"]["status"] = json!({ "type": "string",

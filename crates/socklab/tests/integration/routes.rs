@@ -281,6 +281,25 @@ async fn pages_stream_docs_metrics() {
             "{path} missing from the OpenAPI document"
         );
     }
+    let mut enums = Vec::new();
+    collect_enums(&doc, "", &mut enums);
+    assert!(enums.len() > 5, "the document should list its enums");
+    for (at, values) in enums {
+        let mut seen = std::collections::HashSet::new();
+        for v in values {
+            assert!(seen.insert(v.to_string()), "{v} twice in the enum at {at}");
+        }
+    }
+    let end_reasons = &doc["components"]["schemas"]["Session"]["properties"]["end_reason"]["enum"];
+    for reason in socklab::model::EndReason::ALL {
+        assert!(
+            end_reasons
+                .as_array()
+                .unwrap()
+                .contains(&json!(reason.as_str())),
+            "{reason} missing from Session.end_reason"
+        );
+    }
     let (s, ctype, v) = call(&server, "GET", "/metrics", None, &[]).await;
     assert_eq!(s, StatusCode::OK);
     assert!(ctype.starts_with("text/plain"));
@@ -289,6 +308,26 @@ async fn pages_stream_docs_metrics() {
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert!(v["error"].is_string());
     server.stop().await;
+}
+
+/// Every `enum` list in an OpenAPI document, with where it is.
+fn collect_enums<'a>(v: &'a Value, at: &str, out: &mut Vec<(String, &'a Vec<Value>)>) {
+    match v {
+        Value::Object(map) => {
+            for (k, child) in map {
+                match (k.as_str(), child) {
+                    ("enum", Value::Array(values)) => out.push((at.to_string(), values)),
+                    _ => collect_enums(child, &format!("{at}/{k}"), out),
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, child) in items.iter().enumerate() {
+                collect_enums(child, &format!("{at}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// With a token every protected route needs it (header or query); assets do not.
