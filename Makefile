@@ -53,7 +53,7 @@ rust-test:
 	cargo test --release --workspace
 
 py-test: build
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=15 tests
 
 stubtest: build
 	$(PY) -m mypy.stubtest usocket._usocket --allowlist python/usocket/stubtest-allowlist.txt
