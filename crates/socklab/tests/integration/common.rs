@@ -156,6 +156,29 @@ pub async fn request(
     (status, ctype, value)
 }
 
+/// The id of a session coming online, for [`next_event`].
+pub fn online_id(e: &Event) -> Option<u64> {
+    match e {
+        Event::Online(s) => Some(s.id),
+        _ => None,
+    }
+}
+
+/// Sends 1 MiB blocks to a device that does not read until socklab refuses (busy).
+pub async fn fill_until_busy(server: &TestServer, id: u64) {
+    let block = bytes::Bytes::from(vec![0u8; 1024 * 1024]);
+    let busy = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Err(e) = server.hub.send(id, block.clone()).await {
+                return e;
+            }
+        }
+    })
+    .await
+    .expect("sends never pushed back");
+    assert_eq!(busy, socklab::hub::ActionError::Busy(id));
+}
+
 /// Connects a TCP device to the server's first listener; returns it with its session id
 /// once the session is online.
 pub async fn online_device(server: &TestServer) -> (TcpStream, u64) {

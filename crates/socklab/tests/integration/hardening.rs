@@ -9,40 +9,18 @@ use std::io::ErrorKind;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{TestServer, WAIT, next_event};
+use common::{TestServer, WAIT, fill_until_busy, next_event, online_id, request};
 use socklab::hub::{ActionError, MAX_UDP_PAYLOAD};
 use socklab::link::{Fault, LinkSpec};
 use socklab::model::{EndReason, Event, MessageStatus, SessionInfo};
 use socklab::store::{STORE_QUEUE_OPS, Store};
 use tokio::net::{TcpStream, UdpSocket};
 
-fn online_id(e: &Event) -> Option<u64> {
-    match e {
-        Event::Online(s) => Some(s.id),
-        _ => None,
-    }
-}
-
 fn offline_of(id: u64) -> impl FnMut(&Event) -> Option<SessionInfo> {
     move |e| match e {
         Event::Offline(s) if s.id == id => Some(s.clone()),
         _ => None,
     }
-}
-
-/// Sends 1 MiB blocks to a device that does not read until socklab refuses (503).
-async fn fill_until_busy(server: &TestServer, id: u64) {
-    let block = Bytes::from(vec![0u8; 1024 * 1024]);
-    let busy = tokio::time::timeout(WAIT, async {
-        loop {
-            if let Err(e) = server.hub.send(id, block.clone()).await {
-                return e;
-            }
-        }
-    })
-    .await
-    .expect("sends never pushed back");
-    assert_eq!(busy, ActionError::Busy(id));
 }
 
 /// The store of a stopped server, reopened.
@@ -280,19 +258,11 @@ async fn queries_answer_while_the_store_is_stalled() {
     server.stop().await;
 }
 
-/// POSTs `body` to the API through the router; returns the status and the JSON body.
+/// POSTs a JSON `body` to the API through the router; returns the status and the body.
 async fn api_post(server: &TestServer, uri: &str, body: &str) -> (u16, serde_json::Value) {
-    use http_body_util::BodyExt;
-    use tower::ServiceExt;
-    let req = axum::http::Request::post(uri)
-        .header(axum::http::header::HOST, "127.0.0.1:8080")
-        .header(axum::http::header::CONTENT_TYPE, "application/json")
-        .body(axum::body::Body::from(body.to_string()))
-        .unwrap();
-    let resp = server.router.clone().oneshot(req).await.unwrap();
-    let status = resp.status().as_u16();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap())
+    let json = [("content-type", "application/json")];
+    let (status, _, value) = request(server, "POST", uri, Some(body.into()), &json).await;
+    (status.as_u16(), value)
 }
 
 /// The console prints the message the API answers for the same failure: an offline

@@ -8,20 +8,13 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use bytes::Bytes;
-use common::{TestServer, WAIT, next_event};
+use common::{TestServer, WAIT, next_event, online_id};
 use http_body_util::BodyExt;
 use socklab::link::{Fault, LinkSpec};
 use socklab::model::{Direction, EndReason, Event, LinkAction};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tower::ServiceExt;
-
-fn online_id(e: &Event) -> Option<u64> {
-    match e {
-        Event::Online(s) => Some(s.id),
-        _ => None,
-    }
-}
 
 /// Nothing comes back to the device within 300 ms (as through a dropped NAT).
 async fn assert_nothing_arrives(device: &mut TcpStream) {

@@ -7,19 +7,11 @@ use crate::common;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use common::{TestServer, WAIT, next_event};
-use socklab::hub::ActionError;
+use common::{TestServer, WAIT, fill_until_busy, next_event, online_id};
 use socklab::model::periodic::PeriodicAction;
 use socklab::model::{Event, PeriodicEnd, PeriodicEvent, PeriodicTarget};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
-
-fn online_id(e: &Event) -> Option<u64> {
-    match e {
-        Event::Online(s) => Some(s.id),
-        _ => None,
-    }
-}
 
 fn periodic(action: PeriodicAction) -> impl FnMut(&Event) -> Option<Arc<PeriodicEvent>> {
     move |e| match e {
@@ -36,17 +28,8 @@ async fn full_outbox_skips_ticks() {
     let mut events = server.hub.subscribe();
     let _device = TcpStream::connect(server.tcp()).await.unwrap();
     let id = next_event(&mut events, online_id).await;
+    fill_until_busy(&server, id).await;
     let block = Bytes::from(vec![0u8; 1024 * 1024]);
-    let busy = tokio::time::timeout(WAIT, async {
-        loop {
-            if let Err(e) = server.hub.send(id, block.clone()).await {
-                return e;
-            }
-        }
-    })
-    .await
-    .expect("sends never pushed back");
-    assert_eq!(busy, ActionError::Busy(id));
     let started = server
         .hub
         .start_periodic(PeriodicTarget::Session(id), block.clone(), 100, None)

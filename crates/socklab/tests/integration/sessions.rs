@@ -5,18 +5,11 @@ use crate::common;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{TestServer, next_event};
+use common::{TestServer, next_event, online_id};
 use socklab::model::{Direction, EndReason, Event, Proto};
 use socklab::rules::Rule;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
-
-fn online_id(e: &Event) -> Option<u64> {
-    match e {
-        Event::Online(s) => Some(s.id),
-        _ => None,
-    }
-}
 
 fn offline_of(id: u64) -> impl FnMut(&Event) -> Option<socklab::model::SessionInfo> {
     move |e| match e {

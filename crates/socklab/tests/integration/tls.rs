@@ -50,17 +50,24 @@ async fn read_n<R: AsyncReadExt + Unpin>(r: &mut R, n: usize) -> Vec<u8> {
     buf
 }
 
+/// Connects a verified TLS client for "localhost" to the server's TLS listener and checks
+/// that its "ping" comes back (the listeners here echo).
+async fn pinged_tls_client(server: &TestServer) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let tcp = TcpStream::connect(server.addrs.tls[0]).await.unwrap();
+    let name = ServerName::try_from("localhost").unwrap();
+    let mut tls = connector(server).connect(name, tcp).await.unwrap();
+    tls.write_all(b"ping").await.unwrap();
+    assert_eq!(read_n(&mut tls, 4).await, b"ping");
+    tls
+}
+
 /// A verified client becomes a session with its TLS details; upload, send down, echo and
 /// an operator close work as on TCP.
 #[tokio::test]
 async fn tls_session_moves_data_and_shows_version_and_sni() {
     let server = tls_server(|c| c.echo = true).await;
     let mut events = server.hub.subscribe();
-    let tcp = TcpStream::connect(server.addrs.tls[0]).await.unwrap();
-    let name = ServerName::try_from("localhost").unwrap();
-    let mut tls = connector(&server).connect(name, tcp).await.unwrap();
-    tls.write_all(b"ping").await.unwrap();
-    assert_eq!(read_n(&mut tls, 4).await, b"ping");
+    let mut tls = pinged_tls_client(&server).await;
     let session = next_event(&mut events, |e| match e {
         Event::Online(s) => Some(s.clone()),
         _ => None,
@@ -154,11 +161,7 @@ async fn links_and_faults_apply_to_tls_sessions() {
     })
     .await;
     let mut events = server.hub.subscribe();
-    let tcp = TcpStream::connect(server.addrs.tls[0]).await.unwrap();
-    let name = ServerName::try_from("localhost").unwrap();
-    let mut tls = connector(&server).connect(name, tcp).await.unwrap();
-    tls.write_all(b"ping").await.unwrap();
-    assert_eq!(read_n(&mut tls, 4).await, b"ping");
+    let mut tls = pinged_tls_client(&server).await;
     let delayed = next_event(&mut events, |e| match e {
         Event::Link(l)
             if l.action == socklab::model::LinkAction::Delayed
