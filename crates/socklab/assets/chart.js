@@ -1,5 +1,6 @@
 // socklab dashboard view: the throughput chart (canvas) and the header's rates.
 
+import { clearedCanvas } from './frame.js';
 import { chartSeries, smoothedRate } from './model.js';
 import { $, CHART_SECONDS, fmtBytes } from './state.js';
 
@@ -12,17 +13,9 @@ export function niceMax(v) {
 
 export function drawChart() {
   const canvas = $('chart');
-  const dpr = window.devicePixelRatio || 1;
-  const w = canvas.clientWidth;
-  const h = canvas.clientHeight;
-  if (!w || !h) return;
-  if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(h * dpr)) {
-    canvas.width = Math.round(w * dpr);
-    canvas.height = Math.round(h * dpr);
-  }
-  const ctx = canvas.getContext('2d');
-  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-  ctx.clearRect(0, 0, w, h);
+  const area = clearedCanvas(canvas);
+  if (!area) return;
+  const { ctx, w, h } = area;
   const nowSec = Math.floor(Date.now() / 1000);
   const up = chartSeries('up', nowSec);
   const down = chartSeries('down', nowSec);

@@ -30,3 +30,23 @@ export function schedule() {
 export function flushIfQueued() {
   if (frame.queued) requestAnimationFrame(flush);
 }
+
+/**
+ * Sizes `canvas` to its box at the screen's pixel ratio and clears it. Returns its 2-D
+ * context drawing in CSS pixels with the box's width `w` and height `h`, or null while the
+ * canvas has no size (hidden).
+ */
+export function clearedCanvas(canvas) {
+  const dpr = window.devicePixelRatio || 1;
+  const w = canvas.clientWidth;
+  const h = canvas.clientHeight;
+  if (!w || !h) return null;
+  if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(h * dpr)) {
+    canvas.width = Math.round(w * dpr);
+    canvas.height = Math.round(h * dpr);
+  }
+  const ctx = canvas.getContext('2d');
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  ctx.clearRect(0, 0, w, h);
+  return { ctx, w, h };
+}

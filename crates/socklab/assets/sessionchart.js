@@ -5,7 +5,7 @@
 // session's live data events add to it; the frame scheduler redraws it.
 
 import { api } from './api.js';
-import { schedule } from './frame.js';
+import { clearedCanvas, schedule } from './frame.js';
 import { $, CHART_SECONDS, fmtBytes, log } from './state.js';
 
 /** A second refill this long after the first picks up what the store had not written yet. */
@@ -161,17 +161,9 @@ export function renderSessionChart() {
   d.down = nonZero(down, nowSec);
   const max = scaleMax(peak);
   $('detail-chart-scale').textContent = fmtBytes(max) + '/s';
-  const dpr = window.devicePixelRatio || 1;
-  const w = canvas.clientWidth;
-  const h = canvas.clientHeight;
-  if (!w || !h) return;
-  if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(h * dpr)) {
-    canvas.width = Math.round(w * dpr);
-    canvas.height = Math.round(h * dpr);
-  }
-  const ctx = canvas.getContext('2d');
-  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-  ctx.clearRect(0, 0, w, h);
+  const area = clearedCanvas(canvas);
+  if (!area) return;
+  const { ctx, w, h } = area;
   const css = getComputedStyle(document.documentElement);
   const step = w / (CHART_SECONDS - 1);
   const line = (values, color) => {
