@@ -236,8 +236,9 @@ def broadcast(nodes: list[Node], total: int) -> dict[str, Any]:
 # Ingest and the NATS hop
 
 
-class Drain(threading.Thread):
-    """Reads a node's /api/events as a dashboard would, counting the bytes."""
+class EventsReader(threading.Thread):
+    """A thread reading a node's /api/events as a dashboard does; subclasses say what
+    they keep of it in `run`, and start themselves once their own fields are set."""
 
     def __init__(self, node: Node) -> None:
         super().__init__(daemon=True)
@@ -245,6 +246,16 @@ class Drain(threading.Thread):
         self.conn = HTTPConnection(host, int(port), timeout=60)
         self.conn.request("GET", "/api/events")
         self.resp = self.conn.getresponse()
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class Drain(EventsReader):
+    """Reads a node's /api/events as a dashboard would, counting the bytes."""
+
+    def __init__(self, node: Node) -> None:
+        super().__init__(node)
         self.bytes = 0
         self.start()
 
@@ -254,9 +265,6 @@ class Drain(threading.Thread):
                 self.bytes += len(chunk)
         except (OSError, ValueError, AttributeError):
             return
-
-    def close(self) -> None:
-        self.conn.close()
 
 
 def ingest(
@@ -331,16 +339,12 @@ def stored_bytes(db: Path) -> int:
     return int(n)
 
 
-class Stream(threading.Thread):
+class Stream(EventsReader):
     """Reads a node's /api/events; records when each numbered message (`h` and six digits,
     padded) first arrived in a data event: a read that merged two sends counts for both."""
 
     def __init__(self, node: Node) -> None:
-        super().__init__(daemon=True)
-        host, port = node.http.rsplit(":", 1)
-        self.conn = HTTPConnection(host, int(port), timeout=60)
-        self.conn.request("GET", "/api/events")
-        self.resp = self.conn.getresponse()
+        super().__init__(node)
         self.arrived: dict[int, float] = {}
         self.start()
 
@@ -355,9 +359,6 @@ class Stream(threading.Thread):
                     self.arrived.setdefault(int(seq), t)
         except (OSError, ValueError, AttributeError):
             return
-
-    def close(self) -> None:
-        self.conn.close()
 
 
 def nats_hop(nodes: list[Node], secs: float) -> dict[str, Any]:
