@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 
+import pytest
 import usocket
 from usocket_peers import run_python, usocket_pair
 
@@ -109,18 +110,14 @@ def test_timeout_and_nonblocking_still_apply_after_fast_exchanges():
         warm_up(cli, conn)
         cli.settimeout(0.05)
         for _ in range(3):
-            try:
+            with pytest.raises(OSError) as timed_out:
                 cli.recv(8)
-                raise AssertionError("the silent peer sent something")
-            except OSError as e:
-                assert e.args == (110,)
+            assert timed_out.value.args == (110,)
         warm_up(cli, conn, 50)
         cli.settimeout(0)
-        try:
+        with pytest.raises(OSError) as would_block:
             cli.recv(8)
-            raise AssertionError("nothing was sent")
-        except OSError as e:
-            assert e.args == (11,)
+        assert would_block.value.args == (11,)
         cli.settimeout(None)
         warm_up(cli, conn, 50)
 
@@ -143,11 +140,9 @@ def test_datagram_exchanges_spin_and_keep_their_rules():
             assert got == b"r%05d" % i
             assert frm[-1] == b.getsockname()[1]
         a.settimeout(0.05)
-        try:
+        with pytest.raises(OSError) as timed_out:
             a.recvfrom(64)
-            raise AssertionError("nothing was sent")
-        except OSError as e:
-            assert e.args == (110,)
+        assert timed_out.value.args == (110,)
     finally:
         a.close()
         b.close()
