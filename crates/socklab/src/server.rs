@@ -25,7 +25,7 @@ use crate::listener_state::{ListenerState, TlsState};
 use crate::model::Proto;
 use crate::shutdown::{self, Shutdown, Trigger};
 use crate::store::{Store, StoreError};
-use crate::web::{self, AppState};
+use crate::web::{self, AppContext, AppState};
 
 /// Errors that stop a server from starting.
 #[derive(Debug, thiserror::Error)]
@@ -277,23 +277,20 @@ impl Server {
 
     /// The HTTP router of this server, for driving routes without a socket.
     pub fn router(&self) -> axum::Router {
-        let state = AppState {
+        let state = AppState::from(AppContext {
             hub: self.hub.clone(),
             token: self.token.as_deref().map(Arc::from),
             shutdown: self.shutdown.clone(),
             limits: self.config.http_limits,
             stats: self.web_stats.clone(),
-        };
+        });
         match &self.cluster {
             None => web::app(state),
             Some(cluster) => {
                 let single = web::app(state.clone());
                 // Other nodes' calls run through this node's own routes, token-free: they
                 // passed the checks of the node that took them.
-                let internal = web::app(AppState {
-                    token: None,
-                    ..state.clone()
-                });
+                let internal = web::app(state.without_token());
                 cluster.serve_api(web::cluster::local_api(internal));
                 // The cluster's own routes answer axum's rejections (405, 413) with the same
                 // JSON error body as the single-node routes.

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use bytes::Bytes;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
@@ -122,11 +122,14 @@ pub(super) fn sessions(
     limit: u64,
     offset: u64,
 ) -> rusqlite::Result<(Vec<SessionInfo>, u64)> {
-    let total: i64 = c.query_row("SELECT COUNT(*) FROM sessions", [], |r| r.get(0))?;
+    static NEWEST_FIRST: LazyLock<String> = LazyLock::new(|| {
+        format!("SELECT {SESSION_COLUMNS} FROM sessions ORDER BY id DESC LIMIT ?1 OFFSET ?2")
+    });
+    let total: i64 = c
+        .prepare_cached("SELECT COUNT(*) FROM sessions")?
+        .query_row([], |r| r.get(0))?;
     let rows = c
-        .prepare_cached(&format!(
-            "SELECT {SESSION_COLUMNS} FROM sessions ORDER BY id DESC LIMIT ?1 OFFSET ?2"
-        ))?
+        .prepare_cached(&NEWEST_FIRST)?
         .query_map(params![limit as i64, offset as i64], session_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok((rows, total as u64))

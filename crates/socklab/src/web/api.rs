@@ -172,8 +172,11 @@ pub async fn list_sessions(
         }
         "all" => {
             let store = st.hub.store();
-            bounded(&st, store.flush_sessions()).await?;
-            let (mut rows, total) = bounded(&st, store.sessions(limit, offset)).await??;
+            let listed = async {
+                store.flush_sessions().await;
+                store.sessions(limit, offset).await
+            };
+            let (mut rows, total) = bounded(&st, listed).await??;
             for row in rows.iter_mut() {
                 if let Some(live) = st.hub.online(row.id) {
                     *row = live.info(None);

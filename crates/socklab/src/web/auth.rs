@@ -15,7 +15,7 @@ use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::{AppError, AppState};
+use super::{AppContext, AppError, AppState};
 
 /// Fewest characters a token must have when the API listens beyond loopback (a generated
 /// token has 32).
@@ -58,26 +58,32 @@ pub fn check_token_strength(token: Option<&str>, http: std::net::SocketAddr) -> 
 
 /// Middleware: 401 without the token, 403 for a foreign origin, else the route.
 pub async fn check(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    match refusal(&st, &req) {
+        Some(refused) => refused.into_response(),
+        None => next.run(req).await,
+    }
+}
+
+/// Why `req` may not reach a protected route (the checks of [`check`]), or `None`.
+pub fn refusal(st: &AppContext, req: &Request) -> Option<AppError> {
     match &st.token {
-        Some(token) if !presents_token(&req, token) => {
-            return AppError::Unauthorized.into_response();
-        }
-        None if !local_host(&req) => {
-            return AppError::Forbidden(
+        Some(token) if !presents_token(req, token) => return Some(AppError::Unauthorized),
+        None if !local_host(req) => {
+            return Some(AppError::Forbidden(
                 "Host header is not a loopback address (DNS rebinding protection); \
                  use http://127.0.0.1:PORT/ or start socklab with --token"
                     .into(),
-            )
-            .into_response();
+            ));
         }
         _ => {}
     }
     let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if changes_state && let Some(origin) = foreign_origin(&req) {
-        return AppError::Forbidden(format!("cross-origin request from {origin} refused"))
-            .into_response();
+    if changes_state && let Some(origin) = foreign_origin(req) {
+        return Some(AppError::Forbidden(format!(
+            "cross-origin request from {origin} refused"
+        )));
     }
-    next.run(req).await
+    None
 }
 
 /// Whether the request carries `token` in the header or the query string.

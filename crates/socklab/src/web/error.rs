@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use axum::extract::Request;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -123,8 +123,14 @@ impl From<StoreError> for AppError {
 /// such as `Allow`.
 pub async fn json_errors(req: Request, next: Next) -> Response {
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
+    let uri = req.uri().clone();
     let response = next.run(req).await;
+    as_json_error(&method, &uri, response).await
+}
+
+/// What [`json_errors`] does to the response of a `method` request for `uri`: an error
+/// that is not JSON yet gets the `{"error": ...}` body; anything else passes unchanged.
+pub async fn as_json_error(method: &Method, uri: &Uri, response: Response) -> Response {
     let status = response.status();
     let is_json = response
         .headers()
@@ -133,6 +139,7 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }
+    let path = uri.path();
     let (mut parts, body) = response.into_parts();
     let error = match status {
         StatusCode::METHOD_NOT_ALLOWED => {

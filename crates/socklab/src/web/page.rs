@@ -30,16 +30,24 @@ random one, e.g. from <code>openssl rand -hex 16</code>) and open \
 /// Middleware: a 401 or 403 for the dashboard page, asked for by a browser, becomes a help
 /// page with that status.
 pub async fn explain_refusals(req: Request, next: Next) -> Response {
-    let browser = req
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("text/html"));
-    let page = browser && req.uri().path() == "/";
+    let page = wants_page(&req);
     let resp = next.run(req).await;
-    if !page {
-        return resp;
-    }
+    if page { explain(resp) } else { resp }
+}
+
+/// Whether `req` is a browser opening the dashboard page (one that accepts HTML).
+pub fn wants_page(req: &Request) -> bool {
+    req.uri().path() == "/"
+        && req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/html"))
+}
+
+/// The help page in place of a 401 or 403 answer to a [`wants_page`] request; any other
+/// answer unchanged.
+pub fn explain(resp: Response) -> Response {
     let body = match resp.status() {
         StatusCode::UNAUTHORIZED => NEEDS_TOKEN,
         StatusCode::FORBIDDEN => NEEDS_LOOPBACK,

@@ -376,6 +376,10 @@ async fn token_required() {
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     let (s, _, _) = call(&server, "GET", "/assets/main.js", None, &[]).await;
     assert_eq!(s, StatusCode::OK);
+    // A path that is no route is 404 whether or not the token comes with it.
+    let (s, ctype, _) = call(&server, "GET", "/api/no-such-route", None, &[]).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert!(ctype.starts_with("application/json"), "{ctype}");
     server.stop().await;
 }
 
