@@ -299,9 +299,27 @@ impl Hub {
 
     /// Snapshots of all online sessions, newest first.
     pub fn online_sessions(&self) -> Vec<SessionInfo> {
-        let mut all: Vec<SessionInfo> = self.registry().values().map(|h| h.info(None)).collect();
-        all.sort_by_key(|s| std::cmp::Reverse(s.id));
-        all
+        self.online_page(0, usize::MAX).0
+    }
+
+    /// One page of the online sessions, newest first (`offset` sessions skipped, at most
+    /// `limit` shown), and how many are online. Only the page's sessions are snapshotted,
+    /// and not under the registry's lock, so a listing costs little while devices come and
+    /// go, however many are online.
+    pub fn online_page(&self, offset: usize, limit: usize) -> (Vec<SessionInfo>, usize) {
+        let (page, total) = {
+            let registry = self.registry();
+            let mut ids: Vec<u64> = registry.keys().copied().collect();
+            ids.sort_unstable_by(|a, b| b.cmp(a));
+            let page: Vec<Arc<SessionHandle>> = ids
+                .iter()
+                .skip(offset)
+                .take(limit)
+                .filter_map(|id| registry.get(id).cloned())
+                .collect();
+            (page, ids.len())
+        };
+        (page.iter().map(|h| h.info(None)).collect(), total)
     }
 
     /// Number of online sessions.

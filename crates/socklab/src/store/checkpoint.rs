@@ -88,6 +88,7 @@ impl Checkpointer {
         let thread = std::thread::Builder::new()
             .name("socklab-checkpoint".into())
             .spawn(move || {
+                yield_to_foreground();
                 let mut failing = false;
                 while nudged.recv().is_ok() {
                     let pass = {
@@ -149,6 +150,22 @@ fn writer_pass(conn: &Connection) {
         tracing::debug!("store: checkpoint on the writer: {e}");
     }
 }
+
+/// Background work comes last: on Linux the checkpoint thread's nice value goes up by
+/// [`BACKGROUND_NICE`], so under a full CPU the API, the devices and the writer run first
+/// (when the thread falls behind, the writer finishes the copy itself; see the module docs).
+fn yield_to_foreground() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority on the calling thread's own id only changes its scheduling weight.
+    unsafe {
+        let tid = libc::gettid();
+        let now = libc::getpriority(libc::PRIO_PROCESS, tid as libc::id_t);
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, now + BACKGROUND_NICE);
+    }
+}
+
+/// How much lower than the rest of socklab the checkpoint thread runs (nice steps).
+const BACKGROUND_NICE: c_int = 5;
 
 #[cfg(test)]
 mod tests {

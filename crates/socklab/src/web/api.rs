@@ -160,15 +160,8 @@ pub async fn list_sessions(
                 .await?
         }
         "online" => {
-            let all = st.hub.online_sessions();
-            let total = all.len() as u64;
-            (
-                all.into_iter()
-                    .skip(offset as usize)
-                    .take(limit as usize)
-                    .collect(),
-                total,
-            )
+            let (page, total) = st.hub.online_page(offset as usize, limit as usize);
+            (page, total as u64)
         }
         "all" => {
             let store = st.hub.store();

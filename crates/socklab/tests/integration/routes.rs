@@ -21,6 +21,41 @@ async fn call(
     request(server, method, uri, body, headers).await
 }
 
+/// The online listing pages newest first and counts every online session in `total`.
+#[tokio::test]
+async fn online_listing_pages_newest_first() {
+    let server = TestServer::start(|_| {}).await;
+    let mut devices = Vec::new();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let (device, id) = online_device(&server).await;
+        devices.push(device);
+        ids.push(id);
+    }
+    ids.sort_unstable_by(|a, b| b.cmp(a));
+    let page = |offset: u64| {
+        let server = &server;
+        async move {
+            let uri = format!("/api/sessions?state=online&limit=2&offset={offset}");
+            let (s, _, v) = call(server, "GET", &uri, None, &[]).await;
+            assert_eq!(s, StatusCode::OK);
+            assert_eq!(v["total"].as_u64(), Some(3));
+            let listed: Vec<u64> = v["sessions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["id"].as_u64().unwrap())
+                .collect();
+            listed
+        }
+    };
+    assert_eq!(page(0).await, ids[..2]);
+    assert_eq!(page(2).await, ids[2..]);
+    assert!(page(3).await.is_empty());
+    drop(devices);
+    server.stop().await;
+}
+
 /// Session routes: list, one, messages, send, close, with their errors.
 #[tokio::test]
 async fn session_routes() {
