@@ -3,7 +3,9 @@ descriptor leaks on error paths."""
 
 from __future__ import annotations
 
+import sys
 import threading
+import time
 
 import pytest
 import usocket
@@ -24,6 +26,41 @@ def errno_of(excinfo: pytest.ExceptionInfo) -> int:
     assert type(e) is OSError, type(e)
     assert len(e.args) == 1 and e.errno == e.args[0]
     return e.args[0]
+
+
+def test_raising_an_error_keeps_the_gil():
+    """The OSError is made without letting the GIL go, so under GIL contention a timeout or
+    an EAGAIN reaches Python without waiting for another thread's switch interval: while
+    the main thread raises 200 errors, a thread that wants the GIL never gets it."""
+    ran = [0]
+    stop = threading.Event()
+
+    def wants_the_gil() -> None:
+        while not stop.is_set():
+            ran[0] += 1
+
+    old_interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.5)  # the other thread asks for the GIL only after 0.5 s
+    other = threading.Thread(target=wants_the_gil)
+    with usocket_pair() as (cli, _conn):
+        cli.setblocking(False)
+        try:
+            other.start()
+            time.sleep(0.05)  # it runs; the main thread takes the GIL back when it asks
+            before = ran[0]
+            errnos = set()
+            for _ in range(200):
+                try:
+                    cli.recv(10)
+                except OSError as e:
+                    errnos.add(e.args[0])
+            after = ran[0]
+        finally:
+            stop.set()
+            sys.setswitchinterval(old_interval)
+            other.join()
+    assert errnos == {11}
+    assert after == before, f"the other thread ran {after - before} times meanwhile"
 
 
 def test_exception_shape_is_a_plain_one_argument_oserror():

@@ -19,15 +19,22 @@ pyo3::create_exception!(
 );
 
 /// `OSError(errno)` shaped like the device's.
+///
+/// The instance is made here, with the GIL held, and the error built from it. Building a
+/// lazy `PyErr` and then asking for its value would make PyO3 normalise it, and PyO3 lets
+/// the GIL go and takes it back to do that: under GIL contention that is one more switch
+/// interval (5 ms) before a timeout or an `EAGAIN` reaches Python.
 pub(crate) fn os_error(py: Python<'_>, errno: i32) -> PyErr {
-    let err = PyOSError::new_err((errno,));
-    let value = err.value(py);
+    let value = match py.get_type::<PyOSError>().call1((errno,)) {
+        Ok(value) => value,
+        Err(e) => return e,
+    };
     // Setting attributes on a fresh OSError instance cannot fail.
     let _ = value.setattr("errno", errno);
     if let Some(name) = uerrno_name(errno) {
         let _ = value.setattr("strerror", name);
     }
-    err
+    PyErr::from_value(value)
 }
 
 /// Converts a core error; `interrupted` is the exception a checkpoint stored, if any.
