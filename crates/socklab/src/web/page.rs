@@ -4,7 +4,6 @@
 
 use axum::extract::Request;
 use axum::http::{StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 
 const NEEDS_TOKEN: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
@@ -27,14 +26,6 @@ it runs on. That keeps other web sites from reaching it through your browser.</p
 random one, e.g. from <code>openssl rand -hex 16</code>) and open \
 <code>http://HOST:PORT/?token=TOKEN</code>.</p></body></html>";
 
-/// Middleware: a 401 or 403 for the dashboard page, asked for by a browser, becomes a help
-/// page with that status.
-pub async fn explain_refusals(req: Request, next: Next) -> Response {
-    let page = wants_page(&req);
-    let resp = next.run(req).await;
-    if page { explain(resp) } else { resp }
-}
-
 /// Whether `req` is a browser opening the dashboard page (one that accepts HTML).
 pub fn wants_page(req: &Request) -> bool {
     req.uri().path() == "/"
@@ -45,8 +36,9 @@ pub fn wants_page(req: &Request) -> bool {
             .is_some_and(|v| v.contains("text/html"))
 }
 
-/// The help page in place of a 401 or 403 answer to a [`wants_page`] request; any other
-/// answer unchanged.
+/// The help page, with the same status, in place of a 401 or 403 answer to a
+/// [`wants_page`] request (the router's front middleware applies it); any other answer
+/// unchanged.
 pub fn explain(resp: Response) -> Response {
     let body = match resp.status() {
         StatusCode::UNAUTHORIZED => NEEDS_TOKEN,
