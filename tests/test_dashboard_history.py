@@ -66,7 +66,10 @@ def test_label_search_export_and_delete_from_the_page(page, socklab, devices):  
     expect(page.testid("session-label")).to_have_text("pump 3")
     expect(page.testid("detail-title")).to_contain_text("pump 3")
     assert socklab.get(f"/api/sessions/{sid}")[1]["label"] == "pump 3"
-    expect(page.testid("detail-rate")).to_contain_text("B/s")
+    expect(page.testid("detail-rate")).to_contain_text("msg/s")
+    # The whole rate line is shown, not cut off with an ellipsis.
+    rate_cell = page.testid("detail-rate")
+    assert rate_cell.evaluate("dd => dd.scrollWidth <= dd.clientWidth"), rate_cell.inner_text()
 
     # Search over all sessions: the result stays put while more data arrives.
     page.testid("search-input").fill("temp=")
