@@ -11,8 +11,8 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{AppError, AppState};
@@ -146,11 +146,21 @@ pub(super) fn map_action_error(e: ActionError) -> AppError {
     }
 }
 
+/// One page of sessions and how many there are in all: `{"sessions": [...], "total": N}`,
+/// written straight from the sessions (no JSON tree built in between).
+#[derive(Serialize)]
+pub struct SessionPage {
+    /// The sessions of this page, newest first.
+    pub sessions: Vec<SessionInfo>,
+    /// How many sessions the listing has in all.
+    pub total: u64,
+}
+
 /// `GET /api/sessions?state=online|all&limit&offset`: newest first.
 pub async fn list_sessions(
     State(st): State<AppState>,
     params: Params,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<SessionPage>, AppError> {
     let (limit, offset) = page(&params)?;
     let state = param(&params, "state", "all".to_string())?;
     let label = param(&params, "label", String::new())?;
@@ -183,7 +193,7 @@ pub async fn list_sessions(
             )));
         }
     };
-    Ok(Json(json!({ "sessions": sessions, "total": total })))
+    Ok(Json(SessionPage { sessions, total }))
 }
 
 /// `GET /api/sessions/{id}`.
