@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, RawQuery, Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, header};
 use axum::middleware::from_fn_with_state;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -27,9 +27,9 @@ use tokio_stream::wrappers::{BroadcastStream, IntervalStream};
 use tower::ServiceExt;
 
 pub use super::cluster_state::ClusterState;
-use super::cluster_state::inline_snippet;
+use super::cluster_state::{inline_snippet, reply, request};
 use super::{AppState, auth};
-use crate::cluster::names::parse_session_ref;
+use crate::cluster::names::{global_id, parse_session_ref};
 use crate::cluster::wire::{ApiReply, ApiRequest, MetricsReply, globalize};
 use crate::cluster::{Cluster, LocalApi};
 use crate::rules::decode_hex;
@@ -110,11 +110,6 @@ pub fn local_api(single: Router) -> LocalApi {
     })
 }
 
-fn reply(r: ApiReply) -> Response {
-    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_GATEWAY);
-    (status, Json(r.body)).into_response()
-}
-
 fn bad_request(message: impl Into<String>) -> Response {
     reply(ApiReply::error(400, message))
 }
@@ -136,12 +131,8 @@ async fn to_owner(
         return bad_request("invalid JSON body: not UTF-8");
     };
     let node = r.node.unwrap_or_else(|| st.cluster.node().to_string());
-    let req = ApiRequest {
-        method: method.to_string(),
-        path: format!("/api/sessions/{}{suffix}", r.id),
-        query: query.unwrap_or_default(),
-        body,
-    };
+    let path = format!("/api/sessions/{}{suffix}", r.id);
+    let req = request(method.clone(), path, query.unwrap_or_default(), body);
     let mut answer = st.cluster.call(&node, req).await;
     // A node that does not answer: its session from the cache, marked unreachable.
     if answer.status == 503
@@ -445,17 +436,8 @@ async fn periodic(State(st): State<ClusterState>, Path(id): Path<String>, body: 
         return bad_request("invalid JSON body: not UTF-8");
     };
     let node = r.node.unwrap_or_else(|| st.cluster.node().to_string());
-    let req = ApiRequest {
-        method: Method::POST.to_string(),
-        path: format!("/api/sessions/{}/periodic", r.id),
-        query: String::new(),
-        body,
-    };
-    let mut answer = st.cluster.call(&node, req).await;
-    if let Some(pid) = answer.body.get("id").and_then(Value::as_u64) {
-        answer.body["id"] = Value::String(format!("{node}:{pid}"));
-    }
-    reply(answer)
+    let path = format!("/api/sessions/{}/periodic", r.id);
+    periodic_on(&st, &node, request(Method::POST, path, String::new(), body)).await
 }
 
 /// `DELETE /api/periodic/{id}`: `NODE:ID` stops a periodic send running on that node, a
@@ -467,15 +449,21 @@ async fn stop_periodic(State(st): State<ClusterState>, Path(id): Path<String>) -
         ));
     };
     let node = r.node.unwrap_or_else(|| st.cluster.node().to_string());
-    let req = ApiRequest {
-        method: Method::DELETE.to_string(),
-        path: format!("/api/periodic/{}", r.id),
-        query: String::new(),
-        body: String::new(),
-    };
-    let mut answer = st.cluster.call(&node, req).await;
+    let path = format!("/api/periodic/{}", r.id);
+    periodic_on(
+        &st,
+        &node,
+        request(Method::DELETE, path, String::new(), String::new()),
+    )
+    .await
+}
+
+/// Runs a periodic-send call on `node` and answers with the send's id made global
+/// (`NODE:ID`).
+async fn periodic_on(st: &ClusterState, node: &str, req: ApiRequest) -> Response {
+    let mut answer = st.cluster.call(node, req).await;
     if let Some(pid) = answer.body.get("id").and_then(Value::as_u64) {
-        answer.body["id"] = Value::String(format!("{node}:{pid}"));
+        answer.body["id"] = Value::String(global_id(node, pid));
     }
     reply(answer)
 }

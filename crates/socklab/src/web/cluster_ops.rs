@@ -14,23 +14,9 @@ use axum::response::{IntoResponse, Response};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Value, json};
 
-use super::cluster_state::{ClusterState, inline_snippet};
+use super::cluster_state::{ClusterState, inline_snippet, reply, request};
 use crate::cluster::names::{global_id, parse_session_ref};
-use crate::cluster::wire::{ApiReply, ApiRequest};
-
-fn reply(r: ApiReply) -> Response {
-    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_GATEWAY);
-    (status, Json(r.body)).into_response()
-}
-
-fn request(method: Method, path: &str, query: String, body: String) -> ApiRequest {
-    ApiRequest {
-        method: method.to_string(),
-        path: path.into(),
-        query,
-        body,
-    }
-}
+use crate::cluster::wire::ApiReply;
 
 type Params = Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>;
 

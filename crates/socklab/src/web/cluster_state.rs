@@ -1,12 +1,16 @@
 //! What the cluster routes share ([`super::cluster`], [`super::cluster_ops`]): their
-//! state, and the reading of a snippet named in a body on the node that took the call.
+//! state, the request to another node and its answer as a response, and the reading of a
+//! snippet named in a body on the node that took the call.
 
+use axum::Json;
 use axum::body::Bytes;
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use super::AppState;
 use crate::cluster::Cluster;
+use crate::cluster::wire::{ApiReply, ApiRequest};
 
 /// What the cluster handlers get.
 #[derive(Clone, Debug)]
@@ -15,6 +19,22 @@ pub struct ClusterState {
     pub cluster: Cluster,
     /// The single-node state (hub, token, shutdown).
     pub app: AppState,
+}
+
+/// A node's answer as this node's response (same status and JSON body).
+pub fn reply(r: ApiReply) -> Response {
+    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    (status, Json(r.body)).into_response()
+}
+
+/// An API call to run on a node.
+pub fn request(method: Method, path: impl Into<String>, query: String, body: String) -> ApiRequest {
+    ApiRequest {
+        method: method.to_string(),
+        path: path.into(),
+        query,
+        body,
+    }
 }
 
 /// Replaces a send body's `"snippet": NAME` with the snippet's bytes (`"hex"`) from this
