@@ -8,15 +8,6 @@ use crate::{interrupt, sys};
 use std::mem::MaybeUninit;
 use std::sync::atomic::Ordering;
 
-/// After a try that found no data, how many blocking receives skip the try and wait
-/// directly: in a request/response exchange the reply is never there yet, and the failed
-/// syscall would only add to each round trip. Each further try that finds nothing doubles
-/// the count, up to [`MAX_PROBE_SKIPS`]; a try that finds data starts over.
-const PROBE_SKIPS: u8 = 8;
-
-/// The most blocking receives skipped between two tries.
-const MAX_PROBE_SKIPS: u8 = 128;
-
 impl Socket {
     /// One `send` attempt that never waits: the bytes the kernel takes right now (0 when
     /// its buffer is full, or for an empty `data`, which the waiting path handles). For
@@ -49,10 +40,9 @@ impl Socket {
     /// found nothing, the next few blocking receives skip it (`None` at once).
     pub fn try_recv_now(&self, buf: &mut [MaybeUninit<u8>], flags: i32) -> Option<Result<usize>> {
         let nonblocking = self.never_waits(flags);
-        if !nonblocking && self.recv_probe_skips.load(Ordering::Relaxed) > 0 {
+        if !nonblocking && !self.recv_probe.should_try() {
             // Recent tries found nothing (a request/response exchange): wait directly,
             // without touching the descriptor or the read turn here.
-            self.recv_probe_skips.fetch_sub(1, Ordering::Relaxed);
             return None;
         }
         let g = match self.handle.enter() {
@@ -78,15 +68,12 @@ impl Socket {
         match r {
             Ok(0) => Some(self.on_eof().map(|()| 0)),
             Ok(n) => {
-                self.recv_probe_window.store(0, Ordering::Relaxed);
+                self.recv_probe.hit();
                 Some(Ok(n))
             }
             Err(libc::EAGAIN) if nonblocking => Some(Err(Error::Os(errno::EAGAIN))),
             Err(libc::EAGAIN) | Err(libc::EINTR) => {
-                let window = self.recv_probe_window.load(Ordering::Relaxed);
-                let window = window.saturating_mul(2).clamp(PROBE_SKIPS, MAX_PROBE_SKIPS);
-                self.recv_probe_window.store(window, Ordering::Relaxed);
-                self.recv_probe_skips.store(window, Ordering::Relaxed);
+                self.recv_probe.missed();
                 None
             }
             Err(e) => Some(Err(Error::os(e))),

@@ -1,6 +1,6 @@
 //! Sending, receiving, accepting and connecting, all through one wait driver ([`Socket::io`]).
 
-use super::spin::{SPIN_BUDGET, SPIN_MAX_BYTES};
+use super::spin::{self, SPIN_BUDGET, SPIN_MAX_BYTES};
 use super::{Mode, Socket};
 use crate::addr;
 use crate::error::{Error, Result, errno};
@@ -249,7 +249,7 @@ impl Socket {
             None if spins => {
                 let started = Instant::now();
                 let r = self.io(&g, w, libc::POLLIN, dontwait, check, &mut op)?;
-                self.recv_spin.waited(started.elapsed());
+                spin::after_wait(&self.recv_spin, started.elapsed());
                 r
             }
             None => self.io(&g, w, libc::POLLIN, dontwait, check, &mut op)?,
@@ -271,7 +271,7 @@ impl Socket {
         w: &Waiter,
         op: &mut impl FnMut(i32) -> std::result::Result<T, Errno>,
     ) -> Option<Result<T>> {
-        if !self.recv_spin.should_spin() {
+        if !self.recv_spin.should_try() {
             return None;
         }
         let budget = w.next_slice().ok()?.min(SPIN_BUDGET);

@@ -7,8 +7,9 @@
 //! `io` (send, recv, accept, connect) and `reads` (the stream reads); `fast` holds the
 //! attempts that never wait (run by the binding with the GIL held), `gate` the read turn
 //! (one stream reader at a time), `spin` the short spin of a small blocking receive before
-//! it sleeps, and [`ready`] the wait for the readable callback.
+//! it sleeps (`backoff` turns both shortcuts off while they find nothing), and [`ready`] the wait for the readable callback.
 
+mod backoff;
 mod fast;
 mod gate;
 mod io;
@@ -26,6 +27,7 @@ use crate::profile::{self, Profile};
 use crate::state::{Phase, TcpState};
 use crate::stream::ReadBuf;
 use crate::{addr, sys};
+use backoff::Backoff;
 use gate::ReadGate;
 use std::os::fd::{IntoRawFd, OwnedFd, RawFd};
 use std::sync::Mutex;
@@ -117,12 +119,10 @@ pub struct Socket {
     maybe_buffered: AtomicBool,
     /// One stream read at a time (see [`ReadTurn`]).
     read_gate: ReadGate,
-    /// Blocking receives left that skip the GIL-held try (see `fast`).
-    recv_probe_skips: AtomicU8,
-    /// How many receives the last failed try skipped (0 after a try that found data).
-    recv_probe_window: AtomicU8,
+    /// Whether a blocking receive first tries with the GIL held (see `fast`).
+    recv_probe: Backoff,
     /// Whether a blocking receive spins a little before it sleeps (see `spin`).
-    recv_spin: spin::RecvSpin,
+    recv_spin: Backoff,
 }
 
 impl Socket {
@@ -161,9 +161,8 @@ impl Socket {
             rbuf: Mutex::new(ReadBuf::default()),
             maybe_buffered: AtomicBool::new(false),
             read_gate: ReadGate::default(),
-            recv_probe_skips: AtomicU8::new(0),
-            recv_probe_window: AtomicU8::new(0),
-            recv_spin: spin::RecvSpin::default(),
+            recv_probe: Backoff::default(),
+            recv_spin: Backoff::default(),
         })
     }
 
