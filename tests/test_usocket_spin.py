@@ -12,6 +12,7 @@ import time
 
 import pytest
 import usocket
+from conftest import recv_exactly
 from usocket_peers import run_python, usocket_pair
 
 
@@ -23,9 +24,7 @@ def warm_up(cli, conn, rounds: int = 300) -> None:
         cli.sendall(msg)
         assert conn.recv(8) == msg
         conn.sendall(msg[::-1])
-        got = cli.recv(8)
-        while len(got) < 8:
-            got += cli.recv(8 - len(got))
+        got = recv_exactly(cli, 8)
         assert got == msg[::-1]
 
 
@@ -63,9 +62,7 @@ def test_every_reply_arrives_whole_and_in_order_across_spins_and_sleeps():
             if i % 250 == 249:
                 time.sleep(0.002)  # a pause on the client side only changes nothing
             cli.sendall(msg)
-            got = cli.recv(8)
-            while len(got) < 8:
-                got += cli.recv(8 - len(got))
+            got = recv_exactly(cli, 8)
             assert got == msg[::-1], i
         stop.set()
         t.join(5)
@@ -74,9 +71,7 @@ def test_every_reply_arrives_whole_and_in_order_across_spins_and_sleeps():
             cli.sendall(b"%08d" % i)
             assert conn.recv(8) == b"%08d" % i
             threading.Timer(0.01, conn.sendall, args=(b"late%04d" % i,)).start()
-            got = cli.recv(8)
-            while len(got) < 8:
-                got += cli.recv(8 - len(got))
+            got = recv_exactly(cli, 8)
             assert got == b"late%04d" % i
 
 
